@@ -1,0 +1,72 @@
+"""The 15 Kaggle keypoints, their 30 columns, and the left/right pairing that flips need.
+
+Pairs are derived from the names ("left_*" <-> "right_*"), so any subset of columns flips
+correctly without hand-typed index lists. "Left" is the subject's left (the image's right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KEYPOINTS: tuple[str, ...] = (
+    "left_eye_center",
+    "right_eye_center",
+    "left_eye_inner_corner",
+    "left_eye_outer_corner",
+    "right_eye_inner_corner",
+    "right_eye_outer_corner",
+    "left_eyebrow_inner_end",
+    "left_eyebrow_outer_end",
+    "right_eyebrow_inner_end",
+    "right_eyebrow_outer_end",
+    "nose_tip",
+    "mouth_left_corner",
+    "mouth_right_corner",
+    "mouth_center_top_lip",
+    "mouth_center_bottom_lip",
+)
+
+COLUMNS: tuple[str, ...] = tuple(f"{k}_{axis}" for k in KEYPOINTS for axis in ("x", "y"))
+
+IMAGE_SIZE = 96
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+# A pixel's coordinate is its centre, so column i mirrors to column (IMAGE_SIZE - 1 - i).
+MIRROR_X = IMAGE_SIZE - 1
+
+
+def mirror_name(column: str) -> str:
+    """The column a value moves to when the face is flipped left to right."""
+    swap = {"left": "right", "right": "left"}
+    return "_".join(swap.get(token, token) for token in column.split("_"))
+
+
+def flip_permutation(columns: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Index array: flipped[:, i] takes its value from original[:, perm[i]]."""
+    index = {c: i for i, c in enumerate(columns)}
+    perm = []
+    for c in columns:
+        partner = mirror_name(c)
+        if partner not in index:
+            raise ValueError(f"column {c!r} flips onto {partner!r}, which is not selected")
+        perm.append(index[partner])
+    return np.asarray(perm, dtype=np.int32)
+
+
+def x_mask(columns: list[str] | tuple[str, ...]) -> np.ndarray:
+    """True where a column holds an x coordinate."""
+    return np.array([c.endswith("_x") for c in columns])
+
+
+def keypoint_names(columns: list[str] | tuple[str, ...]) -> list[str]:
+    """Keypoint names of an x/y column list, in order, each once."""
+    names: list[str] = []
+    for c in columns:
+        name = c[:-2]
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def columns_of(keypoints: list[str] | tuple[str, ...]) -> list[str]:
+    return [f"{k}_{axis}" for k in keypoints for axis in ("x", "y")]

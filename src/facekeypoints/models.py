@@ -1,0 +1,73 @@
+"""The networks, each visible at a glance. In: (96, 96, 1) in [0, 1]; out: scaled keypoints."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .keypoints import IMAGE_SIZE
+from .recipe import Recipe
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+def mlp(n_out: int, hidden: list[int]) -> keras.Model:
+    """Nouri's net1: flatten the pixels, one (or more) hidden ReLU layers, linear output."""
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = layers.Flatten()(inputs)
+    for units in hidden:
+        x = layers.Dense(units, activation="relu")(x)
+    outputs = layers.Dense(n_out, name="keypoints")(x)
+    return keras.Model(inputs, outputs, name="mlp")
+
+
+def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float]) -> keras.Model:
+    """Nouri's net2..net7: conv + 2x2 max pool blocks, dense layers, optional dropout after each."""
+    rates = list(dropout) + [0.0] * (len(conv) + len(dense))
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = inputs
+    for i, (filters, size) in enumerate(conv):
+        x = layers.Conv2D(filters, size, activation="relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        if rates[i]:
+            x = layers.Dropout(rates[i])(x)
+    x = layers.Flatten()(x)
+    for j, units in enumerate(dense):
+        x = layers.Dense(units, activation="relu")(x)
+        if rates[len(conv) + j]:
+            x = layers.Dropout(rates[len(conv) + j])(x)
+    outputs = layers.Dense(n_out, name="keypoints")(x)
+    return keras.Model(inputs, outputs, name="cnn")
+
+
+def fast(n_out: int, width: int = 32, dense: int = 256, dropout: float = 0.0) -> keras.Model:
+    """A modern small net: strided stem, batch-normalised conv stages, one dense layer."""
+
+    def conv_bn(x, filters, strides=1):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.Activation("relu")(x)
+
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = conv_bn(inputs, width // 2, strides=2)  # 48x48
+    for stage in range(3):  # 24, 12, 6
+        x = conv_bn(x, width * 2**stage)
+        x = conv_bn(x, width * 2**stage)
+        x = layers.MaxPooling2D(2)(x)
+    x = conv_bn(x, width * 8)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense, activation="relu")(x)
+    if dropout:
+        x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_out, name="keypoints")(x)
+    return keras.Model(inputs, outputs, name="fast")
+
+
+def build(recipe: Recipe, n_out: int) -> keras.Model:
+    keras.utils.set_random_seed(recipe.seed)
+    if recipe.model == "mlp":
+        return mlp(n_out, recipe.hidden)
+    if recipe.model == "cnn":
+        return cnn(n_out, recipe.conv, recipe.dense, recipe.dropout)
+    rate = recipe.dropout[-1] if recipe.dropout else 0.0
+    return fast(n_out, recipe.width, recipe.dense[0] if recipe.dense else 256, rate)

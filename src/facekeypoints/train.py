@@ -1,0 +1,363 @@
+"""Training runs: a recipe and a data file in, a run folder out; killed runs resume.
+
+A run folder holds `recipe.toml` (resolved), `data.json` (what was trained on), `history.csv`
+(one row per epoch), `checkpoint/` (weights, optimiser state, early-stopping state; swapped in
+atomically) and, once training ends or is interrupted, `model.keras`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from . import data as data_mod
+from . import models, optim
+from . import recipe as recipe_mod
+from .augment import Augment
+from .data import Faces
+from .errors import UserError
+from .files import atomic_write_text, save_model_atomic
+from .losses import masked_mse
+from .recipe import Recipe
+
+HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_rmse", "learning_rate", "momentum",
+                  "seconds", "elapsed"]
+
+
+class KeypointTrainer(keras.Model):
+    """The net plus what only training needs: in-graph augmentation and the masked loss."""
+
+    def __init__(self, net: keras.Model, augment: Augment | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.augment = augment
+
+    def call(self, inputs, training=False):
+        images, keypoints = inputs["image"], inputs["keypoints"]
+        if training and self.augment is not None:
+            images, keypoints = self.augment(images, keypoints)
+        return {"pred": self.net(images, training=training), "target": keypoints}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = masked_mse(y_pred["target"], y_pred["pred"])
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+
+def predict_scaled(net: keras.Model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predictions in scaled units, without the overhead of `Model.predict` per call."""
+    if len(X) == 0:
+        return np.zeros((0, net.output_shape[-1]), dtype=np.float32)
+    parts = [net.predict_on_batch(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def rmse_pixels(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """RMSE in pixels over the labels present (scaled units times 48)."""
+    present = ~np.isnan(y_true)
+    if not present.any():
+        return float("nan")
+    err = (y_pred - np.nan_to_num(y_true))[present]
+    return float(np.sqrt(np.mean(err**2)) * data_mod.CENTRE)
+
+
+# ----------------------------------------------------------------------------- the run folder
+
+
+@dataclass
+class RunFolder:
+    path: Path
+
+    @property
+    def recipe(self) -> Path:
+        return self.path / "recipe.toml"
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint"
+
+    def load_recipe(self) -> Recipe:
+        if not self.recipe.is_file():
+            raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
+        return recipe_mod.load(str(self.recipe))
+
+    def read_history(self) -> list[dict[str, float]]:
+        if not self.history.is_file():
+            return []
+        with open(self.history, newline="") as f:
+            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    def state(self) -> dict | None:
+        for folder in (self.checkpoint, self.path / "checkpoint.old"):
+            if (folder / "state.json").is_file():
+                return json.loads((folder / "state.json").read_text()) | {"folder": str(folder)}
+        return None
+
+
+def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
+    np.savez(path, *arrays)
+
+
+def _load_arrays(path: Path) -> list[np.ndarray]:
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def save_checkpoint(run: RunFolder, net: keras.Model, optimizer, state: dict,
+                    best_weights: list[np.ndarray] | None) -> None:
+    """Write the new checkpoint beside the old one, then swap folders: never half a checkpoint."""
+    tmp, old = run.path / "checkpoint.tmp", run.path / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    _save_arrays(tmp / "weights.npz", net.get_weights())
+    _save_arrays(tmp / "optimizer.npz", [ops.convert_to_numpy(v) for v in optimizer.variables])
+    if best_weights is not None:
+        _save_arrays(tmp / "best.npz", best_weights)
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    shutil.rmtree(old, ignore_errors=True)
+    if run.checkpoint.exists():
+        run.checkpoint.rename(old)
+    tmp.rename(run.checkpoint)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def net_from_run(run: RunFolder, recipe: Recipe | None = None) -> keras.Model:
+    """The trained net: model.keras, or for a killed run the checkpoint's best/last weights."""
+    if run.model.is_file():
+        return keras.models.load_model(run.model, compile=False)
+    state = run.state()
+    if state is None:
+        raise UserError(f"{run.path}: the run has no model.keras and no checkpoint yet")
+    recipe = recipe or run.load_recipe()
+    net = models.build(recipe, len(recipe.columns))
+    folder = Path(state["folder"])
+    best = folder / "best.npz"
+    net.set_weights(_load_arrays(best if best.is_file() else folder / "weights.npz"))
+    return net
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class RunMonitor(keras.callbacks.Callback):
+    """Schedules, validation, early stopping, history, checkpoints and progress, once per epoch."""
+
+    def __init__(self, run: RunFolder, recipe: Recipe, net: keras.Model, val: Faces,
+                 state: dict, best_weights, log: Callable[[str], None],
+                 checkpoint_seconds: float):
+        super().__init__()
+        self.run, self.recipe, self.net, self.val = run, recipe, net, val
+        self.state, self.best_weights, self.log = state, best_weights, log
+        self.checkpoint_seconds = checkpoint_seconds
+        self.last_checkpoint = time.monotonic()
+        self.last_print = 0.0
+        self.target_epochs = recipe.epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        r, opt = self.recipe, self.model.optimizer
+        if r.optimizer == "sgd":
+            opt.learning_rate.assign(optim.linear(r.learning_rate, r.learning_rate_end, epoch,
+                                                  r.epochs))
+            opt.set_momentum(optim.linear(r.momentum, r.momentum_end, epoch, r.epochs))
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        pred = predict_scaled(self.net, self.val.X)
+        val_loss = float(np.nanmean((pred - self.val.y) ** 2)) if len(self.val) else float("nan")
+        val_rmse = rmse_pixels(self.val.y, pred) if len(self.val) else float("nan")
+        seconds = time.perf_counter() - self.epoch_start
+        s = self.state
+        s["epoch"] = epoch + 1
+        s["elapsed"] = s.get("elapsed", 0.0) + seconds
+        opt = self.model.optimizer
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(logs.get("loss", float("nan"))),
+            "val_loss": val_loss,
+            "val_rmse": val_rmse,
+            "learning_rate": optim.current_learning_rate(opt),
+            "momentum": float(getattr(opt, "momentum", 0.0) or 0.0),
+            "seconds": seconds,
+            "elapsed": s["elapsed"],
+        }
+        logs.update(val_loss=val_loss, val_rmse=val_rmse)
+        self._append_history(row)
+        improved = not math.isnan(val_loss) and val_loss < s.get("best_val_loss", math.inf)
+        if improved:
+            s.update(best_val_loss=val_loss, best_val_rmse=val_rmse, best_epoch=epoch + 1, wait=0)
+            if self.recipe.patience:
+                self.best_weights = self.net.get_weights()
+        else:
+            s["wait"] = s.get("wait", 0) + 1
+        stop = bool(self.recipe.patience) and s["wait"] >= self.recipe.patience
+        if stop:
+            self.model.stop_training = True
+            s["stopped_early"] = True
+        last = stop or epoch + 1 >= self.target_epochs
+        now = time.monotonic()
+        if now - self.last_checkpoint >= self.checkpoint_seconds or last or epoch == 0:
+            self.save()
+        if now - self.last_print >= 1.0 or last or epoch == 0:
+            self.last_print = now
+            self.log(f"{self.recipe.name} epoch {epoch + 1}/{self.target_epochs}  "
+                     f"loss {row['train_loss']:.5f}  val_loss {val_loss:.5f}  "
+                     f"val_rmse {val_rmse:.3f} px  lr {row['learning_rate']:.4g}  "
+                     f"{seconds:.2f} s" + ("  (early stop)" if stop else ""))
+
+    def save(self) -> None:
+        save_checkpoint(self.run, self.net, self.model.optimizer, self.state,
+                        self.best_weights if self.recipe.patience else None)
+        self.last_checkpoint = time.monotonic()
+
+    def _append_history(self, row: dict) -> None:
+        new = not self.run.history.exists()
+        with open(self.run.history, "a", newline="") as f:
+            writer = csv.DictWriter(f, HISTORY_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+
+def prepare_data(recipe: Recipe, data_path: str | Path) -> tuple[Faces, Faces]:
+    faces = data_mod.load_training(data_path)
+    selected = faces.select(recipe.columns, recipe.dropna)
+    if len(selected) < 2:
+        raise UserError(f"{data_path}: only {len(selected)} rows have all of the recipe's "
+                        f"{len(recipe.columns)} columns; set dropna = false or pick columns")
+    return data_mod.split(selected, recipe.validation, recipe.seed)
+
+
+def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTrainer:
+    augment = None
+    if recipe.flip or recipe.rotate or recipe.shift or recipe.zoom or recipe.brightness \
+            or recipe.contrast:
+        augment = Augment(recipe.columns, recipe.flip, recipe.rotate, recipe.shift, recipe.zoom,
+                          recipe.brightness, recipe.contrast, seed=recipe.seed)
+    trainer = KeypointTrainer(net, augment)
+    steps = math.ceil(n_train / recipe.batch_size)
+    trainer.compile(optimizer=optim.make_optimizer(recipe, steps))
+    return trainer
+
+
+def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
+          resume: bool = False, epochs: int | None = None, checkpoint_seconds: float = 30.0,
+          log: Callable[[str], None] = print) -> RunFolder:
+    """Train `recipe` on `data_path` into the run folder `out`, or resume the run there."""
+    run = RunFolder(Path(out))
+    state: dict = {}
+    if resume:
+        recipe = run.load_recipe()
+        info = json.loads(run.data.read_text())
+        data_path = data_path or info["data"]
+        state = run.state() or {}
+        if epochs:
+            recipe = recipe.replace(epochs=epochs)
+    else:
+        if run.path.exists() and any(run.path.iterdir()):
+            raise UserError(f"--out {run.path}: folder exists and is not empty; "
+                            "pass --resume to continue that run or choose another folder")
+        assert recipe is not None and data_path is not None
+    train_set, val_set = prepare_data(recipe, data_path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.recipe, recipe.to_toml())
+    if not resume:
+        atomic_write_text(run.data, json.dumps({
+            "data": str(Path(data_path).resolve()),
+            "columns": recipe.columns,
+            "train_rows": len(train_set),
+            "validation_rows": len(val_set),
+            "split": "person" if train_set.persons is not None else "row",
+            "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
+            else None,
+        }, indent=1))
+
+    net = models.build(recipe, len(recipe.columns))
+    trainer = build_trainer(recipe, net, len(train_set))
+    trainer.optimizer.build(trainer.trainable_variables)
+    best_weights = None
+    if state:
+        folder = Path(state.pop("folder"))
+        net.set_weights(_load_arrays(folder / "weights.npz"))
+        for variable, value in zip(trainer.optimizer.variables,
+                                   _load_arrays(folder / "optimizer.npz"), strict=True):
+            variable.assign(value)
+        if (folder / "best.npz").is_file():
+            best_weights = _load_arrays(folder / "best.npz")
+        _truncate_history(run, state["epoch"])
+        log(f"resuming {run.path} at epoch {state['epoch']} of {recipe.epochs}")
+    start = state.get("epoch", 0)
+    if state.get("stopped_early") and not epochs:
+        log(f"{run.path}: the run already stopped early at epoch {start}")
+        recipe = recipe.replace(epochs=start)
+
+    monitor = RunMonitor(run, recipe, net, val_set, state, best_weights, log, checkpoint_seconds)
+    log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
+        f"({'by person' if train_set.persons is not None else 'by row'}); run folder {run.path}")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if start < recipe.epochs:
+            trainer.fit({"image": train_set.X, "keypoints": train_set.y},
+                        batch_size=recipe.batch_size, epochs=recipe.epochs, initial_epoch=start,
+                        shuffle=True, verbose=0, callbacks=[monitor])
+    except (KeyboardInterrupt, _Interrupted):
+        monitor.save()
+        _finish(run, net, recipe, monitor)
+        raise UserError(f"interrupted at epoch {state.get('epoch', start)}; continue with: "
+                        f"facekeypoints train --out {run.path} --resume") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _finish(run, net, recipe, monitor)
+    return run
+
+
+def _finish(run: RunFolder, net: keras.Model, recipe: Recipe, monitor: RunMonitor) -> None:
+    if recipe.patience and monitor.best_weights is not None:
+        net.set_weights(monitor.best_weights)
+    save_model_atomic(net, run.model)
+    atomic_write_text(run.path / "summary.json", json.dumps({
+        k: monitor.state.get(k) for k in
+        ("epoch", "elapsed", "best_epoch", "best_val_loss", "best_val_rmse", "stopped_early")
+    }, indent=1))
+
+
+def _raise_interrupt(signum, frame):
+    raise _Interrupted()
+
+
+def _truncate_history(run: RunFolder, epoch: int) -> None:
+    """Drop history rows written after the checkpoint we resume from: one continuous curve."""
+    rows = [r for r in run.read_history() if r["epoch"] <= epoch]
+    lines = [",".join(HISTORY_FIELDS)]
+    lines += [",".join(str(int(r[k])) if k == "epoch" else f"{r[k]:.6g}" for k in HISTORY_FIELDS)
+              for r in rows]
+    atomic_write_text(run.history, "\n".join(lines) + "\n")
