@@ -76,8 +76,10 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--checkpoint-seconds", default=30.0, show_default=True,
               help="Save a checkpoint at least this often.")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
+              help="Stop (and save) after this much training time.")
 def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, seed, validation,
-          settings, out, resume, checkpoint_seconds) -> None:
+          settings, out, resume, checkpoint_seconds, max_minutes) -> None:
     """Train a recipe; writes a run folder with history, checkpoints and model.keras."""
     from . import recipe as recipe_mod
 
@@ -102,7 +104,8 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
                                       epochs=epochs, checkpoint_seconds=checkpoint_seconds)
     else:
         run = train_mod.train(recipe, data_path, out or _default_out(recipe.name), resume=resume,
-                              epochs=epochs, checkpoint_seconds=checkpoint_seconds)
+                              epochs=epochs, checkpoint_seconds=checkpoint_seconds,
+                              max_seconds=max_minutes * 60 if max_minutes else None)
     click.echo(f"run folder: {run.path}")
 
 
@@ -283,9 +286,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        command = e.ctx.command_path if e.ctx else "facekeypoints"
+        click.echo(f"facekeypoints: error: {e.format_message()} (see {command} --help)", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        click.echo(f"facekeypoints: error: {e.format_message()}", err=True)
+        sys.exit(2)
     except UserError as e:
         click.echo(f"facekeypoints: error: {e}", err=True)
         sys.exit(e.exit_code)

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import plots, predict, submission, synthetic
 from . import recipe as recipe_mod
 from . import train as train_mod
-from .data import load_test, load_training, split
+from .data import load_test
 from .errors import UserError
 from .evaluate import evaluate, mean_shape_rmse
 
@@ -29,11 +29,9 @@ def run_demo(out: Path, cnn_epochs: int = 40, log: Callable[[str], None] = print
 
     curves = plots.learning_curves(runs, out / "curves.png", "SYNTHETIC faces: learning curves")
     log(f"== learning curves: {curves}")
-    faces = load_training(files["training.csv"])
     for run in runs:
         recipe = train_mod.RunFolder(run).load_recipe()
-        train_set, val_set = split(faces.select(recipe.columns, recipe.dropna), recipe.validation,
-                                   recipe.seed)
+        train_set, val_set = train_mod.prepare_data(recipe, files["training.csv"])
         model = predict.load(run)
         result = evaluate(model, val_set)
         log(f"== {run.name}: validation RMSE {result.rmse:.3f} px (mean-shape baseline "

@@ -172,11 +172,12 @@ class RunMonitor(keras.callbacks.Callback):
 
     def __init__(self, run: RunFolder, recipe: Recipe, net: keras.Model, val: Faces,
                  state: dict, best_weights, log: Callable[[str], None],
-                 checkpoint_seconds: float):
+                 checkpoint_seconds: float, max_seconds: float | None = None):
         super().__init__()
         self.run, self.recipe, self.net, self.val = run, recipe, net, val
         self.state, self.best_weights, self.log = state, best_weights, log
         self.checkpoint_seconds = checkpoint_seconds
+        self.max_seconds = max_seconds
         self.last_checkpoint = time.monotonic()
         self.last_print = 0.0
         self.target_epochs = recipe.epochs
@@ -220,8 +221,11 @@ class RunMonitor(keras.callbacks.Callback):
             s["wait"] = s.get("wait", 0) + 1
         stop = bool(self.recipe.patience) and s["wait"] >= self.recipe.patience
         if stop:
-            self.model.stop_training = True
             s["stopped_early"] = True
+        if self.max_seconds is not None and s["elapsed"] >= self.max_seconds:
+            stop = s["stopped_at_time_limit"] = True
+        if stop:
+            self.model.stop_training = True
         last = stop or epoch + 1 >= self.target_epochs
         now = time.monotonic()
         if now - self.last_checkpoint >= self.checkpoint_seconds or last or epoch == 0:
@@ -231,7 +235,7 @@ class RunMonitor(keras.callbacks.Callback):
             self.log(f"{self.recipe.name} epoch {epoch + 1}/{self.target_epochs}  "
                      f"loss {row['train_loss']:.5f}  val_loss {val_loss:.5f}  "
                      f"val_rmse {val_rmse:.3f} px  lr {row['learning_rate']:.4g}  "
-                     f"{seconds:.2f} s" + ("  (early stop)" if stop else ""))
+                     f"{seconds:.2f} s" + ("  (stopped)" if stop else ""))
 
     def save(self) -> None:
         save_checkpoint(self.run, self.net, self.model.optimizer, self.state,
@@ -249,12 +253,16 @@ class RunMonitor(keras.callbacks.Callback):
 
 
 def prepare_data(recipe: Recipe, data_path: str | Path) -> tuple[Faces, Faces]:
-    faces = data_mod.load_training(data_path)
-    selected = faces.select(recipe.columns, recipe.dropna)
-    if len(selected) < 2:
-        raise UserError(f"{data_path}: only {len(selected)} rows have all of the recipe's "
-                        f"{len(recipe.columns)} columns; set dropna = false or pick columns")
-    return data_mod.split(selected, recipe.validation, recipe.seed)
+    """Hold out people first (the same people for every recipe with this seed), then select."""
+    train_set, val_set = data_mod.split(data_mod.load_training(data_path), recipe.validation,
+                                        recipe.seed)
+    train_set = train_set.select(recipe.columns, recipe.dropna)
+    val_set = val_set.select(recipe.columns, recipe.dropna)
+    if len(train_set) < 2:
+        raise UserError(f"{data_path}: only {len(train_set)} training rows have all of the "
+                        f"recipe's {len(recipe.columns)} columns; set dropna = false or pick "
+                        "columns")
+    return train_set, val_set
 
 
 def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTrainer:
@@ -271,7 +279,7 @@ def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTra
 
 def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
           resume: bool = False, epochs: int | None = None, checkpoint_seconds: float = 30.0,
-          log: Callable[[str], None] = print) -> RunFolder:
+          max_seconds: float | None = None, log: Callable[[str], None] = print) -> RunFolder:
     """Train `recipe` on `data_path` into the run folder `out`, or resume the run there."""
     run = RunFolder(Path(out))
     state: dict = {}
@@ -320,7 +328,8 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         log(f"{run.path}: the run already stopped early at epoch {start}")
         recipe = recipe.replace(epochs=start)
 
-    monitor = RunMonitor(run, recipe, net, val_set, state, best_weights, log, checkpoint_seconds)
+    monitor = RunMonitor(run, recipe, net, val_set, state, best_weights, log, checkpoint_seconds,
+                         max_seconds)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
         f"({'by person' if train_set.persons is not None else 'by row'}); run folder {run.path}")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -346,7 +355,8 @@ def _finish(run: RunFolder, net: keras.Model, recipe: Recipe, monitor: RunMonito
     save_model_atomic(net, run.model)
     atomic_write_text(run.path / "summary.json", json.dumps({
         k: monitor.state.get(k) for k in
-        ("epoch", "elapsed", "best_epoch", "best_val_loss", "best_val_rmse", "stopped_early")
+        ("epoch", "elapsed", "best_epoch", "best_val_loss", "best_val_rmse", "stopped_early",
+         "stopped_at_time_limit")
     }, indent=1))
 
 

@@ -1,0 +1,64 @@
+"""The command line as a user meets it: one-line errors with exit code 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "facekeypoints.cli"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def _one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_recipes_lists_and_prints():
+    listed = run("recipes")
+    assert listed.returncode == 0 and "model7" in listed.stdout and "early stopping" in listed.stdout
+    shown = run("recipes", "model4")
+    assert shown.returncode == 0 and "momentum_end = 0.999" in shown.stdout
+
+
+def test_bad_pixels_in_training_data(tmp_path, synthetic_files):
+    lines = synthetic_files["training.csv"].read_text().splitlines()
+    lines[3] = lines[3][:-4] + " 999"
+    bad = tmp_path / "training.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    _one_line_error(run("train", "--recipe", "model1", "--data", bad, "--out", tmp_path / "r"),
+                    str(bad), "row 3", "column Image", "999")
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["train", "--recipe", "model42", "--data", "x.csv"], ["unknown recipe 'model42'"]),
+    (["train", "--recipe", "model1", "--data", "nope.csv"], ["nope.csv: no such file"]),
+    (["train", "--recipe", "model1", "--data", "x.csv", "--set", "epochz=3"], ["epochz"]),
+    (["train", "--resume"], ["--resume needs --out"]),
+    (["train", "--recipe", "model1", "--data", "x.csv", "--epochs", "0"], ["--epochs"]),
+    (["evaluate", "no-such-run"], ["no-such-run"]),
+    (["score", "nope.csv", "--solution", "nope.csv"], ["nope.csv: no such file"]),
+])
+def test_user_mistakes_are_one_line(tmp_path, args, fragments):
+    _one_line_error(run(*args, cwd=tmp_path), *fragments)
+
+
+def test_submit_with_a_lookup_naming_unknown_images(tmp_path, synthetic_files):
+    run_dir = tmp_path / "run"
+    trained = run("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
+                  "--epochs", "1", "--out", run_dir)
+    assert trained.returncode == 0, trained.stderr
+    lookup = tmp_path / "lookup.csv"
+    lookup.write_text("RowId,ImageId,FeatureName,Location\n1,1,nose_tip_x,\n2,999,nose_tip_y,\n")
+    _one_line_error(run("submit", run_dir, "--test", synthetic_files["test.csv"], "--lookup",
+                        lookup, "--out", tmp_path / "s.csv"),
+                    "lookup.csv", "row 2", "ImageId 999 is not in the test file")
+    assert not (tmp_path / "s.csv").exists()

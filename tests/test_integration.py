@@ -1,0 +1,51 @@
+"""End to end on the real faces in ../shared/data/faces (needs that data; CI has it)."""
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from facekeypoints import predict, submission, train
+from facekeypoints import recipe as recipe_mod
+from facekeypoints.evaluate import evaluate, mean_shape_rmse
+
+CLI = [sys.executable, "-m", "facekeypoints.cli"]
+
+
+def _val_rmse_and_baseline(run, data_path):
+    recipe = run.load_recipe()
+    train_set, val_set = train.prepare_data(recipe, data_path)
+    return evaluate(predict.load(run.path), val_set).rmse, mean_shape_rmse(train_set, val_set)
+
+
+def test_model1_learns_more_than_the_mean_face(tmp_path, shared_faces):
+    data_path = shared_faces / "training.csv.gz"
+    recipe = recipe_mod.load("model1", {"epochs": 300})
+    run = train.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
+    rmse, baseline = _val_rmse_and_baseline(run, data_path)
+    assert rmse < baseline, (rmse, baseline)
+
+
+def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_faces):
+    data_path = shared_faces / "training.csv.gz"
+    run_dir = tmp_path / "model2"
+    # The tutorial's SGD needs hundreds of epochs; Adam (an override) gets there in a few.
+    trained = subprocess.run(
+        [*CLI, "train", "--recipe", "model2", "--data", data_path, "--epochs", "6",
+         "--batch-size", "32", "--set", "optimizer=adamw", "--learning-rate", "0.001",
+         "--out", run_dir], capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr
+    rmse, baseline = _val_rmse_and_baseline(train.RunFolder(run_dir), data_path)
+    assert rmse < baseline, (rmse, baseline)
+
+    out = tmp_path / "submission.csv"
+    submitted = subprocess.run(
+        [*CLI, "submit", run_dir, "--test", shared_faces / "test.csv.gz", "--lookup",
+         shared_faces / "IdLookupTable.csv", "--out", out], capture_output=True, text=True)
+    assert submitted.returncode == 0, submitted.stderr
+    assert len(pd.read_csv(out)) == 7188
+    scored = subprocess.run([*CLI, "score", out, "--solution", shared_faces / "solution.csv"],
+                            capture_output=True, text=True)
+    assert scored.returncode == 0 and scored.stdout.startswith("RMSE ")
+    rmse_test, rows = submission.score(out, shared_faces / "solution.csv")
+    assert rows == 7188 and rmse_test < baseline + 0.5

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from facekeypoints.keypoints import COLUMNS, flip_permutation, mirror_name
+
+
+def test_mirror_names_swap_left_and_right_wherever_they_stand():
+    assert mirror_name("left_eye_center_x") == "right_eye_center_x"
+    assert mirror_name("right_eyebrow_outer_end_y") == "left_eyebrow_outer_end_y"
+    assert mirror_name("mouth_left_corner_x") == "mouth_right_corner_x"
+    assert mirror_name("nose_tip_y") == "nose_tip_y"
+
+
+def test_flip_permutation_of_all_columns_is_an_involution():
+    perm = flip_permutation(COLUMNS)
+    assert sorted(perm) == list(range(30))
+    assert (perm[perm] == np.arange(30)).all()
+    assert COLUMNS[perm[COLUMNS.index("mouth_left_corner_y")]] == "mouth_right_corner_y"
+    assert perm[COLUMNS.index("nose_tip_x")] == COLUMNS.index("nose_tip_x")
+
+
+def test_flip_permutation_of_a_subset_uses_positions_within_the_subset():
+    cols = ["nose_tip_x", "nose_tip_y", "right_eye_center_x", "right_eye_center_y",
+            "left_eye_center_x", "left_eye_center_y"]
+    assert list(flip_permutation(cols)) == [0, 1, 4, 5, 2, 3]
+
+
+def test_subset_missing_a_partner_cannot_flip():
+    with pytest.raises(ValueError, match="right_eye_center_x"):
+        flip_permutation(["left_eye_center_x", "left_eye_center_y"])

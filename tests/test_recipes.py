@@ -1,0 +1,72 @@
+"""Recipes: every built-in loads, inheritance and overrides work, bad settings are one line."""
+
+import pytest
+
+from facekeypoints import models
+from facekeypoints import recipe as recipe_mod
+from facekeypoints.errors import UserError
+
+TUTORIAL = ["model1", "model2", "model3", "model4", "model5", "model6", "model7"]
+
+
+def test_all_tutorial_recipes_are_built_in():
+    assert set(TUTORIAL) <= set(recipe_mod.builtin_names())
+
+
+def test_recipes_inherit_and_change_only_what_differs():
+    m2, m3, m4 = (recipe_mod.load(n) for n in ("model2", "model3", "model4"))
+    m5, m6, m7 = (recipe_mod.load(n) for n in ("model5", "model6", "model7"))
+    assert (m2.epochs, m2.flip, m2.optimizer, m2.learning_rate) == (1000, False, "sgd", 0.01)
+    assert m3.flip and m3.epochs == 3000 and m3.conv == m2.conv
+    assert (m4.learning_rate, m4.learning_rate_end, m4.momentum_end) == (0.03, 0.001, 0.999)
+    assert m5.dropout == [0.1, 0.2, 0.3, 0.5] and m5.flip
+    assert m6.dense == [1000, 1000] and m6.epochs == 5000
+    assert m7.patience == 100 and m7.dense == [1000, 1000]
+
+
+def test_overrides_and_round_trip_through_the_resolved_toml(tmp_path):
+    r = recipe_mod.load("model5", {"epochs": 7, "batch_size": 32, "dropout": [0.0, 0.1]})
+    assert (r.epochs, r.batch_size, r.dropout) == (7, 32, [0.0, 0.1])
+    path = tmp_path / "mine.toml"
+    path.write_text(r.to_toml())
+    assert recipe_mod.load(str(path)) == r
+
+
+def test_user_recipe_file_extends_a_built_in(tmp_path):
+    path = tmp_path / "wide.toml"
+    path.write_text('extends = "model2"\ndense = [800, 800]\n')
+    r = recipe_mod.load(str(path))
+    assert r.name == "wide" and r.dense == [800, 800] and r.conv == [[32, 3], [64, 2], [128, 2]]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"epochz": 3}, "unknown setting(s) epochz"),
+    ({"model": "resnet"}, "model = 'resnet', expected mlp, cnn or fast"),
+    ({"dropout": [0.5, 1.5]}, "dropout"),
+    ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
+    ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
+])
+def test_bad_settings_are_user_errors(overrides, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        recipe_mod.load("model3", overrides)
+
+
+def test_unknown_recipe_lists_the_known_ones():
+    with pytest.raises(UserError, match="unknown recipe 'model99'; choose one of .*model1, model2"):
+        recipe_mod.load("model99")
+
+
+def _dense(i, o):
+    return i * o + o
+
+
+def test_tutorial_architectures_have_nouris_parameter_counts():
+    mlp = models.build(recipe_mod.load("model1"), 30)
+    assert mlp.count_params() == _dense(9216, 100) + _dense(100, 30)
+    cnn = models.build(recipe_mod.load("model2"), 30)
+    conv = (3 * 3 * 1 * 32 + 32) + (2 * 2 * 32 * 64 + 64) + (2 * 2 * 64 * 128 + 128)
+    # 96 -conv3-> 94 -pool-> 47 -conv2-> 46 -pool-> 23 -conv2-> 22 -pool-> 11
+    assert cnn.count_params() == conv + _dense(11 * 11 * 128, 500) + _dense(500, 500) \
+        + _dense(500, 30)
+    wide = models.build(recipe_mod.load("model6"), 30)
+    assert sum(layer.__class__.__name__ == "Dropout" for layer in wide.layers) == 4

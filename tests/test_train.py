@@ -1,0 +1,111 @@
+"""Training runs: run folders, resume after a real kill, extension, early stopping, interrupts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from facekeypoints import predict, train
+from facekeypoints import recipe as recipe_mod
+from facekeypoints.errors import UserError
+
+CLI = [sys.executable, "-m", "facekeypoints.cli"]
+
+
+def _epochs(run_dir):
+    return [int(r["epoch"]) for r in train.RunFolder(run_dir).read_history()]
+
+
+def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, synthetic_files):
+    recipe = recipe_mod.load("model1", {"epochs": 3})
+    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=lambda s: None)
+    assert recipe_mod.load(str(run.recipe)) == recipe
+    assert _epochs(run.path) == [1, 2, 3]
+    history = run.read_history()
+    assert set(train.HISTORY_FIELDS) == set(history[0])
+    assert all(r["val_rmse"] > 0 and r["seconds"] > 0 for r in history)
+    assert history[-1]["elapsed"] == pytest.approx(sum(r["seconds"] for r in history), rel=1e-3)
+    assert run.model.is_file() and json.loads(run.data.read_text())["split"] == "person"
+    assert run.state()["epoch"] == 3
+    model = predict.load(run.path)
+    assert model.columns == recipe.columns
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_files):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match="pass --resume"):
+        train.train(recipe_mod.load("model1"), synthetic_files["training.csv"], tmp_path / "run")
+
+
+def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, synthetic_files):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "train", "--recipe", "model1", "--data", str(synthetic_files["training.csv"]),
+         "--epochs", "300", "--checkpoint-seconds", "0", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state = out / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 5:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    killed_at = train.RunFolder(out).state()["epoch"]
+    assert 5 <= killed_at < 300 and not (out / "model.keras").exists()
+
+    done = subprocess.run([*CLI, "train", "--out", str(out), "--resume"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {out} at epoch {killed_at}" in done.stdout
+    assert _epochs(out) == list(range(1, 301))
+    assert (out / "model.keras").is_file()
+
+
+def test_a_finished_run_can_be_extended_past_its_planned_epochs(tmp_path, synthetic_files):
+    recipe = recipe_mod.load("model1", {"epochs": 2})
+    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+                      log=lambda s: None)
+    before = predict.load(run.path).net.get_weights()
+    train.train(None, None, run.path, resume=True, epochs=5, log=lambda s: None)
+    assert _epochs(run.path) == [1, 2, 3, 4, 5]
+    assert run.load_recipe().epochs == 5
+    after = predict.load(run.path).net.get_weights()
+    assert not np.allclose(before[0], after[0])
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path, synthetic_files):
+    # A learning rate this high makes validation loss worse after the first epochs.
+    recipe = recipe_mod.load("model1", {"epochs": 60, "patience": 3, "learning_rate": 0.2})
+    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+                      log=lambda s: None)
+    history = run.read_history()
+    best = min(history, key=lambda r: r["val_loss"])
+    assert len(history) == best["epoch"] + 3 < 60
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["stopped_early"] and summary["best_epoch"] == best["epoch"]
+    _, val = train.prepare_data(recipe, synthetic_files["training.csv"])
+    pred = predict.load(run.path).predict_scaled(val.X)
+    assert train.rmse_pixels(val.y, pred) == pytest.approx(best["val_rmse"], rel=1e-3)
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_files):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [*CLI, "train", "--recipe", "model1", "--data", str(synthetic_files["training.csv"]),
+         "--epochs", "5000", "--out", str(out)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_epochs(out) if (out / "history.csv").exists() else []) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
+    assert (out / "model.keras").is_file() and train.RunFolder(out).state()["epoch"] >= 3
