@@ -24,7 +24,8 @@ def _one_line_error(result, *fragments):
 
 def test_recipes_lists_and_prints():
     listed = run("recipes")
-    assert listed.returncode == 0 and "model7" in listed.stdout and "early stopping" in listed.stdout
+    assert listed.returncode == 0
+    assert "model7" in listed.stdout and "early stopping" in listed.stdout
     shown = run("recipes", "model4")
     assert shown.returncode == 0 and "momentum_end = 0.999" in shown.stdout
 

@@ -1,4 +1,4 @@
-"""Reading Kaggle files: real formats, fast paths, and one clear line for every kind of bad input."""
+"""Reading Kaggle files: real formats, and one clear line for every kind of bad input."""
 
 import gzip
 import shutil

@@ -102,7 +102,8 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_f
          "--epochs", "5000", "--out", str(out)], stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(_epochs(out) if (out / "history.csv").exists() else []) < 3:
+    while time.time() < deadline and not (
+            (out / "history.csv").exists() and len(_epochs(out)) >= 3):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)

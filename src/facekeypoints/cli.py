@@ -86,7 +86,9 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
     if resume:
         if not out:
             raise UserError("--resume needs --out RUN_DIR, the run folder to continue")
-        recipe = None
+        group_recipe = Path(out) / "recipe.toml"
+        recipe = recipe_mod.load(str(group_recipe)) if (Path(out) / "specialists.json").is_file() \
+            else None
     else:
         if not recipe_name or not data_path:
             raise UserError("train needs --recipe NAME and --data FILE (or --out RUN --resume)")
@@ -101,7 +103,8 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
         from . import specialists
 
         run = specialists.train_group(recipe, data_path, out or _default_out(recipe.name),
-                                      epochs=epochs, checkpoint_seconds=checkpoint_seconds)
+                                      epochs=epochs, checkpoint_seconds=checkpoint_seconds,
+                                      max_seconds=max_minutes * 60 if max_minutes else None)
     else:
         run = train_mod.train(recipe, data_path, out or _default_out(recipe.name), resume=resume,
                               epochs=epochs, checkpoint_seconds=checkpoint_seconds,

@@ -17,8 +17,10 @@ from .files import atomic_write_text, save_figure_atomic  # noqa: E402
 
 def learning_curves(runs: list[str | Path], out: str | Path, title: str = "") -> Path:
     """Train (solid) and validation (dashed) loss of several runs on a log scale, and val RMSE."""
+    from .specialists import group_members
     from .train import RunFolder
 
+    runs = [member for path in runs for member in group_members(path)]
     fig, (ax_loss, ax_rmse) = plt.subplots(1, 2, figsize=(12, 4.5))
     for i, path in enumerate(runs):
         run = RunFolder(Path(path))

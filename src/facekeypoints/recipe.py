@@ -161,15 +161,17 @@ def _check(r: Recipe, source: str) -> None:
     if any(not 0 <= d < 1 for d in r.dropout):
         raise bad("dropout", "rates from 0 to below 1")
     unknown = [c for c in r.columns if c not in COLUMNS]
-    paired = all(a.endswith("_x") and b == a[:-1] + "y" for a, b in zip(r.columns[::2],
-                                                                       r.columns[1::2]))
+    xs, ys = r.columns[::2], r.columns[1::2]
+    paired = len(xs) == len(ys) and all(
+        a.endswith("_x") and b == a[:-1] + "y" for a, b in zip(xs, ys, strict=True))
     if unknown or not r.columns or len(r.columns) % 2 or not paired:
         raise bad("columns", f"pairs of Kaggle keypoint columns, x then y, such as {COLUMNS[0]}")
     if r.flip or r.tta:
         try:
             flip_permutation(r.columns)
         except ValueError as e:
-            raise UserError(f"{source}: flip or tta needs both sides of each keypoint: {e}") from None
+            raise UserError(f"{source}: flip or tta needs both sides of each keypoint: {e}") \
+                from None
     for group, names in r.groups.items():
         cols = [c for k in names for c in (f"{k}_x", f"{k}_y")]
         if not names or any(c not in COLUMNS for c in cols):

@@ -279,8 +279,13 @@ def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTra
 
 def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
           resume: bool = False, epochs: int | None = None, checkpoint_seconds: float = 30.0,
-          max_seconds: float | None = None, log: Callable[[str], None] = print) -> RunFolder:
-    """Train `recipe` on `data_path` into the run folder `out`, or resume the run there."""
+          max_seconds: float | None = None, log: Callable[[str], None] = print,
+          prepare: Callable | None = None) -> RunFolder:
+    """Train `recipe` on `data_path` into the run folder `out`, or resume the run there.
+
+    `prepare(net, recipe)`, if given, readies a fresh net (transfer learning loads weights) and
+    returns the net to train (sharing its layers) and extra callbacks.
+    """
     run = RunFolder(Path(out))
     state: dict = {}
     if resume:
@@ -310,7 +315,8 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         }, indent=1))
 
     net = models.build(recipe, len(recipe.columns))
-    trainer = build_trainer(recipe, net, len(train_set))
+    train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
+    trainer = build_trainer(recipe, train_net, len(train_set))
     trainer.optimizer.build(trainer.trainable_variables)
     best_weights = None
     if state:
@@ -337,7 +343,7 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         if start < recipe.epochs:
             trainer.fit({"image": train_set.X, "keypoints": train_set.y},
                         batch_size=recipe.batch_size, epochs=recipe.epochs, initial_epoch=start,
-                        shuffle=True, verbose=0, callbacks=[monitor])
+                        shuffle=True, verbose=0, callbacks=[*callbacks, monitor])
     except (KeyboardInterrupt, _Interrupted):
         monitor.save()
         _finish(run, net, recipe, monitor)
