@@ -283,6 +283,77 @@ def demo(out, epochs) -> None:
     run_demo(Path(out), epochs, click.echo)
 
 
+def _load_model(model: str):
+    """A predictor; an .onnx model loads without importing TensorFlow (fast cold start)."""
+    from . import predict
+
+    if not str(model).endswith(".onnx"):
+        quiet_keras()
+    return predict.load(model)
+
+
+MODEL_HELP = "Run folder, .keras or .onnx model (default: $FACEKEYPOINTS_MODEL)."
+
+
+def _model_option(func):
+    return click.option("--model", envvar="FACEKEYPOINTS_MODEL", help=MODEL_HELP)(func)
+
+
+def _require_model(model: str | None) -> str:
+    if not model:
+        raise UserError("--model is needed: a run folder, .keras or .onnx file; train one with "
+                        "`facekeypoints train --recipe fast --data training.csv`")
+    return model
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@_model_option
+@click.option("--detector", default="haar", show_default=True, type=click.Choice(["haar", "hog"]),
+              help="haar: OpenCV's cascade; hog: dlib's HOG detector (pip install dlib-bin).")
+@click.option("--out", default="detections", show_default=True, type=click.Path(),
+              help="Folder for keypoints.json, keypoints.csv, annotated pictures and videos.")
+@click.option("--no-draw", is_flag=True, help="Skip the annotated pictures and videos.")
+def detect(inputs, model, detector, out, no_draw) -> None:
+    """Faces and their 15 keypoints in photos, folders of photos, or videos."""
+    from .detect import run_detect
+    from .photos import FacePipeline
+
+    pipeline = FacePipeline(_load_model(_require_model(model)), detector)
+    run_detect(list(inputs), pipeline, Path(out), not no_draw,
+               lambda line: click.echo(line, err=True))
+
+
+@cli.command("evaluate-photos")
+@click.argument("folder", type=click.Path())
+@click.option("--truth", required=True, type=click.Path(), help="keypoints15.csv")
+@_model_option
+@click.option("--detector", default="haar", show_default=True, type=click.Choice(["haar", "hog"]))
+def evaluate_photos(folder, truth, model, detector) -> None:
+    """Detection rate, normalised mean error per keypoint, and ms per face on photographs."""
+    from .photo_eval import evaluate_photos as run
+    from .photos import FacePipeline
+
+    pipeline = FacePipeline(_load_model(_require_model(model)), detector)
+    scores = run(pipeline, folder, truth)
+    for problem in scores.unreadable:
+        click.echo(f"skipped: {problem}", err=True)
+    click.echo(scores.table())
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--out", type=click.Path(), help="The .onnx file (default: beside the model).")
+def export(model, out) -> None:
+    """Write MODEL as ONNX (columns and test-time flips kept as metadata); .keras stays."""
+    from .export import export_onnx
+
+    predictor = _load_model(model)
+    target = Path(out) if out else (Path(model) / "model.onnx" if Path(model).is_dir()
+                                    else Path(model).with_suffix(".onnx"))
+    click.echo(f"wrote {export_onnx(predictor, target)}")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

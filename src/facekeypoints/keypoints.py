@@ -28,6 +28,14 @@ KEYPOINTS: tuple[str, ...] = (
 
 COLUMNS: tuple[str, ...] = tuple(f"{k}_{axis}" for k in KEYPOINTS for axis in ("x", "y"))
 
+# Mean position of each keypoint over Kaggle's real labels (pixels of the 96x96 face): the faces
+# are framed so that their keypoints sit close to this shape.
+MEAN_SHAPE = np.array([
+    (66.4, 37.7), (30.3, 38.0), (59.2, 37.9), (73.3, 37.7), (36.7, 38.0), (22.4, 38.0),
+    (56.1, 29.3), (79.5, 29.7), (39.3, 29.5), (15.9, 30.4), (48.4, 62.7), (63.3, 76.0),
+    (32.9, 76.2), (48.0, 72.9), (48.6, 79.0),
+])
+
 IMAGE_SIZE = 96
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 

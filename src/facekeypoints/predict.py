@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import IMAGE_SIZE, unscale
+from .data import CENTRE, IMAGE_SIZE, unscale
 from .errors import UserError
-from .keypoints import COLUMNS, flip_permutation, x_mask
+from .keypoints import COLUMNS, MIRROR_X, flip_permutation, x_mask
 
 
 class Predictor:
@@ -18,22 +18,54 @@ class Predictor:
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
 
-    def predict_scaled(self, X: np.ndarray) -> np.ndarray:
+    def run(self, X: np.ndarray) -> np.ndarray:
+        """The net on a batch, in scaled units."""
         from .train import predict_scaled
 
-        y = predict_scaled(self.net, X)
-        if self.tta:
-            from .augment import flip_keypoints
+        return predict_scaled(self.net, X)
 
-            mirrored = predict_scaled(self.net, X[:, :, ::-1, :].copy())
-            unflipped = flip_keypoints(mirrored, flip_permutation(self.columns),
-                                       x_mask(self.columns))
-            y = (y + np.asarray(unflipped)) / 2
+    def predict_scaled(self, X: np.ndarray) -> np.ndarray:
+        y = self.run(X)
+        if self.tta:  # average with the mirror image's prediction, mirrored back
+            mirrored = self.run(np.ascontiguousarray(X[:, :, ::-1, :]))
+            y = (y + mirror_scaled(mirrored, self.columns)) / 2
         return y
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Keypoints in pixels, clipped to the image."""
         return np.clip(unscale(self.predict_scaled(X)), 0.0, float(IMAGE_SIZE))
+
+
+def mirror_scaled(y: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Keypoints (scaled units) of the mirrored face: x -> MIRROR_X - x, left/right swapped."""
+    offset = (MIRROR_X - 2 * CENTRE) / CENTRE
+    mirrored = np.where(x_mask(columns), offset - y, y)
+    return mirrored[:, flip_permutation(columns)]
+
+
+class OnnxPredictor(Predictor):
+    """The same predictor on ONNX Runtime: no TensorFlow import, fast cold start."""
+
+    def __init__(self, path: Path):
+        import onnx
+        import onnxruntime as ort
+
+        try:
+            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+                    .metadata_props}
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - any failure to load is the file's fault
+            raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
+                from None
+        columns = json.loads(meta.get("facekeypoints.columns", json.dumps(list(COLUMNS))))
+        super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
+                         meta.get("facekeypoints.name", path.stem))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:
+            return np.zeros((0, len(self.columns)), np.float32)
+        return self.session.run(None, {self.input_name: np.asarray(X, np.float32)})[0]
 
 
 def load(model: str | Path) -> Predictor:
@@ -52,8 +84,10 @@ def load(model: str | Path) -> Predictor:
         recipe = run.load_recipe()
         net = train.net_from_run(run, recipe)
         return Predictor(net, recipe.columns, recipe.tta, recipe.name)
+    if path.suffix == ".onnx":
+        return OnnxPredictor(path)
     if path.suffix != ".keras":
-        raise UserError(f"MODEL {path}: expected a run folder or a .keras file")
+        raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
     import keras
 
     try:

@@ -253,11 +253,14 @@ class RunMonitor(keras.callbacks.Callback):
 
 
 def prepare_data(recipe: Recipe, data_path: str | Path) -> tuple[Faces, Faces]:
-    """Hold out people first (the same people for every recipe with this seed), then select."""
+    """Hold out people first (the same people for every recipe with this seed), then select.
+
+    Validation always uses the held-out people's complete faces (every selected keypoint
+    labelled), so curves of recipes that train on complete rows or on every label compare."""
     train_set, val_set = data_mod.split(data_mod.load_training(data_path), recipe.validation,
                                         recipe.seed)
     train_set = train_set.select(recipe.columns, recipe.dropna)
-    val_set = val_set.select(recipe.columns, recipe.dropna)
+    val_set = val_set.select(recipe.columns, dropna=True)
     if len(train_set) < 2:
         raise UserError(f"{data_path}: only {len(train_set)} training rows have all of the "
                         f"recipe's {len(recipe.columns)} columns; set dropna = false or pick "

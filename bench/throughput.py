@@ -1,0 +1,159 @@
+"""Training throughput: our trainer against a plain reference of the tutorial's own Keras code.
+
+    python bench/throughput.py --recipes model1 model2 model3 model6 --rounds 3
+
+Same backend, data (../shared/data/faces, complete rows, people held out), batch size and net.
+"ours" is facekeypoints' trainer (in-graph flips, masked loss, per-epoch validation); the
+reference is the tutorial's Keras code: `model.fit` on arrays, and for flipping recipes a Python
+generator that flips half of each batch in NumPy (the Keras port's way). Epochs of the two
+alternate in one process; the first epoch of each (tracing) is dropped; medians are reported.
+Also reports the machine's measured matmul peak and the fraction of it each trainer reaches.
+Writes bench/results/throughput.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = ROOT.parent / "shared" / "data" / "faces"
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of a large float32 matmul: this machine's practical peak."""
+    from keras import ops
+
+    a = ops.convert_to_tensor(np.random.rand(n, n).astype(np.float32))
+    ops.convert_to_numpy(ops.matmul(a, a))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ops.convert_to_numpy(ops.matmul(a, a))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
+
+
+def train_flops_per_sample(net) -> float:
+    """Forward multiply-adds of conv and dense layers x 2, times 3 for forward + backward."""
+    from keras import layers
+
+    flops = 0.0
+    for layer in net.layers:
+        if isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw = layer.kernel_size
+            flops += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, layers.Dense):
+            flops += 2 * layer.input.shape[-1] * layer.units
+    return 3 * flops
+
+
+class FlipSequence:
+    """The tutorial's Keras-port generator: flip half of each batch in NumPy."""
+
+    def __new__(cls, X, y, batch_size, columns):
+        import keras
+
+        from facekeypoints.keypoints import flip_permutation, x_mask
+
+        perm, is_x = flip_permutation(columns), x_mask(columns)
+
+        class _Seq(keras.utils.PyDataset):
+            def __len__(self):
+                return int(np.ceil(len(X) / batch_size))
+
+            def __getitem__(self, i):
+                xb = X[i * batch_size:(i + 1) * batch_size].copy()
+                yb = y[i * batch_size:(i + 1) * batch_size].copy()
+                idx = np.random.choice(len(xb), len(xb) // 2, replace=False)
+                xb[idx] = xb[idx, :, ::-1, :]
+                yb[idx] = np.where(is_x, -yb[idx] - 1 / 48, yb[idx])[:, perm]
+                return xb, yb
+
+        return _Seq()
+
+
+def measure(name: str, rounds: int, peak: float) -> dict:
+    """Alternate epochs of our trainer and the reference on one recipe; medians per epoch."""
+    import keras
+
+    from facekeypoints import models, train
+    from facekeypoints import recipe as recipe_mod
+
+    recipe = recipe_mod.load(name)
+    train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
+    n_out = len(recipe.columns)
+
+    # Ours: the project's trainer and per-epoch validation, minus disk writes.
+    net = models.build(recipe, n_out)
+    trainer = train.build_trainer(recipe, net, len(train_set))
+
+    def ours_epoch():
+        trainer.fit({"image": train_set.X, "keypoints": train_set.y},
+                    batch_size=recipe.batch_size, epochs=1, shuffle=True, verbose=0)
+        train.rmse_pixels(val_set.y, train.predict_scaled(net, val_set.X))
+
+    # Reference: the tutorial's Keras code.
+    ref = models.build(recipe, n_out)
+    ref.compile(optimizer=keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum,
+                                               nesterov=True), loss="mse")
+    seq = FlipSequence(train_set.X, train_set.y, recipe.batch_size, recipe.columns)
+
+    def ref_epoch():
+        if recipe.flip:
+            ref.fit(seq, epochs=1, verbose=0, validation_data=(val_set.X, val_set.y))
+        else:
+            ref.fit(train_set.X, train_set.y, batch_size=recipe.batch_size, epochs=1,
+                    verbose=0, shuffle=True, validation_data=(val_set.X, val_set.y))
+
+    times = {"ours": [], "reference": []}
+    for round_ in range(rounds + 1):
+        for label, step in (("ours", ours_epoch), ("reference", ref_epoch)):
+            start = time.perf_counter()
+            step()
+            if round_:  # the first epoch traces and compiles
+                times[label].append(time.perf_counter() - start)
+    flops = train_flops_per_sample(net)
+    row = {"recipe": name, "train_faces": len(train_set), "batch": recipe.batch_size,
+           "mflop_per_sample": round(flops / 1e6, 1)}
+    for label in ("ours", "reference"):
+        sec = statistics.median(times[label])
+        row[f"{label}_s_per_epoch"] = round(sec, 3)
+        row[f"{label}_samples_per_s"] = round(len(train_set) / sec, 1)
+        row[f"{label}_pct_of_peak"] = round(100 * flops * len(train_set) / sec / peak, 1)
+    row["speedup"] = round(row["reference_s_per_epoch"] / row["ours_s_per_epoch"], 2)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=["model1", "model2", "model3", "model6"])
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs of each trainer")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.csv"))
+    args = parser.parse_args()
+
+    from facekeypoints.cli import quiet_keras
+
+    quiet_keras()
+    peak = matmul_peak()
+    print(f"matmul peak: {peak / 1e9:.0f} GFLOP/s")
+    rows = []
+    for name in args.recipes:
+        rows.append(measure(name, args.rounds, peak))
+        print(rows[-1], flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"matmul peak {peak / 1e9:.0f} GFLOP/s; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""`facekeypoints detect`: photos, folders and videos in; JSON, CSV and drawn pictures out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+from .files import atomic_write, atomic_write_text
+from .keypoints import COLUMNS
+from .photos import VIDEO_SUFFIXES, Face, FacePipeline, draw, expand_inputs
+
+CSV_FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score",
+              *COLUMNS]
+
+
+def _rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
+    rows = []
+    for i, face in enumerate(faces):
+        b = face.box
+        row = {"file": file, "frame": frame, "face": i, "box_left": f"{b.left:.1f}",
+               "box_top": f"{b.top:.1f}", "box_width": f"{b.width:.1f}",
+               "box_height": f"{b.height:.1f}", "score": f"{b.score:.4f}"}
+        row.update({c: f"{v:.2f}" for c, v in zip(COLUMNS, face.keypoints.reshape(-1),
+                                                   strict=True)})
+        rows.append(row)
+    return rows
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_jpeg(path: Path, bgr: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise UserError(f"{path}: could not encode the annotated picture")
+    atomic_write(path, lambda tmp: tmp.write_bytes(encoded.tobytes()), suffix=".jpg")
+
+
+def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictures: bool = True,
+               log: Callable[[str], None] = print) -> dict:
+    files, problems = expand_inputs(inputs)
+    for p in problems:
+        log(f"skipped: {p}")
+    if not files:
+        raise UserError(f"nothing to process in {' '.join(inputs)}: "
+                        f"{'; '.join(problems) or 'no photos or videos'}")
+    out.mkdir(parents=True, exist_ok=True)
+    results, rows = [], []
+    total_faces = 0
+    for i, path in enumerate(files, start=1):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            summary = run_video(path, pipeline, out, draw_pictures, log)
+            results.append(summary)
+            total_faces += summary["faces"]
+            continue
+        result = pipeline.photo(path)
+        record = {"file": str(path), "width": result.width, "height": result.height,
+                  "faces": [f.as_dict() for f in result.faces]}
+        if result.error:
+            record["error"] = result.error
+            log(f"[{i}/{len(files)}] {result.error}")
+        else:
+            if draw_pictures:
+                from .photos import read_photo
+
+                _write_jpeg(out / "annotated" / f"{path.stem}.jpg",
+                            draw(read_photo(path), result.faces))
+            note = f"{len(result.faces)} face(s)" if result.faces else "no face found"
+            log(f"[{i}/{len(files)}] {path.name}: {note}")
+        total_faces += len(result.faces)
+        results.append(record)
+        rows += _rows(str(path), result.faces)
+    atomic_write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out / "keypoints.csv", _csv_text(rows))
+    summary = {"files": len(files), "faces": total_faces,
+               "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
+    log(f"{summary['files']} file(s), {total_faces} face(s), {summary['unreadable']} unreadable; "
+        f"wrote {out / 'keypoints.json'}, {out / 'keypoints.csv'}"
+        + (f", {out / 'annotated'}/" if draw_pictures else ""))
+    return summary
+
+
+def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+              log: Callable[[str], None]) -> dict:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        log(f"{path}: unreadable video")
+        return {"file": str(path), "error": f"{path}: unreadable video", "faces": 0}
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    video_out = out / f"{path.stem}_annotated.mp4"
+    tmp_video = video_out.with_name(f".{video_out.name}.tmp.mp4")
+    writer, rows, index = None, [], 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            faces = pipeline.faces_in(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            rows += _rows(str(path), faces, frame=index)
+            if draw_pictures:
+                if writer is None:
+                    h, w = bgr.shape[:2]
+                    writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             fps, (w, h))
+                writer.write(draw(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces))
+            index += 1
+            if index % 25 == 0:
+                log(f"{path.name}: frame {index}/{frames or '?'}")
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if writer is not None:
+        tmp_video.replace(video_out)
+    atomic_write_text(out / f"{path.stem}_keypoints.csv", _csv_text(rows))
+    log(f"{path.name}: {index} frames, {len(rows)} face(s) found; wrote "
+        f"{out / (path.stem + '_keypoints.csv')}" + (f", {video_out}" if writer else ""))
+    return {"file": str(path), "frames": index, "faces": len(rows)}

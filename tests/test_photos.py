@@ -1,0 +1,169 @@
+"""Photos: reading as a person sees them, framing round trips, bad files, many faces, ONNX."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from facekeypoints import photos, predict, synthetic, train
+from facekeypoints import recipe as recipe_mod
+from facekeypoints.detect import run_detect
+from facekeypoints.export import export_onnx
+
+from .conftest import SHARED
+
+YOUTUBE = SHARED / "photos" / "youtube"
+GROUP = SHARED / "photos" / "dlib"
+PHOTO = YOUTUBE / "Lincoln_Chafee_52.jpg"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, synthetic_files):
+    recipe = recipe_mod.load("model2", {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]],
+                                        "dense": [16, 16], "tta": True, "flip": True})
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return train.train(recipe, synthetic_files["training.csv"], out, log=lambda s: None)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_run):
+    return export_onnx(predict.load(tiny_run.path), tiny_run.path / "model.onnx")
+
+
+def test_crop_and_map_back_is_an_exact_round_trip():
+    box = photos.Box(40.0, 59.0, 79.0, 79.0, 1.0)
+    matrix = photos.crop_transform(box, photos.Framing(1.2, 0.03, -0.05))
+    points = np.random.default_rng(0).uniform(0, 95, (15, 2))
+    in_crop = points @ matrix[:, :2].T + matrix[:, 2]
+    assert np.allclose(photos.to_photo(in_crop, matrix), points, atol=1e-9)
+
+
+def test_a_face_scaled_into_a_photo_crops_back_to_itself():
+    images, keypoints, _ = synthetic.make_faces(1, seed=5)
+    face, truth = images[0], keypoints[0].reshape(-1, 2)
+    scale, left, top = 2.5, 37.0, 21.0
+    big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    photo = np.full((400, 400), 90, np.uint8)
+    photo[int(top):int(top) + big.shape[0], int(left):int(left) + big.shape[1]] = big
+    box = photos.Box(left, top, 96 * scale, 96 * scale, 1.0)
+    matrix = photos.crop_transform(box, photos.NAIVE)
+    crop = photos.crop_face(photo, matrix)
+    assert np.abs(crop * 255 - face).mean() < 6  # the same face, resampled twice
+    # The face's keypoints, taken to the photo, sit where its features were drawn.
+    in_photo = photos.to_photo(truth, matrix)
+    expected = (truth + 0.5) * scale - 0.5 + [left, top]
+    assert np.allclose(in_photo, expected, atol=1e-6)
+
+
+def test_exif_rotated_photo_reads_upright_and_keypoints_land_on_the_face(tmp_path, tiny_onnx):
+    upright = photos.read_photo(PHOTO)
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as a camera would
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    rotated = tmp_path / "rotated.jpg"
+    stored.save(rotated, quality=97, exif=exif)
+    again = photos.read_photo(rotated)
+    assert again.shape == upright.shape
+    assert np.abs(again.astype(int) - upright.astype(int)).mean() < 4
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    a, b = pipeline.faces_in(upright), pipeline.faces_in(again)
+    assert len(a) == len(b) == 1
+    assert np.abs(a[0].keypoints - b[0].keypoints).max() < 4
+
+
+def _odd_files(folder):
+    rgb = photos.read_photo(PHOTO)
+    Image.fromarray(rgb).save(folder / "good.jpg")
+    Image.fromarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).save(folder / "grey.png")
+    Image.fromarray(rgb).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    grey16 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257
+    cv2.imwrite(str(folder / "deep16.png"), grey16)
+    (folder / "truncated.jpg").write_bytes((folder / "good.jpg").read_bytes()[:600])
+    (folder / "notes.jpg").write_text("not a picture")
+    big = cv2.resize(rgb, None, fx=25, fy=25, interpolation=cv2.INTER_LINEAR)  # ~4000x5000
+    Image.fromarray(big).save(folder / "huge.jpg", quality=80)
+
+
+def test_a_batch_with_bad_and_odd_files_reports_each_and_processes_the_rest(tmp_path, tiny_onnx):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _odd_files(inputs)
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    lines = []
+    summary = run_detect([str(inputs)], pipeline, tmp_path / "out", log=lines.append)
+    records = {r["file"].split("/")[-1]: r for r in json.loads(
+        (tmp_path / "out" / "keypoints.json").read_text())}
+    assert summary["files"] == 8 and summary["unreadable"] == 2
+    assert "unreadable or truncated" in records["truncated.jpg"]["error"]
+    assert "not an image" in records["notes.jpg"]["error"]
+    for name in ("good.jpg", "grey.png", "rgba.png", "cmyk.jpg", "deep16.png", "huge.jpg"):
+        assert len(records[name]["faces"]) == 1, name
+        assert (tmp_path / "out" / "annotated" / name.replace(".png", ".jpg")).is_file()
+    huge = records["huge.jpg"]["faces"][0]
+    good = records["good.jpg"]["faces"][0]
+    assert huge["box"]["width"] == pytest.approx(25 * good["box"]["width"], rel=0.25)
+    rows = (tmp_path / "out" / "keypoints.csv").read_text().splitlines()
+    assert rows[0].startswith("file,frame,face,box_left") and len(rows) == 1 + 6
+
+
+def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_path, tiny_onnx):
+    (tmp_path / "empty").mkdir()
+    cli = [sys.executable, "-m", "facekeypoints.cli", "detect", "--model", str(tiny_onnx)]
+    empty = subprocess.run([*cli, str(tmp_path / "empty"), "--out", str(tmp_path / "o1")],
+                           capture_output=True, text=True)
+    assert empty.returncode == 2 and "holds no photos" in empty.stderr
+    assert "Traceback" not in empty.stderr
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(blank)
+    done = subprocess.run([*cli, str(blank), "--out", str(tmp_path / "o2")], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "no face found" in done.stderr
+
+
+def test_group_photo_gives_every_face_its_keypoints_inside_its_box(tiny_onnx):
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    faces = pipeline.faces_in(photos.read_photo(GROUP / "2008_002079.jpg"))
+    assert len(faces) >= 3
+    for face in faces:
+        b = face.box
+        centre = face.keypoints.mean(axis=0)
+        assert b.left <= centre[0] <= b.left + b.width and b.top <= centre[1] <= b.top + b.height
+
+
+def test_onnx_matches_keras_and_detect_on_onnx_never_imports_tensorflow(tiny_run, tiny_onnx,
+                                                                        shared_faces):
+    from facekeypoints.data import load_test
+
+    _, X = load_test(shared_faces / "test.csv.gz")
+    keras_model, onnx_model = predict.load(tiny_run.path), predict.load(tiny_onnx)
+    assert onnx_model.columns == keras_model.columns and onnx_model.tta
+    assert np.abs(keras_model.predict_scaled(X[:64]) - onnx_model.predict_scaled(X[:64])).max() \
+        < 1e-4
+    code = ("import sys; from facekeypoints.cli import main; sys.argv = ['facekeypoints', "
+            f"'detect', '{PHOTO}', '--model', '{tiny_onnx}', '--no-draw', '--out', "
+            f"'{tiny_run.path / 'det'}'];\ntry:\n main()\nexcept SystemExit: pass\n"
+            "print('TF' if 'tensorflow' in sys.modules else 'no TF')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip().endswith("no TF"), out.stderr
+
+
+def test_video_gives_per_frame_rows_and_an_annotated_video(tmp_path, tiny_onnx):
+    rgb = photos.read_photo(PHOTO)
+    h, w = rgb.shape[:2]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
+    for shift in range(6):
+        writer.write(cv2.cvtColor(np.roll(rgb, shift * 2, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None)
+    rows = (tmp_path / "out" / "clip_keypoints.csv").read_text().splitlines()
+    frames = {line.split(",")[1] for line in rows[1:]}
+    assert frames == {str(i) for i in range(6)}
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_annotated.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
