@@ -1,0 +1,138 @@
+"""Our photo pipeline against dlib's 68-point shape predictor, on the same photos and 15 points.
+
+    pip install dlib-bin face_recognition_models    # the reference (not a project dependency)
+    python bench/photos_vs_dlib.py --model runs/fast/model.onnx
+
+Both use the same face boxes (dlib's HOG detector, upsampled once) on ../shared/data/photos
+(youtube: 40 people, one face each; dlib: group photos). dlib's 68 points are mapped to Kaggle's
+15 as ../shared/data/README.md describes (eye centres = mean of the six eye points; the rest the
+matching iBUG-68 point). Scores: detection rate, NME (% of the eye distance) per keypoint and
+overall, ms per face. Files named twice in youtube/keypoints15.csv with different keypoints (only
+one of the two frames is on disk) are left out. Writes bench/results/photos_vs_dlib.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+
+# iBUG-68 (0-based) for each Kaggle keypoint; a tuple is averaged. Subject's left = image right.
+IBUG = {
+    "left_eye_center": (42, 43, 44, 45, 46, 47), "right_eye_center": (36, 37, 38, 39, 40, 41),
+    "left_eye_inner_corner": 42, "left_eye_outer_corner": 45,
+    "right_eye_inner_corner": 39, "right_eye_outer_corner": 36,
+    "left_eyebrow_inner_end": 22, "left_eyebrow_outer_end": 26,
+    "right_eyebrow_inner_end": 21, "right_eyebrow_outer_end": 17,
+    "nose_tip": 30, "mouth_left_corner": 54, "mouth_right_corner": 48,
+    "mouth_center_top_lip": 51, "mouth_center_bottom_lip": 57,
+}
+
+
+def to_15(points68: np.ndarray) -> np.ndarray:
+    from facekeypoints.keypoints import KEYPOINTS
+
+    return np.array([points68[list(np.atleast_1d(IBUG[k]))].mean(axis=0) for k in KEYPOINTS])
+
+
+class DlibLandmarks:
+    """dlib's HOG boxes + 68-point shape predictor, mapped to the 15 points: the reference."""
+
+    def __init__(self) -> None:
+        import dlib
+        import face_recognition_models
+
+        model = face_recognition_models.pose_predictor_model_location()
+        self.predictor = dlib.shape_predictor(model)
+        self.rectangle = dlib.rectangle
+
+    def __call__(self, grey: np.ndarray, boxes) -> list[np.ndarray]:
+        out = []
+        for b in boxes:
+            rect = self.rectangle(int(b.left), int(b.top), int(b.left + b.width),
+                                  int(b.top + b.height))
+            shape = self.predictor(grey, rect)
+            out.append(to_15(np.array([(p.x, p.y) for p in shape.parts()], float)))
+        return out
+
+
+def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
+    import cv2
+
+    from facekeypoints.photo_eval import conflicting_files, load_truth, match
+    from facekeypoints.photos import read_photo
+
+    truths = load_truth(truth_csv)
+    excluded = conflicting_files(truths)
+    by_file: dict[str, list] = {}
+    for t in truths:
+        if t.file not in excluded:
+            by_file.setdefault(t.file, []).append(t)
+    errors, seconds, found_faces = [], 0.0, 0
+    for name, faces in by_file.items():
+        grey = cv2.cvtColor(read_photo(folder / name), cv2.COLOR_RGB2GRAY)
+        start = time.perf_counter()
+        boxes, points = predict_faces(grey)
+        seconds += time.perf_counter() - start
+        found_faces += len(boxes)
+        for t, j in zip(faces, match(faces, boxes), strict=True):
+            if j is not None:
+                errors.append(np.linalg.norm(points[j] - t.points, axis=1) / t.interocular)
+    e = np.array(errors)
+    total = sum(len(f) for f in by_file.values())
+    return {"faces": total, "detected_pct": round(100 * len(errors) / total, 1),
+            "nme_pct": round(100 * float(e.mean()), 2),
+            "per_keypoint": 100 * e.mean(axis=0),
+            "ms_per_face": round(1000 * seconds / max(found_faces, 1), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "photos_vs_dlib.csv"))
+    args = parser.parse_args()
+
+    from facekeypoints import predict
+    from facekeypoints.keypoints import KEYPOINTS
+    from facekeypoints.photos import FacePipeline, find_faces
+
+    ours = FacePipeline(predict.load(args.model), "hog")
+    dlib68 = DlibLandmarks()
+
+    def ours_faces(grey):
+        boxes = find_faces(ours.detector, grey)
+        import cv2
+
+        faces = ours.faces_in(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), boxes)
+        return boxes, [f.keypoints for f in faces]
+
+    def dlib_faces(grey):
+        boxes = find_faces(ours.detector, grey)
+        return boxes, dlib68(grey, boxes)
+
+    rows = []
+    for folder in ("youtube", "dlib"):
+        for label, fn in (("facekeypoints", ours_faces), ("dlib 68-point", dlib_faces)):
+            s = score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
+            rows.append({"photos": folder, "method": label, "faces": s["faces"],
+                         "detected_pct": s["detected_pct"], "nme_pct": s["nme_pct"],
+                         "ms_per_face": s["ms_per_face"],
+                         **{k: round(v, 2) for k, v in zip(KEYPOINTS, s["per_keypoint"],
+                                                           strict=True)}})
+            print({k: rows[-1][k] for k in list(rows[-1])[:6]}, flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
