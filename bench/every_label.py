@@ -1,6 +1,7 @@
 """Every label used, three ways, against the best model that drops incomplete rows.
 
-    python bench/every_label.py --epochs 30 --specialist-epochs 12 --transfer-epochs 6
+    python bench/every_label.py --epochs 25 --masked-epochs 8 --specialist-epochs 6 \
+        --transfer-epochs 3
 
 On ../shared/data/faces/training.csv.gz (its missing labels follow Kaggle's pattern), trains:
   dropna       model7: complete rows only (861 of 2,885)
@@ -28,9 +29,10 @@ DEFAULT_SETTINGS = ["optimizer=adamw", "learning_rate=0.001", "batch_size=32", "
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--specialist-epochs", type=int, default=12)
-    parser.add_argument("--transfer-epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--masked-epochs", type=int, default=8)
+    parser.add_argument("--specialist-epochs", type=int, default=6)
+    parser.add_argument("--transfer-epochs", type=int, default=3)
     parser.add_argument("--set", dest="settings", action="append", default=None,
                         metavar="KEY=VALUE")
     parser.add_argument("--runs", help="keep run folders here")
@@ -53,7 +55,7 @@ def main() -> None:
 
     plans = [
         ("dropna", "model7", {"epochs": args.epochs}),
-        ("masked", "masked", {"epochs": args.epochs}),
+        ("masked", "masked", {"epochs": args.masked_epochs}),
         ("specialists", "model8", {"epochs": args.specialist_epochs}),
         ("transfer", "model9", {"epochs": args.transfer_epochs, "freeze": "until:2",
                                 "body_learning_rate": None,

@@ -31,7 +31,7 @@ class Augment(keras.layers.Layer):
     def __init__(self, columns: list[str], flip: bool = False, rotate: float = 0.0,
                  shift: float = 0.0, zoom: float = 0.0, brightness: float = 0.0,
                  contrast: float = 0.0, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(dtype="float32", **kwargs)  # exact geometry, even under mixed precision
         self.columns = list(columns)
         self.flip, self.rotate, self.shift, self.zoom = flip, rotate, shift, zoom
         self.brightness, self.contrast = brightness, contrast

@@ -53,6 +53,7 @@ class Recipe:
     brightness: float = 0.0  # added, in [0, 1] image units
     contrast: float = 0.0  # relative
     tta: bool = False  # average predictions of the face and its mirror image
+    precision: str = "auto"  # auto (mixed float16 on a GPU) | mixed | float32
     # specialists: group name -> keypoint names; each group is trained as its own net
     groups: dict[str, list[str]] = field(default_factory=dict)
     pretrained: str = ""  # run folder or .keras model whose body starts each specialist
@@ -148,6 +149,8 @@ def _check(r: Recipe, source: str) -> None:
 
     if r.model not in ("mlp", "cnn", "fast"):
         raise bad("model", "mlp, cnn or fast")
+    if r.precision not in ("auto", "mixed", "float32"):
+        raise bad("precision", "auto, mixed or float32")
     if r.optimizer not in ("sgd", "adamw"):
         raise bad("optimizer", "sgd or adamw")
     if not isinstance(r.epochs, int) or r.epochs < 1:

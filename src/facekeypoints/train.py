@@ -24,6 +24,7 @@ from keras import ops
 from . import data as data_mod
 from . import models, optim
 from . import recipe as recipe_mod
+from .accelerator import training_scope
 from .augment import Augment
 from .data import Faces
 from .errors import UserError
@@ -317,10 +318,11 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
             else None,
         }, indent=1))
 
-    net = models.build(recipe, len(recipe.columns))
-    train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
-    trainer = build_trainer(recipe, train_net, len(train_set))
-    trainer.optimizer.build(trainer.trainable_variables)
+    with training_scope(recipe):
+        net = models.build(recipe, len(recipe.columns))
+        train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
+        trainer = build_trainer(recipe, train_net, len(train_set))
+        trainer.optimizer.build(trainer.trainable_variables)
     best_weights = None
     if state:
         folder = Path(state.pop("folder"))
