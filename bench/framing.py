@@ -76,14 +76,17 @@ def main() -> None:
         held_out = [t for t in truths if t.file.rsplit("_", 1)[0] not in fit_people]
         truth_file = Path(args.out).with_name(f"heldout_{name}.csv")
         _write_truth(held_out, truth_file)
-        candidates = {"naive box": Framing(1.0, 0.0, 0.0), "fitted": fitted,
-                      "fitted, 10% tighter": Framing(fitted.scale * 0.9, fitted.dx, fitted.dy),
-                      "fitted, 10% looser": Framing(fitted.scale * 1.1, fitted.dx, fitted.dy)}
-        for label, framing in candidates.items():
-            pipeline = FacePipeline(model, name, framing)
+        candidates = {"naive box": (Framing(1.0, 0.0, 0.0), 0), "fitted": (fitted, 0),
+                      "fitted, 10% tighter": (Framing(fitted.scale * 0.9, fitted.dx, fitted.dy), 0),
+                      "fitted, 10% looser": (Framing(fitted.scale * 1.1, fitted.dx, fitted.dy), 0),
+                      "fitted + re-framed on own keypoints": (fitted, 1),
+                      "fitted + re-framed twice": (fitted, 2)}
+        for label, (framing, refine) in candidates.items():
+            pipeline = FacePipeline(model, name, framing, refine=refine)
             yt = evaluate_photos(pipeline, PHOTOS / "youtube", truth_file)
             group = evaluate_photos(pipeline, PHOTOS / "dlib", PHOTOS / "dlib" / "keypoints15.csv")
-            rows.append({"detector": name, "framing": label, "scale": round(framing.scale, 3),
+            rows.append({"detector": name, "framing": label, "refine": refine,
+                         "scale": round(framing.scale, 3),
                          "dx": framing.dx, "dy": framing.dy,
                          "youtube_heldout_nme_pct": round(100 * yt.nme, 2),
                          "youtube_detection_pct": round(100 * yt.detection_rate, 1),

@@ -274,13 +274,14 @@ def compare(runs) -> None:
 
 @cli.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path())
-@click.option("--epochs", default=40, show_default=True, help="Epochs of the CNN (model2).")
-def demo(out, epochs) -> None:
+@click.option("--epochs", default=20, show_default=True, help="Epochs of the tutorial CNN.")
+@click.option("--fast-epochs", default=15, show_default=True, help="Epochs of the fast recipe.")
+def demo(out, epochs, fast_epochs) -> None:
     """The whole pipeline on built-in SYNTHETIC faces: train, plot, evaluate, submit, score."""
     quiet_keras()
     from .demo import run_demo
 
-    run_demo(Path(out), epochs, click.echo)
+    run_demo(Path(out), epochs, fast_epochs, click.echo)
 
 
 def _load_model(model: str):

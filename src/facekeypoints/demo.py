@@ -13,7 +13,8 @@ from .errors import UserError
 from .evaluate import evaluate, mean_shape_rmse
 
 
-def run_demo(out: Path, cnn_epochs: int = 40, log: Callable[[str], None] = print) -> None:
+def run_demo(out: Path, cnn_epochs: int = 20, fast_epochs: int = 15,
+             log: Callable[[str], None] = print) -> None:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out}: folder exists and is not empty; choose another")
     log("== SYNTHETIC data: no data given, so the demo draws cartoon faces with exact keypoints")
@@ -21,7 +22,7 @@ def run_demo(out: Path, cnn_epochs: int = 40, log: Callable[[str], None] = print
     log(f"   wrote {', '.join(p.name for p in files.values())} to {out / 'synthetic-data'}")
 
     runs = []
-    for name, epochs in (("model1", 100), ("model2", cnn_epochs)):
+    for name, epochs in (("model1", 100), ("model2", cnn_epochs), ("fast", fast_epochs)):
         log(f"== train {name} ({epochs} epochs) on the synthetic faces")
         recipe = recipe_mod.load(name, {"epochs": epochs})
         runs.append(train_mod.train(recipe, files["training.csv"], out / name,

@@ -27,7 +27,8 @@ def learning_curves(runs: list[str | Path], out: str | Path, title: str = "") ->
         hist = run.read_history()
         if not hist:
             raise UserError(f"{path}: the run has no history.csv yet")
-        label = f"{Path(path).name} ({run.load_recipe().name})"
+        name, recipe = Path(path).name, run.load_recipe().name
+        label = name if name == recipe else f"{name} ({recipe})"
         epoch = [r["epoch"] for r in hist]
         colour = f"C{i % 10}"
         ax_loss.plot(epoch, [r["train_loss"] for r in hist], colour, lw=1.2,
