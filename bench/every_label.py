@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
+from common import FACES, RESULTS
+
 DEFAULT_SETTINGS = ["optimizer=adamw", "learning_rate=0.001", "batch_size=32", "patience=5"]
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", action="append", default=None,
                         metavar="KEY=VALUE")
     parser.add_argument("--runs", help="keep run folders here")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "every_label.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "every_label.csv"))
     args = parser.parse_args()
 
     from facekeypoints.cli import _overrides, quiet_keras

@@ -17,10 +17,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
-FACES = ROOT.parent / "shared" / "data" / "faces"
+from common import FACES, PHOTOS, RESULTS, write_table
 
 
 def mean_shape() -> np.ndarray:
@@ -45,7 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--detectors", nargs="+", default=["haar", "hog"])
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "framing.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "framing.csv"))
     args = parser.parse_args()
 
     from facekeypoints import predict
@@ -95,12 +92,7 @@ def main() -> None:
                          "ms_per_face": round(yt.ms_per_face, 1)})
             print(rows[-1], flush=True)
         truth_file.unlink()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_table(rows, args.out)
 
 
 def _write_truth(truths, path: Path) -> None:

@@ -11,7 +11,6 @@ bench/results/inference.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import subprocess
 import sys
@@ -20,9 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+from common import RESULTS, SHARED, write_table
 
 
 def timed(fn, repeats: int) -> float:
@@ -48,7 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="run folder or .keras file")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "inference.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "inference.csv"))
     args = parser.parse_args()
 
     from facekeypoints.cli import quiet_keras
@@ -83,13 +80,8 @@ def main() -> None:
         rows.append({"batch": f"cold detect, {label}", f"{label}_faces_per_s": "",
                      "onnx_speedup": "", "seconds": round(seconds, 2)})
         print(rows[-1], flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"max |Keras - ONNX| = {gap:.2e}; wrote {args.out}")
+    print(f"max |Keras - ONNX| = {gap:.2e}")
+    write_table(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -14,14 +14,11 @@ one of the two frames is on disk) are left out. Writes bench/results/photos_vs_d
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT.parent / "shared" / "data" / "photos"
+from common import PHOTOS, RESULTS, write_table
 
 # iBUG-68 (0-based) for each Kaggle keypoint; a tuple is averaged. Subject's left = image right.
 IBUG = {
@@ -95,7 +92,7 @@ def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "photos_vs_dlib.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "photos_vs_dlib.csv"))
     args = parser.parse_args()
 
     from facekeypoints import predict
@@ -126,12 +123,7 @@ def main() -> None:
                          **{k: round(v, 2) for k, v in zip(KEYPOINTS, s["per_keypoint"],
                                                            strict=True)}})
             print({k: rows[-1][k] for k in list(rows[-1])[:6]}, flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"wrote {args.out}")
+    write_table(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ Writes the table to bench/results/recipes.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
+from common import FACES, RESULTS, write_table
 
 
 def main() -> None:
@@ -33,7 +31,7 @@ def main() -> None:
     parser.add_argument("--patience", type=int, help="override early-stopping patience")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         metavar="KEY=VALUE", help="override a setting of every recipe")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "recipes.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "recipes.csv"))
     parser.add_argument("--runs", help="keep run folders here (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -71,8 +69,8 @@ def main() -> None:
             "train_minutes": round(history[-1]["elapsed"] / 60, 2),
         })
         print(rows[-1], flush=True)
-    _write(rows, Path(args.out))
-    print(f"run folders in {runs_dir}; table in {args.out}")
+    print(f"run folders in {runs_dir}")
+    write_table(rows, args.out)
 
 
 def _progress(line: str) -> None:
@@ -80,18 +78,6 @@ def _progress(line: str) -> None:
         print("\r" + line[:110].ljust(110), end="", file=sys.stderr, flush=True)
     else:
         print(line, file=sys.stderr, flush=True)
-
-
-def _write(rows: list[dict], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    keys = list(rows[0])
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(str(r[k]) for k in keys))
 
 
 if __name__ == "__main__":

@@ -14,15 +14,11 @@ Writes bench/results/throughput.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
+from common import FACES, RESULTS, write_table
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -135,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=["model1", "model2", "model3", "model6"])
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs of each trainer")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "throughput.csv"))
     args = parser.parse_args()
 
     from facekeypoints.cli import quiet_keras
@@ -147,12 +143,8 @@ def main() -> None:
     for name in args.recipes:
         rows.append(measure(name, args.rounds, peak))
         print(rows[-1], flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"matmul peak {peak / 1e9:.0f} GFLOP/s; wrote {args.out}")
+    print(f"matmul peak {peak / 1e9:.0f} GFLOP/s")
+    write_table(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ where the recipe uses them). Writes bench/results/time_to_accuracy.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FACES = ROOT.parent / "shared" / "data" / "faces"
+from common import FACES, RESULTS, write_table
+
 TARGETS = (2.5, 2.0, 1.7, 1.5, 1.3, 1.1)
 BUDGETS_MIN = (2, 10, 15)
 
@@ -51,8 +50,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="budget per trained recipe")
     parser.add_argument("--runs", nargs="*", default=[], metavar="RUN_DIR")
     parser.add_argument("--keep", default="/tmp/bench-time-to-accuracy", help="run folders")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" /
-                                             "time_to_accuracy.csv"))
+    parser.add_argument("--out", default=str(RESULTS / "time_to_accuracy.csv"))
     args = parser.parse_args()
 
     from facekeypoints.cli import quiet_keras
@@ -68,15 +66,7 @@ def main() -> None:
                     max_seconds=args.minutes * 60)
         runs.append(out)
     rows = [analyse(r) for r in runs]
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(" | ".join(fields))
-    for r in rows:
-        print(" | ".join(str(r.get(k, "")) for k in fields))
+    write_table(rows, args.out)
 
 
 if __name__ == "__main__":
