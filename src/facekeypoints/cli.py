@@ -240,6 +240,9 @@ def plot_model(model, out) -> None:
 
     if Path(model).exists() and not str(model).endswith(".toml"):
         net = predict.load(model).net
+        if net is None:
+            raise UserError(f"MODEL {model}: no single Keras net to draw (a group of "
+                            "specialists or an ONNX file); give a run folder or .keras file")
     else:
         r = recipe_mod.load(model)
         net = models.build(r, len(r.columns))

@@ -63,8 +63,10 @@ def mean_shape_rmse(train: Faces, val: Faces) -> float:
 
 def compare_runs(paths: list[str | Path]) -> str:
     """One line per run: recipe, epochs, best and last validation RMSE, seconds per epoch."""
+    from .specialists import group_members
     from .train import RunFolder
 
+    paths = [member for p in paths for member in group_members(p)]
     header = (f"{'run':<28} {'recipe':<10} {'epochs':>6} {'best val px':>11} {'at epoch':>8} "
               f"{'last val px':>11} {'s/epoch':>8} {'minutes':>8}")
     lines = [header]
