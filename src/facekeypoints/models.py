@@ -21,13 +21,20 @@ def mlp(n_out: int, hidden: list[int]) -> keras.Model:
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float]) -> keras.Model:
-    """Nouri's net2..net7: conv + 2x2 max pool blocks, dense layers, optional dropout after each."""
+def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float],
+        batch_norm: bool = False, zero_output: bool = False) -> keras.Model:
+    """Nouri's net2..net7: conv + 2x2 max pool blocks, dense layers, optional dropout after each;
+    optionally batch norm after each conv and an output that starts at zero (the mean face)."""
     rates = list(dropout) + [0.0] * (len(conv) + len(dense))
     inputs = keras.Input(INPUT_SHAPE, name="image")
     x = inputs
     for i, (filters, size) in enumerate(conv):
-        x = layers.Conv2D(filters, size, activation="relu")(x)
+        if batch_norm:
+            x = layers.Conv2D(filters, size, use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.Activation("relu")(x)
+        else:
+            x = layers.Conv2D(filters, size, activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
         if rates[i]:
             x = layers.Dropout(rates[i])(x)
@@ -36,34 +43,14 @@ def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float
         x = layers.Dense(units, activation="relu")(x)
         if rates[len(conv) + j]:
             x = layers.Dropout(rates[len(conv) + j])(x)
-    outputs = layers.Dense(n_out, name="keypoints", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="cnn")
-
-
-def fast(n_out: int, width: int = 32, dense: int = 500, dropout: float = 0.0) -> keras.Model:
-    """Our modern net: model2's shape with 3x3 convs, batch norm and one more stage; the output
-    starts at zero (the mean face), so early steps fit shape, not undo a random start."""
-    inputs = keras.Input(INPUT_SHAPE, name="image")
-    x = inputs
-    for stage in range(4):  # 96 -> 48 -> 24 -> 12 -> 6
-        x = layers.Conv2D(width * 2**stage, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-    x = layers.Flatten()(x)
-    x = layers.Dense(dense, activation="relu")(x)
-    if dropout:
-        x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_out, name="keypoints", dtype="float32",
-                           kernel_initializer="zeros")(x)
-    return keras.Model(inputs, outputs, name="fast")
+                           kernel_initializer="zeros" if zero_output else "glorot_uniform")(x)
+    return keras.Model(inputs, outputs, name="cnn")
 
 
 def build(recipe: Recipe, n_out: int) -> keras.Model:
     keras.utils.set_random_seed(recipe.seed)
     if recipe.model == "mlp":
         return mlp(n_out, recipe.hidden)
-    if recipe.model == "cnn":
-        return cnn(n_out, recipe.conv, recipe.dense, recipe.dropout)
-    rate = recipe.dropout[-1] if recipe.dropout else 0.0
-    return fast(n_out, recipe.width, recipe.dense[0] if recipe.dense else 500, rate)
+    return cnn(n_out, recipe.conv, recipe.dense, recipe.dropout, recipe.batch_norm,
+               recipe.zero_output)

@@ -27,12 +27,13 @@ class Recipe:
     validation: float = 0.2  # held-out fraction, split by person when the data names them
     seed: int = 42
     # model
-    model: str = "cnn"  # mlp | cnn | fast
+    model: str = "cnn"  # mlp | cnn
     hidden: list[int] = field(default_factory=lambda: [100])  # mlp
     conv: list[list[int]] = field(default_factory=lambda: [[32, 3], [64, 2], [128, 2]])
     dense: list[int] = field(default_factory=lambda: [500, 500])
     dropout: list[float] = field(default_factory=list)  # after each conv block, then each dense
-    width: int = 32  # fast: channels of the first stage, doubled at each stage
+    batch_norm: bool = False  # cnn: batch norm between each conv and its ReLU
+    zero_output: bool = False  # start the output layer at zero: the mean face
     # optimisation
     optimizer: str = "sgd"  # sgd | adamw
     learning_rate: float = 0.01
@@ -147,8 +148,8 @@ def _check(r: Recipe, source: str) -> None:
     def bad(setting: str, expected: str) -> UserError:
         return UserError(f"{source}: {setting} = {getattr(r, setting)!r}, expected {expected}")
 
-    if r.model not in ("mlp", "cnn", "fast"):
-        raise bad("model", "mlp, cnn or fast")
+    if r.model not in ("mlp", "cnn"):
+        raise bad("model", "mlp or cnn")
     if r.precision not in ("auto", "mixed", "float32"):
         raise bad("precision", "auto, mixed or float32")
     if r.optimizer not in ("sgd", "adamw"):
