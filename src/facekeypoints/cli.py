@@ -276,7 +276,8 @@ def compare(runs) -> None:
 
 
 @cli.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path())
+@click.option("--out", type=click.Path(), help="Output folder (default: runs/demo, or the next "
+              "free runs/demo-N).")
 @click.option("--epochs", default=20, show_default=True, help="Epochs of the tutorial CNN.")
 @click.option("--fast-epochs", default=15, show_default=True, help="Epochs of the fast recipe.")
 def demo(out, epochs, fast_epochs) -> None:
@@ -284,7 +285,7 @@ def demo(out, epochs, fast_epochs) -> None:
     quiet_keras()
     from .demo import run_demo
 
-    run_demo(Path(out), epochs, fast_epochs, click.echo)
+    run_demo(Path(out) if out else _default_out("demo"), epochs, fast_epochs, click.echo)
 
 
 def _load_model(model: str):
