@@ -125,10 +125,11 @@ def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_
     assert done.returncode == 0 and "no face found" in done.stderr
 
 
-def test_group_photo_gives_every_face_its_keypoints_inside_its_box(tiny_onnx):
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+@pytest.mark.parametrize("detector", ["hog", "haar"])
+def test_group_photo_gives_every_face_its_keypoints_inside_its_box(tiny_onnx, detector):
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), detector)
     faces = pipeline.faces_in(photos.read_photo(GROUP / "2008_002079.jpg"))
-    assert len(faces) >= 3
+    assert len(faces) >= (6 if detector == "hog" else 3)
     for face in faces:
         b = face.box
         centre = face.keypoints.mean(axis=0)

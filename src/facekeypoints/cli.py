@@ -314,8 +314,8 @@ def _require_model(model: str | None) -> str:
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @_model_option
-@click.option("--detector", default="haar", show_default=True, type=click.Choice(["haar", "hog"]),
-              help="haar: OpenCV's cascade; hog: dlib's HOG detector (pip install dlib-bin).")
+@click.option("--detector", default="hog", show_default=True, type=click.Choice(["hog", "haar"]),
+              help="hog: dlib's HOG detector; haar: OpenCV's cascade.")
 @click.option("--out", default="detections", show_default=True, type=click.Path(),
               help="Folder for keypoints.json, keypoints.csv, annotated pictures and videos.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated pictures and videos.")
@@ -333,7 +333,7 @@ def detect(inputs, model, detector, out, no_draw) -> None:
 @click.argument("folder", type=click.Path())
 @click.option("--truth", required=True, type=click.Path(), help="keypoints15.csv")
 @_model_option
-@click.option("--detector", default="haar", show_default=True, type=click.Choice(["haar", "hog"]))
+@click.option("--detector", default="hog", show_default=True, type=click.Choice(["hog", "haar"]))
 def evaluate_photos(folder, truth, model, detector) -> None:
     """Detection rate, normalised mean error per keypoint, and ms per face on photographs."""
     from .photo_eval import evaluate_photos as run

@@ -247,8 +247,8 @@ class PhotoResult:
 class FacePipeline:
     """Detector + framing + keypoint model, applied to RGB frames."""
 
-    def __init__(self, model, detector_name: str = "haar", framing: Framing | None = None,
-                 refine: int = 1):
+    def __init__(self, model, detector_name: str = "hog", framing: Framing | None = None,
+                 refine: int = 2):
         self.model = model
         self.detector = make_detector(detector_name)
         self.framing = framing or FRAMING[detector_name]
