@@ -126,14 +126,16 @@ def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_
 
 
 @pytest.mark.parametrize("detector", ["hog", "haar"])
-def test_group_photo_gives_every_face_its_keypoints_inside_its_box(tiny_onnx, detector):
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), detector)
+def test_group_photo_gives_every_face_its_own_keypoints(tiny_onnx, detector):
+    pipeline = photos.FacePipeline(predict.load(tiny_onnx), detector, refine=0)
     faces = pipeline.faces_in(photos.read_photo(GROUP / "2008_002079.jpg"))
     assert len(faces) >= (6 if detector == "hog" else 3)
-    for face in faces:
-        b = face.box
-        centre = face.keypoints.mean(axis=0)
-        assert b.left <= centre[0] <= b.left + b.width and b.top <= centre[1] <= b.top + b.height
+    for face in faces:  # each face's points lie in its own crop, mapped back to the photo
+        matrix = photos.crop_transform(face.box, pipeline.framing)
+        in_crop = face.keypoints @ matrix[:, :2].T + matrix[:, 2]
+        assert (in_crop >= -1e-6).all() and (in_crop <= 96 + 1e-6).all()
+        others = [f for f in faces if f is not face]
+        assert all(np.abs(f.keypoints - face.keypoints).max() > 5 for f in others)
 
 
 def test_onnx_matches_keras_and_detect_on_onnx_never_imports_tensorflow(tiny_run, tiny_onnx,
@@ -168,3 +170,15 @@ def test_video_gives_per_frame_rows_and_an_annotated_video(tmp_path, tiny_onnx):
     assert frames == {str(i) for i in range(6)}
     capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_annotated.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+def test_re_framing_that_drifts_out_of_the_box_is_rejected():
+    box = photos.Box(100.0, 100.0, 80.0, 80.0, 1.0)
+    from facekeypoints.keypoints import MEAN_SHAPE
+
+    on_face = MEAN_SHAPE * (80 / 96) + [100, 100]
+    assert photos._plausible(on_face, box, photos.align_transform(on_face))
+    drifted = on_face + [120, 0]
+    assert not photos._plausible(drifted, box, photos.align_transform(drifted))
+    shrunk = (on_face - on_face.mean(0)) * 0.3 + on_face.mean(0)
+    assert not photos._plausible(shrunk, box, photos.align_transform(shrunk))

@@ -263,7 +263,9 @@ class FacePipeline:
         points = self._predict(grey, matrices)
         for _ in range(self.refine):
             matrices = [align_transform(p) for p in points]
-            points = self._predict(grey, matrices)
+            refined = self._predict(grey, matrices)
+            points = [new if _plausible(new, box, m) else old
+                      for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
         return [Face(b, p) for b, p in zip(boxes, points, strict=True)]
 
     def _predict(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
@@ -280,6 +282,15 @@ class FacePipeline:
         faces = self.faces_in(rgb)
         return PhotoResult(str(path), rgb.shape[1], rgb.shape[0], faces,
                            seconds=time.perf_counter() - start)
+
+
+def _plausible(points: np.ndarray, box: Box, matrix: np.ndarray) -> bool:
+    """A re-framed face must stay in its detector box at a size near the box's, else re-framing
+    has drifted (a poor first guess) and the earlier keypoints are kept."""
+    cx, cy = points.mean(axis=0)
+    inside = box.left <= cx <= box.left + box.width and box.top <= cy <= box.top + box.height
+    side = IMAGE_SIZE / matrix[0, 0]
+    return inside and 0.6 * box.width <= side <= 2.0 * box.width
 
 
 def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
