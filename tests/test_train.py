@@ -34,6 +34,13 @@ def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, syntheti
     assert run.state()["epoch"] == 3
     model = predict.load(run.path)
     assert model.columns == recipe.columns
+    from facekeypoints.evaluate import compare_runs
+
+    table = compare_runs([run.path]).splitlines()
+    assert table[0].split()[:3] == ["run", "recipe", "epochs"]
+    assert table[1].split()[:3] == ["run", "model1", "3"]
+    best = min(r["val_rmse"] for r in history)
+    assert float(table[1].split()[3]) == pytest.approx(best, abs=1e-3)
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_files):

@@ -193,6 +193,7 @@ def plot() -> None:
 @click.option("--out", default="curves.png", show_default=True, type=click.Path())
 def plot_curves(runs, out) -> None:
     """Train/validation loss and validation RMSE of one or more runs, in one figure."""
+    quiet_keras()
     from . import plots
 
     click.echo(f"wrote {plots.learning_curves(list(runs), out)}")
@@ -270,6 +271,7 @@ def recipes(name) -> None:
 @click.argument("runs", nargs=-1, required=True)
 def compare(runs) -> None:
     """A table comparing runs: best and last validation RMSE, epochs, seconds per epoch."""
+    quiet_keras()
     from .evaluate import compare_runs
 
     click.echo(compare_runs(list(runs)))

@@ -67,20 +67,23 @@ def compare_runs(paths: list[str | Path]) -> str:
     from .train import RunFolder
 
     paths = [member for p in paths for member in group_members(p)]
-    header = (f"{'run':<28} {'recipe':<10} {'epochs':>6} {'best val px':>11} {'at epoch':>8} "
-              f"{'last val px':>11} {'s/epoch':>8} {'minutes':>8}")
-    lines = [header]
+    rows = [["run", "recipe", "epochs", "best val px", "at epoch", "last val px", "s/epoch",
+             "minutes"]]
     for p in paths:
         run = RunFolder(Path(p))
         recipe = run.load_recipe()
         hist = run.read_history()
         if not hist:
-            lines.append(f"{str(p):<28} {recipe.name:<10} {'(no epochs yet)':>6}")
+            rows.append([Path(p).name, recipe.name, "0", "", "", "", "", ""])
             continue
         best = min(hist, key=lambda r: r["val_loss"])
-        lines.append(
-            f"{Path(p).name:<28} {recipe.name:<10} {int(hist[-1]['epoch']):>6} "
-            f"{best['val_rmse']:>11.3f} {int(best['epoch']):>8} {hist[-1]['val_rmse']:>11.3f} "
-            f"{statistics.median(r['seconds'] for r in hist):>8.2f} "
-            f"{hist[-1]['elapsed'] / 60:>8.1f}")
+        rows.append([Path(p).name, recipe.name, str(int(hist[-1]["epoch"])),
+                     f"{best['val_rmse']:.3f}", str(int(best["epoch"])),
+                     f"{hist[-1]['val_rmse']:.3f}",
+                     f"{statistics.median(r['seconds'] for r in hist):.2f}",
+                     f"{hist[-1]['elapsed'] / 60:.1f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+             for row in rows]
     return "\n".join(lines)
