@@ -350,6 +350,9 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
                         batch_size=recipe.batch_size, epochs=recipe.epochs, initial_epoch=start,
                         shuffle=True, verbose=0, callbacks=[*callbacks, monitor])
     except (KeyboardInterrupt, _Interrupted):
+        if "epoch" not in state:
+            raise UserError(f"interrupted before the first epoch ended; nothing to resume in "
+                            f"{run.path}, start again") from None
         monitor.save()
         _finish(run, net, recipe, monitor)
         raise UserError(f"interrupted at epoch {state.get('epoch', start)}; continue with: "
