@@ -29,9 +29,10 @@ def mean_shape() -> np.ndarray:
 
 def ideal_framing(points: np.ndarray, shape: np.ndarray, box) -> tuple[float, float, float]:
     """Scale s and shift t with s * p + t ~ shape (crop pixels), as (scale, dx, dy) of the box."""
-    p, q = points - points.mean(0), shape - shape.mean(0)
-    s = float((p * q).sum() / (p * p).sum())
-    t = shape.mean(0) - s * points.mean(0)
+    from facekeypoints.photos import align_transform
+
+    matrix = align_transform(points, shape)
+    s, t = matrix[0, 0], matrix[:, 2]
     side = 96 / s
     centre = (47.5 - t) / s + 0.5  # crop_transform's centre, in its own convention
     bx, by = box.left + box.width / 2, box.top + box.height / 2

@@ -56,7 +56,7 @@ class FlipSequence:
     def __new__(cls, X, y, batch_size, columns):
         import keras
 
-        from facekeypoints.keypoints import flip_permutation, x_mask
+        from facekeypoints.keypoints import flip_permutation, mirror_keypoints, x_mask
 
         perm, is_x = flip_permutation(columns), x_mask(columns)
 
@@ -69,7 +69,7 @@ class FlipSequence:
                 yb = y[i * batch_size:(i + 1) * batch_size].copy()
                 idx = np.random.choice(len(xb), len(xb) // 2, replace=False)
                 xb[idx] = xb[idx, :, ::-1, :]
-                yb[idx] = np.where(is_x, -yb[idx] - 1 / 48, yb[idx])[:, perm]
+                yb[idx] = mirror_keypoints(yb[idx], perm, is_x)
                 return xb, yb
 
         return _Seq()

@@ -13,16 +13,15 @@ import numpy as np
 from keras import ops
 
 from .data import CENTRE
-from .keypoints import MIRROR_X, flip_permutation, x_mask
+from .keypoints import MIRROR_X, flip_permutation, mirror_keypoints, x_mask
 
 # Pixel coordinates are pixel centres, so the image's centre of rotation sits at 47.5.
 PIVOT = (MIRROR_X) / 2
 
 
 def flip_keypoints(keypoints, perm: np.ndarray, is_x: np.ndarray):
-    """Keypoints of the mirrored face: x -> MIRROR_X - x, then left and right swap columns."""
-    mirrored = ops.where(is_x, (MIRROR_X - 2 * CENTRE) / CENTRE - keypoints, keypoints)
-    return ops.take(mirrored, perm, axis=1)
+    """Keypoints of the mirrored face, inside the graph."""
+    return mirror_keypoints(keypoints, perm, is_x, xp=ops)
 
 
 class Augment(keras.layers.Layer):

@@ -61,6 +61,15 @@ def flip_permutation(columns: list[str] | tuple[str, ...]) -> np.ndarray:
     return np.asarray(perm, dtype=np.int32)
 
 
+def mirror_keypoints(y, perm: np.ndarray, is_x: np.ndarray, xp=np):
+    """Scaled keypoints ((pixel - 48) / 48) of the mirrored face: x -> MIRROR_X - x, then left
+    and right swap columns. `xp` is numpy or keras.ops, so training graphs and the TensorFlow-free
+    ONNX path share it."""
+    centre = IMAGE_SIZE / 2
+    mirrored = xp.where(is_x, (MIRROR_X - 2 * centre) / centre - y, y)
+    return xp.take(mirrored, perm, axis=1)
+
+
 def x_mask(columns: list[str] | tuple[str, ...]) -> np.ndarray:
     """True where a column holds an x coordinate."""
     return np.array([c.endswith("_x") for c in columns])

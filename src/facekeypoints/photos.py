@@ -190,12 +190,12 @@ def crop_transform(box: Box, framing: Framing) -> np.ndarray:
     return np.array([[s, 0.0, tx], [0.0, s, ty]])
 
 
-def align_transform(points: np.ndarray) -> np.ndarray:
+def align_transform(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> np.ndarray:
     """2x3 affine (scale and shift, as the training faces were framed) that puts photo keypoints
-    (15, 2) closest to the mean shape in a 96x96 crop."""
-    p, q = points - points.mean(0), MEAN_SHAPE - MEAN_SHAPE.mean(0)
+    (15, 2) closest, in least squares, to `shape` in a 96x96 crop."""
+    p, q = points - points.mean(0), shape - shape.mean(0)
     s = float((p * q).sum() / (p * p).sum())
-    t = MEAN_SHAPE.mean(0) - s * points.mean(0)
+    t = shape.mean(0) - s * points.mean(0)
     return np.array([[s, 0.0, t[0]], [0.0, s, t[1]]])
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import CENTRE, IMAGE_SIZE, unscale
+from .data import IMAGE_SIZE, unscale
 from .errors import UserError
-from .keypoints import COLUMNS, MIRROR_X, flip_permutation, x_mask
+from .keypoints import COLUMNS, flip_permutation, mirror_keypoints, x_mask
 
 
 class Predictor:
@@ -28,19 +28,13 @@ class Predictor:
         y = self.run(X)
         if self.tta:  # average with the mirror image's prediction, mirrored back
             mirrored = self.run(np.ascontiguousarray(X[:, :, ::-1, :]))
-            y = (y + mirror_scaled(mirrored, self.columns)) / 2
+            y = (y + mirror_keypoints(mirrored, flip_permutation(self.columns),
+                                      x_mask(self.columns))) / 2
         return y
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Keypoints in pixels, clipped to the image."""
         return np.clip(unscale(self.predict_scaled(X)), 0.0, float(IMAGE_SIZE))
-
-
-def mirror_scaled(y: np.ndarray, columns: list[str]) -> np.ndarray:
-    """Keypoints (scaled units) of the mirrored face: x -> MIRROR_X - x, left/right swapped."""
-    offset = (MIRROR_X - 2 * CENTRE) / CENTRE
-    mirrored = np.where(x_mask(columns), offset - y, y)
-    return mirrored[:, flip_permutation(columns)]
 
 
 class OnnxPredictor(Predictor):
