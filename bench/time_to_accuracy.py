@@ -2,6 +2,7 @@
 
     python bench/time_to_accuracy.py --train model2 model3 fast --minutes 10
     python bench/time_to_accuracy.py --runs runs/model2 runs/fast          # existing run folders
+    python bench/time_to_accuracy.py --merge --runs runs/fast   # replace one row, keep the rest
 
 Validation is the held-out people's complete faces (the same faces for every recipe, see
 `train.prepare_data`); times are the runs' own training clocks (`elapsed` in history.csv,
@@ -13,6 +14,7 @@ where the recipe uses them). Writes bench/results/time_to_accuracy.csv.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="*", default=[], metavar="RUN_DIR")
     parser.add_argument("--keep", default="/tmp/bench-time-to-accuracy", help="run folders")
     parser.add_argument("--out", default=str(RESULTS / "time_to_accuracy.csv"))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of other runs already in --out")
     args = parser.parse_args()
 
     from facekeypoints.cli import quiet_keras
@@ -66,6 +70,10 @@ def main() -> None:
                     max_seconds=args.minutes * 60)
         runs.append(out)
     rows = [analyse(r) for r in runs]
+    if args.merge and Path(args.out).is_file():  # keep earlier rows of runs not measured now
+        with open(args.out, newline="") as f:
+            kept = [r for r in csv.DictReader(f) if r["run"] not in {x["run"] for x in rows}]
+        rows = kept + rows
     write_table(rows, args.out)
 
 

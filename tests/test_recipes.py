@@ -1,5 +1,8 @@
 """Recipes: every built-in loads, inheritance and overrides work, bad settings are one line."""
 
+import re
+
+import numpy as np
 import pytest
 
 from facekeypoints import models
@@ -45,9 +48,13 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
     ({"dropout": [0.5, 1.5]}, "dropout"),
     ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
+    ({"padding": "full"}, "padding = 'full', expected valid or same"),
+    ({"conv": [[32]]}, "[filters, size] pairs"),
+    ({"space_to_depth": 8, "conv": [[32, 3], [64, 3], [128, 3]]},
+     "a map of at least 1x1 from a 12x12 input"),
 ])
 def test_bad_settings_are_user_errors(overrides, message):
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UserError, match=re.escape(message)):
         recipe_mod.load("model3", overrides)
 
 
@@ -70,3 +77,22 @@ def test_tutorial_architectures_have_nouris_parameter_counts():
         + _dense(500, 30)
     wide = models.build(recipe_mod.load("model6"), 30)
     assert sum(layer.__class__.__name__ == "Dropout" for layer in wide.layers) == 4
+
+
+def test_folded_same_padded_net_keeps_its_map_sizes():
+    net = models.build(recipe_mod.load("model2", {"space_to_depth": 2, "padding": "same",
+                                                  "conv": [[32, 3], [64, 3], [128, 3]]}), 30)
+    # 96x96x1 -fold-> 48x48x4 -conv, pool-> 24 -conv, pool-> 12 -conv, pool-> 6
+    assert net.get_layer(index=-4).output.shape[1:] == (6 * 6 * 128,)
+    assert net.count_params() == (9 * 4 * 32 + 32) + (9 * 32 * 64 + 64) + (9 * 64 * 128 + 128) \
+        + _dense(6 * 6 * 128, 500) + _dense(500, 500) + _dense(500, 30)
+
+
+def test_space_to_depth_moves_every_pixel_to_its_block_channel():
+    image = np.arange(96 * 96, dtype=np.float32).reshape(1, 96, 96, 1)
+    folded = np.asarray(models.SpaceToDepth(2)(image))
+    assert folded.shape == (1, 48, 48, 4)
+    # Position (i, j) holds the 2x2 block at rows 2i..2i+1, columns 2j..2j+1, row by row.
+    assert folded[0, 5, 7].tolist() == [image[0, 10, 14, 0], image[0, 10, 15, 0],
+                                        image[0, 11, 14, 0], image[0, 11, 15, 0]]
+    assert sorted(folded.ravel().tolist()) == image.ravel().tolist()

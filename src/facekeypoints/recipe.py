@@ -34,6 +34,8 @@ class Recipe:
     dropout: list[float] = field(default_factory=list)  # after each conv block, then each dense
     batch_norm: bool = False  # cnn: batch norm between each conv and its ReLU
     zero_output: bool = False  # start the output layer at zero: the mean face
+    space_to_depth: int = 1  # cnn: fold NxN pixel blocks into channels first (2: 48x48x4)
+    padding: str = "valid"  # cnn: "valid" (the tutorial's) or "same" (keeps each map's size)
     # optimisation
     optimizer: str = "sgd"  # sgd | adamw
     learning_rate: float = 0.01
@@ -144,12 +146,29 @@ def from_dict(values: dict[str, Any], source: str = "recipe") -> Recipe:
     return recipe
 
 
+def _final_map_size(r: Recipe) -> int:
+    size = 96 // r.space_to_depth
+    for layer in r.conv:
+        size = (size if r.padding == "same" else size - layer[1] + 1) // 2
+    return size
+
+
 def _check(r: Recipe, source: str) -> None:
     def bad(setting: str, expected: str) -> UserError:
         return UserError(f"{source}: {setting} = {getattr(r, setting)!r}, expected {expected}")
 
     if r.model not in ("mlp", "cnn"):
         raise bad("model", "mlp or cnn")
+    if r.padding not in ("valid", "same"):
+        raise bad("padding", "valid or same")
+    if r.space_to_depth not in (1, 2, 3, 4, 6, 8):
+        raise bad("space_to_depth", "1, 2, 3, 4, 6 or 8 (a divisor of 96)")
+    if not all(isinstance(c, list) and len(c) == 2 and all(isinstance(v, int) and v > 0
+                                                           for v in c) for c in r.conv):
+        raise bad("conv", "[filters, size] pairs of positive whole numbers")
+    if r.model == "cnn" and _final_map_size(r) < 1:
+        raise bad("conv", f"layers that leave a map of at least 1x1 from a {96 // r.space_to_depth}"
+                  f"x{96 // r.space_to_depth} input ({r.padding} padding, 2x2 pooling after each)")
     if r.precision not in ("auto", "mixed", "float32"):
         raise bad("precision", "auto, mixed or float32")
     if r.optimizer not in ("sgd", "adamw"):
