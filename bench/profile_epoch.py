@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 from common import FACES
 
 VARIANTS = {
@@ -31,18 +32,18 @@ def main() -> None:
     from facekeypoints import recipe as recipe_mod
 
     train_set, val_set = train.prepare_data(recipe_mod.load("fast"), FACES / "training.csv.gz")
-    data = {"image": train_set.X[:640], "keypoints": train_set.y[:640]}
+    faces = train_set.subset(np.arange(640))
     trainers = {}
     for label, overrides in VARIANTS.items():
         recipe = recipe_mod.load("fast", overrides)
         net = models.build(recipe, len(recipe.columns))
         trainers[label] = (train.build_trainer(recipe, net, 640), net)
-        trainers[label][0].fit(data, batch_size=recipe.batch_size, epochs=1, verbose=0)
+        train.fit_epochs(trainers[label][0], faces, recipe.batch_size, epochs=1)
     times: dict[str, list[float]] = {label: [] for label in VARIANTS}
     for _ in range(3):
         for label, (trainer, _) in trainers.items():
             start = time.perf_counter()
-            trainer.fit(data, batch_size=32, epochs=1, verbose=0)
+            train.fit_epochs(trainer, faces, 32, epochs=1)
             times[label].append(time.perf_counter() - start)
     for label in VARIANTS:
         print(f"{label:<26} {statistics.median(times[label]):6.2f} s per 640 faces")

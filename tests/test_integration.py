@@ -20,7 +20,7 @@ def _val_rmse_and_baseline(run, data_path):
 
 def test_model1_learns_more_than_the_mean_face(tmp_path, shared_faces):
     data_path = shared_faces / "training.csv.gz"
-    recipe = recipe_mod.load("model1", {"epochs": 300})
+    recipe = recipe_mod.load("model1", {"epochs": 600})
     run = train.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
     rmse, baseline = _val_rmse_and_baseline(run, data_path)
     assert rmse < baseline, (rmse, baseline)
@@ -49,3 +49,12 @@ def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_fac
     assert scored.returncode == 0 and scored.stdout.startswith("RMSE ")
     rmse_test, rows = submission.score(out, shared_faces / "solution.csv")
     assert rows == 7188 and rmse_test < baseline + 0.5
+
+
+def test_split_seed_holds_the_same_people_out_whatever_the_seed(shared_faces):
+    data_path = shared_faces / "training.csv.gz"
+    default = train.prepare_data(recipe_mod.load("fast"), data_path)[1]
+    fixed = train.prepare_data(recipe_mod.load("fast", {"seed": 1, "split_seed": 42}), data_path)[1]
+    other = train.prepare_data(recipe_mod.load("fast", {"seed": 1}), data_path)[1]
+    assert set(fixed.persons) == set(default.persons)
+    assert set(other.persons) != set(default.persons)

@@ -48,6 +48,7 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
     ({"dropout": [0.5, 1.5]}, "dropout"),
     ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
+    ({"groups": {"eyes": 42}}, "group 'eyes' = 42, expected keypoint names"),
     ({"padding": "full"}, "padding = 'full', expected valid or same"),
     ({"conv": [[32]]}, "[filters, size] pairs"),
     ({"space_to_depth": 8, "conv": [[32, 3], [64, 3], [128, 3]]},
@@ -96,3 +97,17 @@ def test_space_to_depth_moves_every_pixel_to_its_block_channel():
     assert folded[0, 5, 7].tolist() == [image[0, 10, 14, 0], image[0, 10, 15, 0],
                                         image[0, 11, 14, 0], image[0, 11, 15, 0]]
     assert sorted(folded.ravel().tolist()) == image.ravel().tolist()
+
+
+def test_a_saved_folded_net_loads_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    net = models.build(recipe_mod.load("fast"), 30)
+    net.save(tmp_path / "fast.keras")
+    code = ("import sys; from facekeypoints import predict; "
+            "p = predict.load(sys.argv[1]); print(type(p.net.layers[1]).__name__)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fast.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("SpaceToDepth")

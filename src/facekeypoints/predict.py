@@ -84,6 +84,8 @@ def load(model: str | Path) -> Predictor:
         raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
     import keras
 
+    from . import models  # noqa: F401 - registers our layers (SpaceToDepth) for loading
+
     try:
         net = keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here

@@ -26,6 +26,7 @@ class Recipe:
     dropna: bool = True  # drop rows with any selected label missing (the tutorial's way)
     validation: float = 0.2  # held-out fraction, split by person when the data names them
     seed: int = 42
+    split_seed: int | None = None  # who is held out (default: seed); fix it to vary seed alone
     # model
     model: str = "cnn"  # mlp | cnn
     hidden: list[int] = field(default_factory=lambda: [100])  # mlp
@@ -196,8 +197,9 @@ def _check(r: Recipe, source: str) -> None:
             raise UserError(f"{source}: flip or tta needs both sides of each keypoint: {e}") \
                 from None
     for group, names in r.groups.items():
-        cols = [c for k in names for c in (f"{k}_x", f"{k}_y")]
-        if not names or any(c not in COLUMNS for c in cols):
+        listed = isinstance(names, list) and all(isinstance(k, str) for k in names)
+        cols = [c for k in names for c in (f"{k}_x", f"{k}_y")] if listed else []
+        if not cols or any(c not in COLUMNS for c in cols):
             raise UserError(f"{source}: group {group!r} = {names!r}, expected keypoint names "
                             "such as 'nose_tip'")
     if not (r.freeze in ("none", "conv") or r.freeze.startswith("until:")):
