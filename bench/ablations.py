@@ -44,25 +44,25 @@ def main() -> None:
     from facekeypoints.cli import quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict, train
+    from time_to_accuracy import analyse
+
     from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluate import evaluate
+    from facekeypoints import train
 
     rows = []
-    for i, label in enumerate(args.only):
+    for label in args.only:
         recipe = recipe_mod.load("fast", VARIANTS[label])
-        out = Path(args.keep) / f"variant{i}"
+        out = Path(args.keep) / f"variant{list(VARIANTS).index(label)}"
         shutil.rmtree(out, ignore_errors=True)
         train.train(recipe, FACES / "training.csv.gz", out, log=lambda _: None)
         history = train.RunFolder(out).read_history()
-        hit = next((r["elapsed"] for r in history if r["val_rmse"] <= 1.5), None)
-        _, val = train.prepare_data(recipe, FACES / "training.csv.gz")
+        measured = analyse(out)
         rows.append({
             "variant": label, "epochs": recipe.epochs,
             "s_per_epoch": round(history[-1]["elapsed"] / len(history), 2),
-            "s_to_1.5px": round(hit) if hit is not None else "",
+            "s_to_1.5px": measured["s_to_1.5px"],
             "seconds": round(history[-1]["elapsed"]),
-            "final_px_with_tta": round(evaluate(predict.load(out), val).rmse, 3),
+            "final_px_with_tta": measured["final_px_with_tta"],
         })
         print(rows[-1], flush=True)
     write_table(rows, args.out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .keypoints import COLUMNS, flip_permutation
+from .keypoints import COLUMNS, IMAGE_SIZE, flip_permutation
 
 
 @dataclass
@@ -148,7 +148,7 @@ def from_dict(values: dict[str, Any], source: str = "recipe") -> Recipe:
 
 
 def _final_map_size(r: Recipe) -> int:
-    size = 96 // r.space_to_depth
+    size = IMAGE_SIZE // r.space_to_depth
     for layer in r.conv:
         size = (size if r.padding == "same" else size - layer[1] + 1) // 2
     return size
@@ -168,8 +168,9 @@ def _check(r: Recipe, source: str) -> None:
                                                            for v in c) for c in r.conv):
         raise bad("conv", "[filters, size] pairs of positive whole numbers")
     if r.model == "cnn" and _final_map_size(r) < 1:
-        raise bad("conv", f"layers that leave a map of at least 1x1 from a {96 // r.space_to_depth}"
-                  f"x{96 // r.space_to_depth} input ({r.padding} padding, 2x2 pooling after each)")
+        side = IMAGE_SIZE // r.space_to_depth
+        raise bad("conv", f"layers that leave a map of at least 1x1 from a {side}x{side} input "
+                  f"({r.padding} padding, 2x2 pooling after each)")
     if r.precision not in ("auto", "mixed", "float32"):
         raise bad("precision", "auto, mixed or float32")
     if r.optimizer not in ("sgd", "adamw"):
