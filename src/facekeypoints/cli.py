@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
@@ -30,6 +31,8 @@ def quiet_keras() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+    # TensorFlow's retracing notices (predicting batches of several sizes) are not for users.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def _overrides(pairs: tuple[str, ...]) -> dict:
