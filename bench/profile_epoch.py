@@ -1,18 +1,38 @@
-"""Where a `fast` epoch's time goes: augmentation, batch norm and validation, side by side.
+"""Where an epoch's time goes: by variant of `fast`, and by TensorFlow op for any recipe.
 
-    python bench/profile_epoch.py
+    python bench/profile_epoch.py                      # variants of fast, side by side
+    python bench/profile_epoch.py --ops model3 fast    # op-level profile of training epochs
 
-Trains variants of the `fast` recipe on the same 640 real faces, alternating one epoch of each,
-three rounds after a tracing epoch, and times the per-epoch validation; prints medians.
+Variants: trains variants of the `fast` recipe on the same 640 real faces, alternating one epoch of
+each, three rounds after a tracing epoch, and times the per-epoch validation; prints medians.
+Ops: records two training epochs with TensorFlow's profiler (TensorFlow backend only) and sums the
+time of each kind of op over the compute threads; shares are of that summed op time.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from common import FACES
+
+# First match wins: op types as TensorFlow's CPU (oneDNN) kernels name them, or scope words.
+OP_KINDS = [
+    ("conv: weight gradients", ("Conv2DBackpropFilter",)),
+    ("conv: input gradients", ("Conv2DBackpropInput",)),
+    ("conv: forward", ("Conv2D",)),
+    ("dense: matmul", ("MatMul",)),
+    ("max pool, forward and gradient", ("MaxPool",)),
+    ("optimiser update", ("ResourceApply", "AssignVariable", "AssignAdd", "AssignSub")),
+    ("augmentation", ("/augment",)),
+    ("dropout and random numbers", ("Random", "dropout")),
+    ("batch norm", ("batch_normalization", "FusedBatchNorm")),
+]
 
 VARIANTS = {
     "fast": {},
@@ -24,7 +44,7 @@ VARIANTS = {
 }
 
 
-def main() -> None:
+def variants() -> None:
     from facekeypoints.cli import quiet_keras
 
     quiet_keras()
@@ -54,6 +74,67 @@ def main() -> None:
         train.predict_scaled(net, val_set.X)
         runs.append(time.perf_counter() - start)
     print(f"{'validation':<26} {statistics.median(runs[1:]):6.3f} s for {len(val_set)} faces")
+
+
+def op_kind(event: str) -> str:
+    for kind, keys in OP_KINDS:
+        if any(key in event for key in keys):
+            return kind
+    return "other elementwise (relu grads, loss, ...)"
+
+
+def profile_ops(name: str) -> None:
+    import keras
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from facekeypoints import models, train
+    from facekeypoints import recipe as recipe_mod
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit("--ops reads TensorFlow's profiler: run with KERAS_BACKEND=tensorflow")
+    recipe = recipe_mod.load(name)
+    train_set, _ = train.prepare_data(recipe, FACES / "training.csv.gz")
+    net = models.build(recipe, len(recipe.columns))
+    trainer = train.build_trainer(recipe, net, len(train_set))
+    train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)  # trace first
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+        wall = (time.perf_counter() - start) / 2
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    plane = next(p for p in space.planes if p.name == "/host:CPU")
+    names = {k: v.name for k, v in plane.event_metadata.items()}
+    ms: collections.Counter[str] = collections.Counter()
+    for line in plane.lines:
+        if not line.name.startswith("tf_Compute"):
+            continue
+        for event in line.events:
+            label = names[event.metadata_id]
+            if ":" in label and "::" not in label:  # an op ("scope/name:Type"), not a frame
+                ms[op_kind(label)] += event.duration_ps / 1e9 / 2
+    total = sum(ms.values())
+    print(f"{name}: {len(train_set)} faces, batch {recipe.batch_size}, {wall:.2f} s per epoch; "
+          f"op time summed over compute threads {total / 1000:.2f} s per epoch")
+    for kind, t in ms.most_common():
+        print(f"  {kind:<42} {t:8.0f} ms  {100 * t / total:5.1f} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", nargs="+", metavar="RECIPE", help="op-level profile instead")
+    args = parser.parse_args()
+    if args.ops:
+        from facekeypoints.cli import quiet_keras
+
+        quiet_keras()
+        for name in args.ops:
+            profile_ops(name)
+    else:
+        variants()
 
 
 if __name__ == "__main__":

@@ -111,3 +111,43 @@ def test_a_saved_folded_net_loads_in_a_fresh_process(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("SpaceToDepth")
+
+
+def test_fused_batch_norm_trains_and_infers_like_keras_batch_norm():
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(8, 12, 12, 5)).astype(np.float32)
+    weights = rng.normal(size=x.shape).astype(np.float32)  # a loss with non-trivial gradients
+    ours = models.FusedBatchNorm(momentum=0.9)
+    theirs = keras.layers.BatchNormalization(momentum=0.9)
+    start = [rng.normal(size=(5,)).astype(np.float32) for _ in range(2)] \
+        + [np.zeros(5, np.float32), np.ones(5, np.float32)]  # gamma, beta, moving mean, variance
+    results = []
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.set_weights(start)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            xt = tf.constant(x)
+            with tf.GradientTape() as tape:
+                tape.watch(xt)
+                y = layer(xt, training=True)
+                loss = tf.reduce_sum(y * weights)
+            grads = [np.asarray(g) for g in tape.gradient(loss, [xt, *layer.trainable_weights])]
+        else:
+            y, grads = layer(x, training=True), []
+        results.append((np.asarray(y), grads, [np.asarray(w) for w in layer.get_weights()],
+                        np.asarray(layer(x, training=False))))
+    (y1, g1, w1, inf1), (y2, g2, w2, inf2) = results
+    np.testing.assert_allclose(y1, y2, atol=1e-4)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(b).max())
+    for a, b in zip(w1, w2, strict=True):  # moving mean and (biased) variance moved alike
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(w1[2], 0.0)
+    np.testing.assert_allclose(inf1, inf2, atol=1e-4)
+    # ... and under TensorFlow that was the fused kernel, not Keras' code again
+    tensorflow = keras.backend.backend() == "tensorflow"
+    assert ours._fusable(keras.ops.convert_to_tensor(x)) is tensorflow

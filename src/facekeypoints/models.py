@@ -33,6 +33,34 @@ class SpaceToDepth(layers.Layer):
         return super().get_config() | {"block": self.block}
 
 
+@keras.saving.register_keras_serializable("facekeypoints")
+class FusedBatchNorm(layers.BatchNormalization):
+    """Keras' batch norm, but training steps under TensorFlow run one fused kernel (oneDNN on a
+    CPU) for the forward and one for the gradient instead of a dozen elementwise ops: 2.6x faster
+    measured, and batch norm was the largest share of a `fast` epoch. Same statistics, same
+    variables; inference and the other backends run Keras' own code."""
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and mask is None and self._fusable(inputs)):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        n = ops.cast(ops.prod(ops.shape(inputs)[:-1]), variance.dtype)
+        variance = variance * (n - 1) / n  # the kernel returns the unbiased; Keras keeps biased
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1 - m))
+        return y
+
+    def _fusable(self, inputs) -> bool:
+        return (keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
+                and self.axis in (-1, 3) and self.center and self.scale and not self.renorm
+                and not self.synchronized
+                and keras.backend.standardize_dtype(inputs.dtype) == "float32")
+
+
 def mlp(n_out: int, hidden: list[int]) -> keras.Model:
     """Nouri's net1: flatten the pixels, one (or more) hidden ReLU layers, linear output."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -57,7 +85,7 @@ def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float
     for i, (filters, size) in enumerate(conv):
         if batch_norm:
             x = layers.Conv2D(filters, size, padding=padding, use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = FusedBatchNorm(momentum=0.9)(x)
             x = layers.Activation("relu")(x)
         else:
             x = layers.Conv2D(filters, size, padding=padding, activation="relu")(x)
