@@ -24,7 +24,7 @@ VARIANTS: dict[str, dict] = {
     "rotate/shift/zoom (3 deg, 2 px, 5%)": GEOMETRIC,
     "no brightness/contrast": {"brightness": 0.0, "contrast": 0.0},
     "no batch norm": {"batch_norm": False},
-    "no batch norm, 44 epochs": {"batch_norm": False, "epochs": 44},
+    "no batch norm, 36 epochs": {"batch_norm": False, "epochs": 36},
     "learning rate 0.001": {"learning_rate": 0.001},
     "tutorial body at 96x96, 8 epochs": {"space_to_depth": 1, "padding": "valid",
                                          "conv": [[32, 3], [64, 2], [128, 2]], "epochs": 8},
