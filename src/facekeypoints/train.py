@@ -113,9 +113,12 @@ class RunFolder:
             return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
     def state(self) -> dict | None:
+        """The latest whole checkpoint's state; safe to call while a run is swapping folders."""
         for folder in (self.checkpoint, self.path / "checkpoint.old"):
-            if (folder / "state.json").is_file():
+            try:
                 return json.loads((folder / "state.json").read_text()) | {"folder": str(folder)}
+            except FileNotFoundError:
+                continue
         return None
 
 
