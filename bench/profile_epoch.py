@@ -6,7 +6,8 @@
 Variants: trains variants of the `fast` recipe on the same 640 real faces, alternating one epoch of
 each, three rounds after a tracing epoch, and times the per-epoch validation; prints medians.
 Ops: records two training epochs with TensorFlow's profiler (TensorFlow backend only) and sums the
-time of each kind of op over the compute threads; shares are of that summed op time.
+time of each kind of op over the compute threads; shares are of that summed op time. Writes
+bench/results/profile_ops.csv.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import FACES
+from common import FACES, RESULTS, write_table
 
 # First match wins: op types as TensorFlow's CPU (oneDNN) kernels name them, or scope words.
 OP_KINDS = [
@@ -83,7 +84,7 @@ def op_kind(event: str) -> str:
     return "other elementwise (relu grads, loss, ...)"
 
 
-def profile_ops(name: str) -> None:
+def profile_ops(name: str) -> list[dict]:
     import keras
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -121,18 +122,21 @@ def profile_ops(name: str) -> None:
           f"op time summed over compute threads {total / 1000:.2f} s per epoch")
     for kind, t in ms.most_common():
         print(f"  {kind:<42} {t:8.0f} ms  {100 * t / total:5.1f} %")
+    return [{"recipe": name, "s_per_epoch": round(wall, 2), "kind": kind,
+             "ms_per_epoch": round(t), "share_pct": round(100 * t / total, 1)}
+            for kind, t in ms.most_common()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", nargs="+", metavar="RECIPE", help="op-level profile instead")
+    parser.add_argument("--out", default=str(RESULTS / "profile_ops.csv"), help="for --ops")
     args = parser.parse_args()
     if args.ops:
         from facekeypoints.cli import quiet_keras
 
         quiet_keras()
-        for name in args.ops:
-            profile_ops(name)
+        write_table([row for name in args.ops for row in profile_ops(name)], args.out)
     else:
         variants()
 
