@@ -46,9 +46,6 @@ VARIANTS = {
 
 
 def variants() -> None:
-    from facekeypoints.cli import quiet_keras
-
-    quiet_keras()
     from facekeypoints import models, train
     from facekeypoints import recipe as recipe_mod
 
@@ -120,8 +117,6 @@ def profile_ops(name: str) -> list[dict]:
     total = sum(ms.values())
     print(f"{name}: {len(train_set)} faces, batch {recipe.batch_size}, {wall:.2f} s per epoch; "
           f"op time summed over compute threads {total / 1000:.2f} s per epoch")
-    for kind, t in ms.most_common():
-        print(f"  {kind:<42} {t:8.0f} ms  {100 * t / total:5.1f} %")
     return [{"recipe": name, "s_per_epoch": round(wall, 2), "kind": kind,
              "ms_per_epoch": round(t), "share_pct": round(100 * t / total, 1)}
             for kind, t in ms.most_common()]
@@ -132,10 +127,10 @@ def main() -> None:
     parser.add_argument("--ops", nargs="+", metavar="RECIPE", help="op-level profile instead")
     parser.add_argument("--out", default=str(RESULTS / "profile_ops.csv"), help="for --ops")
     args = parser.parse_args()
-    if args.ops:
-        from facekeypoints.cli import quiet_keras
+    from facekeypoints.cli import quiet_keras
 
-        quiet_keras()
+    quiet_keras()
+    if args.ops:
         write_table([row for name in args.ops for row in profile_ops(name)], args.out)
     else:
         variants()
