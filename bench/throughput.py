@@ -100,8 +100,8 @@ def measure(name: str, rounds: int, peak: float) -> dict:
         train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)
         train.rmse_pixels(val_set.y, train.predict_scaled(net, val_set.X))
 
-    # Reference: the tutorial's Keras code.
-    ref = models.build(recipe, n_out)
+    # Reference: the tutorial's Keras code, on the same net built from Keras' own layers.
+    ref = models.with_keras_layers(models.build(recipe, n_out))
     ref.compile(optimizer=keras.optimizers.SGD(recipe.learning_rate, momentum=recipe.momentum,
                                                nesterov=True), loss="mse")
     seq = FlipSequence(train_set.X, train_set.y, recipe.batch_size, recipe.columns)

@@ -77,7 +77,7 @@ def test_tutorial_architectures_have_nouris_parameter_counts():
     assert cnn.count_params() == conv + _dense(11 * 11 * 128, 500) + _dense(500, 500) \
         + _dense(500, 30)
     wide = models.build(recipe_mod.load("model6"), 30)
-    assert sum(layer.__class__.__name__ == "Dropout" for layer in wide.layers) == 4
+    assert sum(isinstance(layer, models.FastDropout) for layer in wide.layers) == 4
 
 
 def test_folded_same_padded_net_keeps_its_map_sizes():
@@ -151,3 +151,49 @@ def test_fused_batch_norm_trains_and_infers_like_keras_batch_norm():
     # ... and under TensorFlow that was the fused kernel, not Keras' code again
     tensorflow = keras.backend.backend() == "tensorflow"
     assert ours._fusable(keras.ops.convert_to_tensor(x)) is tensorflow
+
+
+def test_fast_dropout_drops_at_its_rate_keeps_the_mean_and_routes_gradients_through_kept_units():
+    import keras
+
+    x = np.random.default_rng(0).uniform(0.5, 1.5, size=(64, 47, 47, 8)).astype(np.float32)
+    layer = models.FastDropout(0.1, seed=3)
+    y = np.asarray(layer(x, training=True))
+    dropped = y == 0
+    assert abs(dropped.mean() - 0.1) < 2e-3  # 1.1M flags: the standard error is 3e-4
+    scale = 65536 / (65536 - 6554)  # 0.1 of 65536 levels, rounded
+    np.testing.assert_allclose(y[~dropped], x[~dropped] * scale, rtol=1e-6)
+    assert abs(y.mean() / x.mean() - 1) < 2e-3
+    assert (np.asarray(layer(x, training=True)) == 0).mean() > 0.05  # a new draw each call ...
+    assert (dropped != (np.asarray(layer(x, training=True)) == 0)).mean() > 0.1
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)  # ... none at inference
+    odd = np.asarray(models.FastDropout(0.5, seed=1)(np.ones((3, 5), np.float32), training=True))
+    assert set(np.unique(odd)) <= {0.0, 2.0} and 0 < (odd == 0).sum() < 15
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = layer(xt, training=True)
+            loss = tf.reduce_sum(out * 3.0)
+        grad = np.asarray(tape.gradient(loss, xt))
+        kept = np.asarray(out) != 0
+        np.testing.assert_allclose(grad[kept], 3.0 * scale, rtol=1e-6)
+        assert (grad[~kept] == 0).all()
+
+
+def test_with_keras_layers_builds_the_same_net_from_keras_own_layers(tmp_path):
+    import keras
+
+    net = models.build(recipe_mod.load("model5"), 30)
+    twin = models.with_keras_layers(net)
+    kinds = [type(layer) for layer in twin.layers]
+    assert kinds.count(keras.layers.Dropout) == 4 and models.FastDropout not in kinds
+    assert [layer.rate for layer in twin.layers if isinstance(layer, keras.layers.Dropout)] \
+        == [0.1, 0.2, 0.3, 0.5]
+    faces = np.random.default_rng(1).uniform(size=(4, 96, 96, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(twin(faces)), np.asarray(net(faces)), atol=1e-6)
+    net.save(tmp_path / "model5.keras")  # and ours saves and loads as itself
+    loaded = keras.models.load_model(tmp_path / "model5.keras")
+    assert sum(isinstance(layer, models.FastDropout) for layer in loaded.layers) == 4

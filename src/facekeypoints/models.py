@@ -61,6 +61,37 @@ class FusedBatchNorm(layers.BatchNormalization):
                 and keras.backend.standardize_dtype(inputs.dtype) == "float32")
 
 
+@keras.saving.register_keras_serializable("facekeypoints")
+class FastDropout(layers.Dropout):
+    """Keras' dropout, but under TensorFlow each keep/drop flag costs 16 random bits, not 32.
+    Drawing the random numbers was most of dropout's time, and dropout 22% of a model5 epoch.
+    The rate becomes the nearest multiple of 1/65536 (0.1 -> 0.100006); the kept values are
+    scaled to match, so the expected output is still the input. Elsewhere: Keras' own code."""
+
+    LEVELS = 1 << 16
+
+    def call(self, inputs, training=False):
+        if not (training and self.rate > 0 and self.noise_shape is None
+                and keras.backend.backend() == "tensorflow"):
+            return super().call(inputs, training=training)
+        import tensorflow as tf
+
+        dropped = round(self.rate * self.LEVELS)
+        n = tf.size(inputs)
+        words = tf.random.stateless_uniform([(n + 1) // 2], self.seed_generator.next(),
+                                            minval=None, maxval=None, dtype=tf.uint32)
+        flags = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:n]  # two 16-bit draws a word
+        scale = tf.constant(self.LEVELS / (self.LEVELS - dropped), inputs.dtype)
+        mask = tf.reshape(tf.where(flags >= dropped, scale, tf.zeros_like(scale)),
+                          tf.shape(inputs))
+
+        @tf.custom_gradient
+        def apply(x):  # one multiply each way; tf.nn.dropout's gradient makes four passes
+            return x * mask, lambda dy: dy * mask
+
+        return apply(inputs)
+
+
 def mlp(n_out: int, hidden: list[int]) -> keras.Model:
     """Nouri's net1: flatten the pixels, one (or more) hidden ReLU layers, linear output."""
     inputs = keras.Input(INPUT_SHAPE, name="image")
@@ -91,12 +122,12 @@ def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float
             x = layers.Conv2D(filters, size, padding=padding, activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
         if rates[i]:
-            x = layers.Dropout(rates[i])(x)
+            x = FastDropout(rates[i])(x)
     x = layers.Flatten()(x)
     for j, units in enumerate(dense):
         x = layers.Dense(units, activation="relu")(x)
         if rates[len(conv) + j]:
-            x = layers.Dropout(rates[len(conv) + j])(x)
+            x = FastDropout(rates[len(conv) + j])(x)
     outputs = layers.Dense(n_out, name="keypoints", dtype="float32",
                            kernel_initializer="zeros" if zero_output else "glorot_uniform")(x)
     return keras.Model(inputs, outputs, name="cnn")
@@ -108,3 +139,14 @@ def build(recipe: Recipe, n_out: int) -> keras.Model:
         return mlp(n_out, recipe.hidden)
     return cnn(n_out, recipe.conv, recipe.dense, recipe.dropout, recipe.batch_norm,
                recipe.zero_output, recipe.space_to_depth, recipe.padding)
+
+
+def with_keras_layers(net: keras.Model) -> keras.Model:
+    """The same net and weights built from Keras' own layers, as the tutorial's code builds it:
+    the reference our faster layers are measured and tested against."""
+    plain = {FastDropout: layers.Dropout, FusedBatchNorm: layers.BatchNormalization}
+    twin = keras.models.clone_model(
+        net, clone_function=lambda layer: plain.get(type(layer), type(layer)).from_config(
+            layer.get_config()))
+    twin.set_weights(net.get_weights())
+    return twin
