@@ -1,0 +1,129 @@
+"""What a landmark model trained on many more faces adds: dlib's 68 points, mapped by ridge.
+
+    pip install dlib-bin face_recognition_models    # the pretrained model (not a dependency)
+    python bench/pretrained_landmarks.py --run runs/fast
+
+On the people the run held out (its own recipe's split of ../shared/data/faces): the run's net
+(with its test-time flips), dlib's 68-point shape predictor (trained on the 300-W faces; its
+licence excludes commercial use) on the same 96x96 crops, its 68 points mapped to the 15 by a
+ridge regression fit on the training labels (so it learns the labels' own conventions), and the
+average of the two. dlib gets a fixed square box centred on the mean face, its size picked on
+training faces, and the average of four views (the face and its mirror image, and boxes 6 px
+larger and smaller); crops are upscaled 4x because it places points on whole pixels.
+Writes bench/results/pretrained_landmarks.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from common import FACES, RESULTS, write_table
+from photos_vs_dlib import to_15
+
+UPSCALE = 4
+# iBUG-68 index of each point's mirror image: jaw, brows, nose, eyes, mouth
+MIRROR68 = [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
+            45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40,
+            54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]
+
+
+class Dlib68:
+    def __init__(self) -> None:
+        import dlib
+        import face_recognition_models
+
+        self.dlib = dlib
+        model = face_recognition_models.pose_predictor_model_location()
+        self.predictor = dlib.shape_predictor(model)
+
+    def __call__(self, faces: np.ndarray, centre: tuple[float, float], size: float,
+                 mirror: bool = False) -> np.ndarray:
+        """68 (x, y) points per face, in 96x96 pixels."""
+        import cv2
+
+        u, (cx, cy) = UPSCALE, centre
+        box = self.dlib.rectangle(*(round(v * u) for v in (cx - size / 2, cy - size / 2,
+                                                           cx + size / 2, cy + size / 2)))
+        out = []
+        for face in faces:
+            grey = (face[..., 0] * 255).round().astype(np.uint8)
+            if mirror:
+                grey = np.ascontiguousarray(grey[:, ::-1])
+            big = cv2.resize(grey, (96 * u, 96 * u), interpolation=cv2.INTER_CUBIC)
+            points = np.array([(p.x, p.y) for p in self.predictor(big, box).parts()], float)
+            points = (points + 0.5) / u - 0.5
+            if mirror:
+                points = points[MIRROR68]
+                points[:, 0] = 95 - points[:, 0]
+            out.append(points)
+        return np.array(out)
+
+
+def rmse(y: np.ndarray, p: np.ndarray) -> float:
+    known = ~np.isnan(y)
+    return float(np.sqrt(np.mean((y[known] - p[known]) ** 2)))
+
+
+def ridge(features: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Weights (with a bias row) per target column, fit on the rows where it is labelled."""
+    a = np.c_[features, np.ones(len(features))]
+    w = np.zeros((a.shape[1], y.shape[1]))
+    for j in range(y.shape[1]):
+        known = ~np.isnan(y[:, j])
+        w[:, j] = np.linalg.solve(a[known].T @ a[known] + alpha * np.eye(a.shape[1]),
+                                  a[known].T @ y[known, j])
+    return w
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True, type=Path, help="a training run folder")
+    parser.add_argument("--out", default=str(RESULTS / "pretrained_landmarks.csv"))
+    args = parser.parse_args()
+
+    from facekeypoints import predict, train
+    from facekeypoints.cli import quiet_keras
+
+    quiet_keras()
+    recipe = train.RunFolder(args.run).load_recipe()
+    train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
+    y_train, y_val = train_set.y * 48 + 48, val_set.y * 48 + 48
+    net = predict.load(args.run).predict_scaled(val_set.X) * 48 + 48
+
+    dlib68 = Dlib68()
+    centre = tuple(np.nanmean(y_train.reshape(-1, 15, 2), axis=(0, 1)))
+    sample = train_set.X[:300]
+
+    def fixed_map(points68: np.ndarray) -> np.ndarray:
+        return np.array([to_15(p) for p in points68]).reshape(len(points68), 30)
+
+    size = min(range(56, 84, 4),
+               key=lambda s: rmse(y_train[:300], fixed_map(dlib68(sample, centre, s))))
+    views = [(size, False), (size, True), (size + 6, False), (size - 6, False)]
+    start = time.perf_counter()
+    feats = [np.mean([dlib68(x, centre, s, m) for s, m in views], axis=0).reshape(len(x), -1)
+             for x in (train_set.X, val_set.X)]
+    ms = 1000 * (time.perf_counter() - start) / (len(train_set) + len(val_set)) / len(views)
+    w = ridge(feats[0], y_train)
+    mapped = np.c_[feats[1], np.ones(len(feats[1]))] @ w
+    fixed = fixed_map(feats[1].reshape(-1, 68, 2))
+
+    rows = [
+        {"method": f"{recipe.name} net ({args.run})", "val_rmse_px": rmse(y_val, net)},
+        {"method": "dlib 68-point, iBUG points as labelled", "val_rmse_px": rmse(y_val, fixed)},
+        {"method": "dlib 68-point + ridge map", "val_rmse_px": rmse(y_val, mapped)},
+        {"method": "average of the net and dlib + ridge",
+         "val_rmse_px": rmse(y_val, (net + mapped) / 2)},
+    ]
+    for r in rows:
+        r["val_rmse_px"] = round(r["val_rmse_px"], 3)
+        r["val_faces"] = len(val_set)
+    print(f"dlib box {size} px around {np.round(centre, 1)}, {ms:.1f} ms per face and view")
+    write_table(rows, args.out)
+
+
+if __name__ == "__main__":
+    main()
