@@ -183,6 +183,22 @@ def test_fast_dropout_drops_at_its_rate_keeps_the_mean_and_routes_gradients_thro
         assert (grad[~kept] == 0).all()
 
 
+def test_fast_dropout_trains_as_on_a_gpu_in_float16_and_under_xla():
+    import keras
+
+    half = models.FastDropout(0.1, seed=2, dtype="float16")(
+        np.ones((64, 40, 40), np.float16), training=True)
+    assert keras.backend.standardize_dtype(half.dtype) == "float16"
+    assert abs((np.asarray(half) == 0).mean() - 0.1) < 5e-3
+    net = keras.Sequential([keras.Input((7,)), keras.layers.Dense(9), models.FastDropout(0.3),
+                            keras.layers.Dense(2)])
+    net.compile("sgd", "mse", jit_compile=keras.backend.backend() != "torch")
+    x = np.random.default_rng(0).uniform(size=(33, 7)).astype(np.float32)
+    losses = [float(net.train_on_batch(x, x[:, :2])) for _ in range(3)]
+    history = net.fit(x, x[:, :2], batch_size=5, epochs=1, verbose=0)  # odd unit counts too
+    assert all(np.isfinite(losses + history.history["loss"]))
+
+
 def test_with_keras_layers_builds_the_same_net_from_keras_own_layers(tmp_path):
     import keras
 
