@@ -3,13 +3,14 @@
     pip install dlib-bin face_recognition_models    # the pretrained model (not a dependency)
     python bench/pretrained_landmarks.py --run runs/fast
 
-On the people the run held out (its own recipe's split of ../shared/data/faces): the run's net
-(with its test-time flips), dlib's 68-point shape predictor (trained on the 300-W faces; its
-licence excludes commercial use) on the same 96x96 crops, its 68 points mapped to the 15 by a
-ridge regression fit on the training labels (so it learns the labels' own conventions), and the
-average of the two. dlib gets a fixed square box centred on the mean face, its size picked on
-training faces, and the average of four views (the face and its mirror image, and boxes 6 px
-larger and smaller); crops are upscaled 4x because it places points on whole pixels.
+On the people the run held out (its own recipe's split of ../shared/data/faces) and on the
+Kaggle test people (lookup rows against solution.csv): the run's net (with its test-time
+flips), dlib's 68-point shape predictor (trained on the 300-W faces; its licence excludes
+commercial use) on the same 96x96 crops, its 68 points mapped to the 15 by a ridge regression
+fit on the run's training labels (so it learns the labels' own conventions), and the average of
+the two. dlib gets a fixed square box centred on the mean face, its size picked on training
+faces, and the average of four views (the face and its mirror image, and boxes 6 px larger and
+smaller); crops are upscaled 4x because it places points on whole pixels.
 Writes bench/results/pretrained_landmarks.csv.
 """
 
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from common import FACES, RESULTS, write_table
 from photos_vs_dlib import to_15
 
@@ -59,7 +61,7 @@ class Dlib68:
                 points = points[MIRROR68]
                 points[:, 0] = 95 - points[:, 0]
             out.append(points)
-        return np.array(out)
+        return np.array(out).reshape(len(faces), 68, 2)
 
 
 def rmse(y: np.ndarray, p: np.ndarray) -> float:
@@ -84,14 +86,25 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "pretrained_landmarks.csv"))
     args = parser.parse_args()
 
-    from facekeypoints import predict, train
+    from facekeypoints import data, predict, submission, train
     from facekeypoints.cli import quiet_keras
+    from facekeypoints.keypoints import COLUMNS
 
     quiet_keras()
     recipe = train.RunFolder(args.run).load_recipe()
     train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
+    test_ids, test_X = data.load_test(FACES / "test.csv.gz")
     y_train, y_val = train_set.y * 48 + 48, val_set.y * 48 + 48
-    net = predict.load(args.run).predict_scaled(val_set.X) * 48 + 48
+    net = predict.load(args.run)
+
+    # Kaggle's terms on the test people: the lookup table's rows against solution.csv
+    lookup = data.load_lookup(FACES / "IdLookupTable.csv", known_ids=test_ids)
+    solution = submission.read_locations(FACES / "solution.csv").loc[lookup["RowId"]].to_numpy()
+    rows_of = pd.Series(np.arange(len(test_ids)), index=test_ids).loc[lookup["ImageId"]]
+    cols_of = lookup["FeatureName"].map({c: j for j, c in enumerate(COLUMNS)})
+
+    def kaggle_rmse(pred: np.ndarray) -> float:
+        return rmse(solution, pred[rows_of.to_numpy(), cols_of.to_numpy()])
 
     dlib68 = Dlib68()
     centre = tuple(np.nanmean(y_train.reshape(-1, 15, 2), axis=(0, 1)))
@@ -104,26 +117,26 @@ def main() -> None:
                key=lambda s: rmse(y_train[:300], fixed_map(dlib68(sample, centre, s))))
     views = [(size, False), (size, True), (size + 6, False), (size - 6, False)]
     start = time.perf_counter()
-    feats = [np.mean([dlib68(x, centre, s, m) for s, m in views], axis=0).reshape(len(x), -1)
-             for x in (train_set.X, val_set.X)]
-    ms = 1000 * (time.perf_counter() - start) / (len(train_set) + len(val_set)) / len(views)
+    feats = [np.mean([dlib68(x, centre, s, m) for s, m in views], axis=0).reshape(len(x), 136)
+             for x in (train_set.X, val_set.X, test_X)]
+    ms = 1000 * (time.perf_counter() - start) / sum(map(len, feats)) / len(views)
     w = ridge(feats[0], y_train)
-    mapped = np.c_[feats[1], np.ones(len(feats[1]))] @ w
-    fixed = fixed_map(feats[1].reshape(-1, 68, 2))
+    results = {}
+    for name, X, f in (("val", val_set.X, feats[1]), ("test", test_X, feats[2])):
+        ours = net.predict(X) if len(X) else np.zeros((0, 30))
+        mapped = np.clip(np.c_[f, np.ones(len(f))] @ w, 0, 95)
+        results[name] = [ours, fixed_map(f.reshape(-1, 68, 2)), mapped, (ours + mapped) / 2]
 
-    rows = [
-        {"method": f"{recipe.name} net ({args.run})", "val_rmse_px": rmse(y_val, net)},
-        {"method": "dlib 68-point, iBUG points as labelled", "val_rmse_px": rmse(y_val, fixed)},
-        {"method": "dlib 68-point + ridge map", "val_rmse_px": rmse(y_val, mapped)},
-        {"method": "average of the net and dlib + ridge",
-         "val_rmse_px": rmse(y_val, (net + mapped) / 2)},
-    ]
-    for r in rows:
-        r["val_rmse_px"] = round(r["val_rmse_px"], 3)
-        r["val_faces"] = len(val_set)
-    print(f"dlib box {size} px around {np.round(centre, 1)}, {ms:.1f} ms per face and view")
+    methods = [f"{recipe.name} net ({args.run.name})", "dlib 68-point, iBUG points as labelled",
+               "dlib 68-point + ridge map", "average of the net and dlib + ridge"]
+    rows = []
+    for i, method in enumerate(methods):
+        rows.append({"method": method,
+                     "val_rmse_px": round(rmse(y_val, results["val"][i]), 3) if len(val_set)
+                     else "", "kaggle_test_rmse_px": round(kaggle_rmse(results["test"][i]), 3)})
+    print(f"{len(val_set)} held-out faces, {len(test_ids)} test faces; dlib box {size} px around "
+          f"{np.round(centre, 1)}, {ms:.1f} ms per face and view")
     write_table(rows, args.out)
-
 
 if __name__ == "__main__":
     main()
