@@ -71,12 +71,12 @@ class FastDropout(layers.Dropout):
     LEVELS = 1 << 16
 
     def call(self, inputs, training=False):
-        if not (training and self.rate > 0 and self.noise_shape is None
+        dropped = round(self.rate * self.LEVELS)
+        if not (training and 0 < dropped < self.LEVELS and self.noise_shape is None
                 and keras.backend.backend() == "tensorflow"):
             return super().call(inputs, training=training)
         import tensorflow as tf
 
-        dropped = round(self.rate * self.LEVELS)
         n = tf.size(inputs)
         words = tf.random.stateless_uniform([(n + 1) // 2], self.seed_generator.next(),
                                             minval=None, maxval=None, dtype=tf.uint32)

@@ -84,7 +84,7 @@ def load(model: str | Path) -> Predictor:
         raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
     import keras
 
-    from . import models  # noqa: F401 - registers our layers (SpaceToDepth, FusedBatchNorm, FastDropout)
+    from . import models  # noqa: F401 - registers our layers with Keras' loader
 
     try:
         net = keras.models.load_model(path, compile=False)
