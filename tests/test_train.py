@@ -117,3 +117,31 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_f
     assert proc.returncode == 2
     assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
     assert (out / "model.keras").is_file() and train.RunFolder(out).state()["epoch"] >= 3
+
+
+@pytest.mark.parametrize("name", ["fast", "model5"])
+def test_recipes_train_as_on_a_gpu_in_mixed_float16_under_xla(name, synthetic_files):
+    """A GPU run's configuration, on the CPU: float16 compute (our fused batch norm and the
+    optimiser's loss scaling in play) and the train step compiled by XLA, with FastDropout."""
+    import keras
+
+    from facekeypoints import accelerator, models
+
+    recipe = recipe_mod.load(name, {"precision": "mixed", "batch_size": 32, "dropna": False})
+    try:
+        with accelerator.training_scope(recipe):
+            train_set, val_set = train.prepare_data(recipe, synthetic_files["training.csv"])
+            net = models.build(recipe, len(recipe.columns))
+            trainer = train.build_trainer(recipe, net, len(train_set))
+            trainer.jit_compile = keras.backend.backend() != "torch"
+            before = net.get_weights()
+            train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+        assert keras.backend.standardize_dtype(net.layers[-1].compute_dtype) == "float32"
+        assert any(keras.backend.standardize_dtype(layer.compute_dtype) == "float16"
+                   for layer in net.layers)
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert all(not np.allclose(a, b) for a, b in zip(before, net.get_weights(), strict=True))
+        pred = train.predict_scaled(net, val_set.X)
+        assert pred.dtype == np.float32 and np.isfinite(pred).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
