@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from common import FACES, RESULTS, write_table
 from photos_vs_dlib import to_15
 
@@ -94,17 +93,16 @@ def main() -> None:
     recipe = train.RunFolder(args.run).load_recipe()
     train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
     test_ids, test_X = data.load_test(FACES / "test.csv.gz")
-    y_train, y_val = train_set.y * 48 + 48, val_set.y * 48 + 48
+    y_train, y_val = data.unscale(train_set.y), data.unscale(val_set.y)
     net = predict.load(args.run)
 
     # Kaggle's terms on the test people: the lookup table's rows against solution.csv
     lookup = data.load_lookup(FACES / "IdLookupTable.csv", known_ids=test_ids)
     solution = submission.read_locations(FACES / "solution.csv").loc[lookup["RowId"]].to_numpy()
-    rows_of = pd.Series(np.arange(len(test_ids)), index=test_ids).loc[lookup["ImageId"]]
-    cols_of = lookup["FeatureName"].map({c: j for j, c in enumerate(COLUMNS)})
 
     def kaggle_rmse(pred: np.ndarray) -> float:
-        return rmse(solution, pred[rows_of.to_numpy(), cols_of.to_numpy()])
+        located = submission.lookup_locations(lookup, test_ids, COLUMNS, pred)
+        return rmse(solution, located["Location"].to_numpy())
 
     dlib68 = Dlib68()
     centre = tuple(np.nanmean(y_train.reshape(-1, 15, 2), axis=(0, 1)))
@@ -137,6 +135,7 @@ def main() -> None:
     print(f"{len(val_set)} held-out faces, {len(test_ids)} test faces; dlib box {size} px around "
           f"{np.round(centre, 1)}, {ms:.1f} ms per face and view")
     write_table(rows, args.out)
+
 
 if __name__ == "__main__":
     main()

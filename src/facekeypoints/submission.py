@@ -21,9 +21,15 @@ def predict_lookup(predictor: Predictor, test_path: str | Path,
     missing = sorted(set(lookup["FeatureName"]) - set(predictor.columns))
     if missing:
         raise UserError(f"{lookup_path}: asks for {missing[0]}, which the model does not predict")
-    pred = predictor.predict(X)  # pixels, clipped to the image
+    return lookup_locations(lookup, ids, predictor.columns, predictor.predict(X))
+
+
+def lookup_locations(lookup: pd.DataFrame, ids: np.ndarray, columns: list[str],
+                     pred: np.ndarray) -> pd.DataFrame:
+    """RowId, Location for each lookup row, from per-image predictions (pixels, rows in `ids`
+    order, columns named by `columns`)."""
     row_of_image = pd.Series(np.arange(len(ids)), index=ids)
-    col_of_feature = {c: j for j, c in enumerate(predictor.columns)}
+    col_of_feature = {c: j for j, c in enumerate(columns)}
     rows = row_of_image.loc[lookup["ImageId"]].to_numpy()
     cols = lookup["FeatureName"].map(col_of_feature).to_numpy()
     return pd.DataFrame({"RowId": lookup["RowId"], "Location": pred[rows, cols]})
