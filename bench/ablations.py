@@ -47,15 +47,16 @@ def main() -> None:
     from time_to_accuracy import analyse
 
     from facekeypoints import recipe as recipe_mod
-    from facekeypoints import train
+    from facekeypoints import training
+    from facekeypoints.runs import RunFolder
 
     rows = []
     for label in args.only:
         recipe = recipe_mod.load("fast", VARIANTS[label])
         out = Path(args.keep) / f"variant{list(VARIANTS).index(label)}"
         shutil.rmtree(out, ignore_errors=True)
-        train.train(recipe, FACES / "training.csv.gz", out, log=lambda _: None)
-        history = train.RunFolder(out).read_history()
+        training.train(recipe, FACES / "training.csv.gz", out, log=lambda _: None)
+        history = RunFolder(out).read_history()
         measured = analyse(out)
         rows.append({
             "variant": label, "epochs": recipe.epochs,

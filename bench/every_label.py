@@ -43,16 +43,18 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "every_label.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.cli import _overrides, quiet_keras
+    from facekeypoints.cli import quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict, specialists, submission, train
+    from facekeypoints import predict, specialists, submission, training
     from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluate import evaluate
+    from facekeypoints.evaluation import evaluate
+    from facekeypoints.runs import RunFolder, group_members
 
     data_path = FACES / "training.csv.gz"
     runs = Path(args.runs or tempfile.mkdtemp(prefix="bench-every-label-"))
-    common = _overrides(tuple(args.settings or DEFAULT_SETTINGS))
+    common = recipe_mod.merge([recipe_mod.parse_setting(s)
+                              for s in args.settings or DEFAULT_SETTINGS])[0]
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -72,13 +74,13 @@ def main() -> None:
         log(f"===== {label}: recipe {name}")
         if recipe.groups:
             specialists.train_group(recipe, data_path, runs / label, log=log)
-            minutes = sum(train.RunFolder(m).read_history()[-1]["elapsed"]
-                          for m in specialists.group_members(runs / label)) / 60
+            minutes = sum(RunFolder(m).read_history()[-1]["elapsed"]
+                          for m in group_members(runs / label)) / 60
         else:
-            run = train.train(recipe, data_path, runs / label, log=log)
+            run = training.train(recipe, data_path, runs / label, log=log)
             minutes = run.read_history()[-1]["elapsed"] / 60
         model = predict.load(runs / label)
-        _, val = train.prepare_data(recipe.replace(dropna=True, groups={}), data_path)
+        _, val = training.prepare_data(recipe.replace(dropna=True, groups={}), data_path)
         result = evaluate(model, val)
         sub = runs / label / "submission.csv"
         submission.write(submission.predict_lookup(model, FACES / "test.csv.gz",

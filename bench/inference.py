@@ -53,7 +53,7 @@ def main() -> None:
     quiet_keras()
     from facekeypoints import predict
     from facekeypoints.data import load_test
-    from facekeypoints.export import export_onnx
+    from facekeypoints.onnx_export import export_onnx
 
     _, X = load_test(SHARED / "faces" / "test.csv.gz")
     keras_model = predict.load(args.model)

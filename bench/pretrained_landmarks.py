@@ -85,13 +85,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "pretrained_landmarks.csv"))
     args = parser.parse_args()
 
-    from facekeypoints import data, predict, submission, train
+    from facekeypoints import data, predict, submission, training
     from facekeypoints.cli import quiet_keras
     from facekeypoints.keypoints import COLUMNS
+    from facekeypoints.runs import RunFolder
 
     quiet_keras()
-    recipe = train.RunFolder(args.run).load_recipe()
-    train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
+    recipe = RunFolder(args.run).load_recipe()
+    train_set, val_set = training.prepare_data(recipe, FACES / "training.csv.gz")
     test_ids, test_X = data.load_test(FACES / "test.csv.gz")
     y_train, y_val = data.unscale(train_set.y), data.unscale(val_set.y)
     net = predict.load(args.run)

@@ -46,22 +46,23 @@ VARIANTS = {
 
 
 def variants() -> None:
-    from facekeypoints import models, train
+    from facekeypoints import models, training
     from facekeypoints import recipe as recipe_mod
+    from facekeypoints.predict import predict_scaled
 
-    train_set, val_set = train.prepare_data(recipe_mod.load("fast"), FACES / "training.csv.gz")
+    train_set, val_set = training.prepare_data(recipe_mod.load("fast"), FACES / "training.csv.gz")
     faces = train_set.subset(np.arange(640))
     trainers = {}
     for label, overrides in VARIANTS.items():
         recipe = recipe_mod.load("fast", overrides)
         net = models.build(recipe, len(recipe.columns))
-        trainers[label] = (train.build_trainer(recipe, net, 640), net)
-        train.fit_epochs(trainers[label][0], faces, recipe.batch_size, epochs=1)
+        trainers[label] = (training.build_trainer(recipe, net, 640), net)
+        training.fit_epochs(trainers[label][0], faces, recipe.batch_size, epochs=1)
     times: dict[str, list[float]] = {label: [] for label in VARIANTS}
     for _ in range(3):
         for label, (trainer, _) in trainers.items():
             start = time.perf_counter()
-            train.fit_epochs(trainer, faces, 32, epochs=1)
+            training.fit_epochs(trainer, faces, 32, epochs=1)
             times[label].append(time.perf_counter() - start)
     for label in VARIANTS:
         print(f"{label:<26} {statistics.median(times[label]):6.2f} s per 640 faces")
@@ -69,7 +70,7 @@ def variants() -> None:
     runs = []
     for _ in range(6):
         start = time.perf_counter()
-        train.predict_scaled(net, val_set.X)
+        predict_scaled(net, val_set.X)
         runs.append(time.perf_counter() - start)
     print(f"{'validation':<26} {statistics.median(runs[1:]):6.3f} s for {len(val_set)} faces")
 
@@ -86,20 +87,20 @@ def profile_ops(name: str) -> list[dict]:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from facekeypoints import models, train
+    from facekeypoints import models, training
     from facekeypoints import recipe as recipe_mod
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("--ops reads TensorFlow's profiler: run with KERAS_BACKEND=tensorflow")
     recipe = recipe_mod.load(name)
-    train_set, _ = train.prepare_data(recipe, FACES / "training.csv.gz")
+    train_set, _ = training.prepare_data(recipe, FACES / "training.csv.gz")
     net = models.build(recipe, len(recipe.columns))
-    trainer = train.build_trainer(recipe, net, len(train_set))
-    train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)  # trace first
+    trainer = training.build_trainer(recipe, net, len(train_set))
+    training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)  # trace first
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         start = time.perf_counter()
-        train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+        training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
         wall = (time.perf_counter() - start) / 2
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()

@@ -38,9 +38,9 @@ def main() -> None:
     from facekeypoints.cli import _overrides, quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict, submission, train
+    from facekeypoints import predict, submission, training
     from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluate import evaluate
+    from facekeypoints.evaluation import evaluate
 
     data_path = FACES / "training.csv.gz"
     runs_dir = Path(args.runs or tempfile.mkdtemp(prefix="bench-recipes-"))
@@ -49,11 +49,11 @@ def main() -> None:
         overrides = _overrides(tuple(args.settings)) | {"epochs": args.epochs,
                                                         "patience": args.patience}
         recipe = recipe_mod.load(name, overrides)
-        run = train.train(recipe, data_path, runs_dir / name, log=_progress,
+        run = training.train(recipe, data_path, runs_dir / name, log=_progress,
                           max_seconds=args.minutes * 60 if args.minutes else None)
         model = predict.load(run.path)
         # The same held-out people for every recipe: their complete faces.
-        _, val_complete = train.prepare_data(recipe.replace(dropna=True, columns=model.columns),
+        _, val_complete = training.prepare_data(recipe.replace(dropna=True, columns=model.columns),
                                              data_path)
         table = submission.predict_lookup(model, FACES / "test.csv.gz",
                                           FACES / "IdLookupTable.csv")

@@ -87,20 +87,22 @@ def measure(name: str, rounds: int, peak: float) -> dict:
     """Alternate epochs of our trainer and the reference on one recipe; medians per epoch."""
     import keras
 
-    from facekeypoints import models, optim, train
+    from facekeypoints import models, optim, training
     from facekeypoints import recipe as recipe_mod
+    from facekeypoints.evaluation import rmse_pixels
+    from facekeypoints.predict import predict_scaled
 
     recipe = recipe_mod.load(name)
-    train_set, val_set = train.prepare_data(recipe, FACES / "training.csv.gz")
+    train_set, val_set = training.prepare_data(recipe, FACES / "training.csv.gz")
     n_out = len(recipe.columns)
 
     # Ours: the project's trainer and per-epoch validation, minus disk writes.
     net = models.build(recipe, n_out)
-    trainer = train.build_trainer(recipe, net, len(train_set))
+    trainer = training.build_trainer(recipe, net, len(train_set))
 
     def ours_epoch():
-        train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)
-        train.rmse_pixels(val_set.y, train.predict_scaled(net, val_set.X))
+        training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)
+        rmse_pixels(val_set.y, predict_scaled(net, val_set.X))
 
     # Reference: the tutorial's Keras code, on the same net built from Keras' own layers.
     ref = models.with_keras_layers(models.build(recipe, n_out))
@@ -126,7 +128,7 @@ def measure(name: str, rounds: int, peak: float) -> dict:
         order = np.random.permutation(len(X))
         for i in range(0, len(X), b):
             bare.train_on_batch(X[order[i:i + b]], y[order[i:i + b]])
-        train.predict_scaled(bare, val_set.X)
+        predict_scaled(bare, val_set.X)
 
     times = {"ours": [], "reference": [], "net_only": []}
     for round_ in range(rounds + 1):

@@ -5,7 +5,7 @@
     python bench/time_to_accuracy.py --merge --runs runs/fast   # replace one row, keep the rest
 
 Validation is the held-out people's complete faces (the same faces for every recipe, see
-`train.prepare_data`); times are the runs' own training clocks (`elapsed` in history.csv,
+`training.prepare_data`); times are the runs' own training clocks (`elapsed` in history.csv,
 validation included). For each run: the first time RMSE <= 2.5, 2.0, 1.7, 1.5, 1.3 and 1.1 px,
 the best RMSE within 2, 10, 15 and 30 minutes, and the final RMSE of the whole predictor (with
 test-time flips where the recipe uses them). Writes bench/results/time_to_accuracy.csv.
@@ -25,10 +25,11 @@ BUDGETS_MIN = (2, 10, 15, 30)
 
 
 def analyse(run_dir: Path) -> dict:
-    from facekeypoints import predict, train
-    from facekeypoints.evaluate import evaluate
+    from facekeypoints import predict, training
+    from facekeypoints.evaluation import evaluate
+    from facekeypoints.runs import RunFolder
 
-    run = train.RunFolder(run_dir)
+    run = RunFolder(run_dir)
     recipe = run.load_recipe()
     history = run.read_history()
     row = {"run": run_dir.name, "recipe": recipe.name, "epochs": int(history[-1]["epoch"]),
@@ -40,7 +41,7 @@ def analyse(run_dir: Path) -> dict:
         within = [r["val_rmse"] for r in history if r["elapsed"] <= budget * 60]
         row[f"best_px_{budget}min"] = round(min(within), 3) if within else ""
     data_path = json.loads(run.data.read_text())["data"]
-    _, val = train.prepare_data(recipe, data_path)
+    _, val = training.prepare_data(recipe, data_path)
     row["final_px_with_tta" if recipe.tta else "final_px"] = round(
         evaluate(predict.load(run_dir), val).rmse, 3)
     return row
@@ -61,12 +62,12 @@ def main() -> None:
 
     quiet_keras()
     from facekeypoints import recipe as recipe_mod
-    from facekeypoints import train
+    from facekeypoints import training
 
     runs = [Path(r) for r in args.runs]
     for name in args.train:
         out = Path(args.keep) / name
-        train.train(recipe_mod.load(name), FACES / "training.csv.gz", out,
+        training.train(recipe_mod.load(name), FACES / "training.csv.gz", out,
                     max_seconds=args.minutes * 60)
         runs.append(out)
     rows = [analyse(r) for r in runs]

@@ -63,3 +63,28 @@ def test_submit_with_a_lookup_naming_unknown_images(tmp_path, synthetic_files):
                         lookup, "--out", tmp_path / "s.csv"),
                     "lookup.csv", "row 2", "ImageId 999 is not in the test file")
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_evaluate_and_compare_say_which_figure_has_flip_tta_and_agree_with_the_api(
+        tmp_path, synthetic_files):
+    import re
+
+    import facekeypoints as fk
+
+    run_dir = tmp_path / "fast"
+    fk.train("fast", synthetic_files["training.csv"], run_dir, epochs=1, progress=False, log=None)
+    shown = run("evaluate", run_dir)
+    assert shown.returncode == 0, shown.stderr
+    overall = re.search(r"^overall\s+([\d.]+)\s+\(.*with flip TTA\)$", shown.stdout, re.M)
+    without = re.search(r"^without flip TTA .*: ([\d.]+) px$", shown.stdout, re.M)
+    assert overall and without, shown.stdout
+    # the command line and the API give the same numbers on the same run
+    assert float(overall.group(1)) == pytest.approx(fk.evaluate(run_dir).rmse, abs=6e-4)
+    assert float(without.group(1)) == pytest.approx(fk.evaluate(run_dir, tta=False).rmse,
+                                                    abs=6e-4)
+    compared = run("compare", run_dir)
+    assert compared.returncode == 0, compared.stderr
+    assert "without flip test-time augmentation" in compared.stdout.splitlines()[-1]
+    last_val = float(compared.stdout.splitlines()[1].split()[5])
+    assert last_val == pytest.approx(float(without.group(1)), abs=2e-3)
+    assert fk.compare(run_dir).loc[0, "last_val_px"] == pytest.approx(last_val, abs=6e-4)

@@ -5,23 +5,24 @@ import sys
 
 import pandas as pd
 
-from facekeypoints import predict, submission, train
+from facekeypoints import predict, submission, training
 from facekeypoints import recipe as recipe_mod
-from facekeypoints.evaluate import evaluate, mean_shape_rmse
+from facekeypoints.evaluation import evaluate, mean_shape_rmse
+from facekeypoints.runs import RunFolder
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
 
 def _val_rmse_and_baseline(run, data_path):
     recipe = run.load_recipe()
-    train_set, val_set = train.prepare_data(recipe, data_path)
+    train_set, val_set = training.prepare_data(recipe, data_path)
     return evaluate(predict.load(run.path), val_set).rmse, mean_shape_rmse(train_set, val_set)
 
 
 def test_model1_learns_more_than_the_mean_face(tmp_path, shared_faces):
     data_path = shared_faces / "training.csv.gz"
     recipe = recipe_mod.load("model1", {"epochs": 600})
-    run = train.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
+    run = training.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
     rmse, baseline = _val_rmse_and_baseline(run, data_path)
     assert rmse < baseline, (rmse, baseline)
 
@@ -35,7 +36,7 @@ def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_fac
          "--batch-size", "32", "--set", "optimizer=adamw", "--learning-rate", "0.001",
          "--out", run_dir], capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr
-    rmse, baseline = _val_rmse_and_baseline(train.RunFolder(run_dir), data_path)
+    rmse, baseline = _val_rmse_and_baseline(RunFolder(run_dir), data_path)
     assert rmse < baseline, (rmse, baseline)
 
     out = tmp_path / "submission.csv"
@@ -53,8 +54,9 @@ def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_fac
 
 def test_split_seed_holds_the_same_people_out_whatever_the_seed(shared_faces):
     data_path = shared_faces / "training.csv.gz"
-    default = train.prepare_data(recipe_mod.load("fast"), data_path)[1]
-    fixed = train.prepare_data(recipe_mod.load("fast", {"seed": 1, "split_seed": 42}), data_path)[1]
-    other = train.prepare_data(recipe_mod.load("fast", {"seed": 1}), data_path)[1]
+    default = training.prepare_data(recipe_mod.load("fast"), data_path)[1]
+    fixed = training.prepare_data(recipe_mod.load("fast", {"seed": 1, "split_seed": 42}),
+                                  data_path)[1]
+    other = training.prepare_data(recipe_mod.load("fast", {"seed": 1}), data_path)[1]
     assert set(fixed.persons) == set(default.persons)
     assert set(other.persons) != set(default.persons)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekeypoints import photos, predict, synthetic, train
+from facekeypoints import photos, predict, synthetic, training
 from facekeypoints import recipe as recipe_mod
-from facekeypoints.detect import run_detect
-from facekeypoints.export import export_onnx
+from facekeypoints.detection import run_detect
+from facekeypoints.onnx_export import export_onnx
 
 from .conftest import SHARED
 
@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory, synthetic_files):
     recipe = recipe_mod.load("model2", {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]],
                                         "dense": [16, 16], "tta": True, "flip": True})
     out = tmp_path_factory.mktemp("tiny") / "run"
-    return train.train(recipe, synthetic_files["training.csv"], out, log=lambda s: None)
+    return training.train(recipe, synthetic_files["training.csv"], out, log=lambda s: None)
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,37 @@ def test_re_framing_that_drifts_out_of_the_box_is_rejected():
     assert not photos._plausible(drifted, box, photos.align_transform(drifted))
     shrunk = (on_face - on_face.mean(0)) * 0.3 + on_face.mean(0)
     assert not photos._plausible(shrunk, box, photos.align_transform(shrunk))
+
+
+@pytest.mark.parametrize("unreadable", ["none", "some", "all"])
+def test_detect_exit_code_says_whether_every_input_was_read(tmp_path, tiny_onnx, synthetic_files,
+                                                            unreadable):
+    """0: all read; 3 (documented in the README): some or all could not be read, the rest are
+    written as usual, and each unreadable input is named."""
+    good = tmp_path / "good.jpg"
+    Image.fromarray(photos.read_photo(PHOTO)).save(good)
+    csv_as_photo = tmp_path / "faces.jpg"
+    csv_as_photo.write_bytes(synthetic_files["test.csv"].read_bytes()[:5000])
+    inputs = {"none": [good], "some": [good, csv_as_photo, tmp_path / "gone.jpg"],
+              "all": [csv_as_photo]}[unreadable]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "detect", "--model",
+                           str(tiny_onnx), "--detector", "haar", *map(str, inputs), "--out",
+                           str(out)], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr
+    records = json.loads((out / "keypoints.json").read_text())
+    if unreadable == "none":
+        assert done.returncode == 0, done.stderr
+        assert len(records) == 1 and "error" not in records[0]
+        return
+    assert done.returncode == 3, done.stderr
+    assert "faces.jpg: not an image file" in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    failed = {"some": "2 of 3", "all": "1 of 1"}[unreadable]
+    assert last.startswith("facekeypoints: error: ") and f"{failed} input(s) could not be read" \
+        in last
+    if unreadable == "some":
+        assert "gone.jpg: no such file" in done.stderr
+        assert [len(r["faces"]) for r in records if "error" not in r] == [1]
+        assert (out / "annotated" / "good.jpg").is_file()
+    assert any("error" in r for r in records)

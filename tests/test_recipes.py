@@ -44,12 +44,12 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"epochz": 3}, "unknown setting(s) epochz"),
-    ({"model": "resnet"}, "model = 'resnet', expected mlp or cnn"),
+    ({"model": "resnet"}, "model='resnet': expected mlp or cnn"),
     ({"dropout": [0.5, 1.5]}, "dropout"),
     ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
-    ({"groups": {"eyes": 42}}, "group 'eyes' = 42, expected keypoint names"),
-    ({"padding": "full"}, "padding = 'full', expected valid or same"),
+    ({"groups": {"eyes": 42}}, "groups={'eyes': 42}: expected a table of lists of strings"),
+    ({"padding": "full"}, "padding='full': expected valid or same"),
     ({"conv": [[32]]}, "[filters, size] pairs"),
     ({"space_to_depth": 8, "conv": [[32, 3], [64, 3], [128, 3]]},
      "a map of at least 1x1 from a 12x12 input"),

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from facekeypoints import predict, specialists, train
+from facekeypoints import predict, specialists, training
 from facekeypoints import recipe as recipe_mod
 from facekeypoints.data import load_training
 from facekeypoints.errors import UserError
@@ -31,8 +31,8 @@ def test_each_specialist_trains_on_every_row_with_its_own_keypoints(synthetic_fi
     recipe = recipe_mod.load("model8")
     faces = load_training(synthetic_files["training.csv"])
     nose = specialists.member_recipe(recipe, "nose", recipe.groups["nose"])
-    train_set, val_set = train.prepare_data(nose, synthetic_files["training.csv"])
-    complete = train.prepare_data(recipe.replace(groups={}), synthetic_files["training.csv"])
+    train_set, val_set = training.prepare_data(nose, synthetic_files["training.csv"])
+    complete = training.prepare_data(recipe.replace(groups={}), synthetic_files["training.csv"])
     assert len(train_set) + len(val_set) == int((~np.isnan(faces.y[:, 20])).sum())
     assert len(train_set) > 2 * len(complete[0])  # far more rows than the dropna model sees
 
@@ -73,7 +73,7 @@ def test_a_missing_or_mismatched_member_is_a_clear_error(group_run, tmp_path):
 
 def test_transfer_copies_the_body_and_freezing_keeps_it_fixed(tmp_path, synthetic_files):
     base_recipe = recipe_mod.load("model7", SMALL)
-    base = train.train(base_recipe, synthetic_files["training.csv"], tmp_path / "base",
+    base = training.train(base_recipe, synthetic_files["training.csv"], tmp_path / "base",
                        log=lambda s: None)
     base_net = predict.load(base.path).net
     recipe = recipe_mod.load("model9", SMALL | {"pretrained": str(base.path),
@@ -96,7 +96,7 @@ def test_transfer_copies_the_body_and_freezing_keeps_it_fixed(tmp_path, syntheti
 
 
 def test_transfer_from_a_different_architecture_is_refused(tmp_path, synthetic_files):
-    base = train.train(recipe_mod.load("model1", {"epochs": 1}), synthetic_files["training.csv"],
+    base = training.train(recipe_mod.load("model1", {"epochs": 1}), synthetic_files["training.csv"],
                        tmp_path / "base", log=lambda s: None)
     recipe = recipe_mod.load("model9", SMALL | {"pretrained": str(base.path)})
     with pytest.raises(UserError, match="weighted layers"):

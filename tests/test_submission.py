@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from facekeypoints import recipe as recipe_mod
-from facekeypoints import submission, train
+from facekeypoints import submission, training
 from facekeypoints.errors import DataError
 
 
@@ -23,7 +23,7 @@ def test_writer_matches_kaggles_sample_submission_format(tmp_path, shared_faces)
 
 def test_submit_fills_every_lookup_row_and_scores(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 2})
-    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=print)
+    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=print)
     from facekeypoints import predict
 
     table = submission.predict_lookup(predict.load(run.path), synthetic_files["test.csv"],

@@ -10,44 +10,50 @@ import time
 import numpy as np
 import pytest
 
-from facekeypoints import predict, train
+from facekeypoints import predict, runs, training
 from facekeypoints import recipe as recipe_mod
 from facekeypoints.errors import UserError
+from facekeypoints.evaluation import rmse_pixels
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
 
 def _epochs(run_dir):
-    return [int(r["epoch"]) for r in train.RunFolder(run_dir).read_history()]
+    return [int(r["epoch"]) for r in runs.RunFolder(run_dir).read_history()]
 
 
 def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 3})
-    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=lambda s: None)
+    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+                         log=lambda s: None)
     assert recipe_mod.load(str(run.recipe)) == recipe
     assert _epochs(run.path) == [1, 2, 3]
     history = run.read_history()
-    assert set(train.HISTORY_FIELDS) == set(history[0])
+    assert set(runs.HISTORY_FIELDS) == set(history[0])
     assert all(r["val_rmse"] > 0 and r["seconds"] > 0 for r in history)
     assert history[-1]["elapsed"] == pytest.approx(sum(r["seconds"] for r in history), rel=1e-3)
     assert run.model.is_file() and json.loads(run.data.read_text())["split"] == "person"
     assert run.state()["epoch"] == 3
     model = predict.load(run.path)
     assert model.columns == recipe.columns
-    from facekeypoints.evaluate import compare_runs
+    from facekeypoints.evaluation import compare_runs, compare_table
 
-    table = compare_runs([run.path]).splitlines()
+    frame = compare_runs([run.path])
+    best = min(r["val_rmse"] for r in history)
+    assert frame.loc[0, ["run", "recipe", "epochs"]].tolist() == ["run", "model1", 3]
+    assert frame.loc[0, "best_val_px"] == pytest.approx(best, abs=1e-6)
+    table = compare_table(frame).splitlines()
     assert table[0].split()[:3] == ["run", "recipe", "epochs"]
     assert table[1].split()[:3] == ["run", "model1", "3"]
-    best = min(r["val_rmse"] for r in history)
     assert float(table[1].split()[3]) == pytest.approx(best, abs=1e-3)
+    assert "without flip test-time augmentation" in table[-1]
 
 
 def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_files):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="pass --resume"):
-        train.train(recipe_mod.load("model1"), synthetic_files["training.csv"], tmp_path / "run")
+        training.train(recipe_mod.load("model1"), synthetic_files["training.csv"], tmp_path / "run")
 
 
 def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, synthetic_files):
@@ -58,13 +64,13 @@ def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, syn
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:  # read while the run swaps checkpoint folders many times a second
-        state = train.RunFolder(out).state()
+        state = runs.RunFolder(out).state()
         if state is not None and state["epoch"] >= 5:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
     proc.wait()
-    killed_at = train.RunFolder(out).state()["epoch"]
+    killed_at = runs.RunFolder(out).state()["epoch"]
     assert 5 <= killed_at < 300 and not (out / "model.keras").exists()
 
     done = subprocess.run([*CLI, "train", "--out", str(out), "--resume"], capture_output=True,
@@ -77,10 +83,10 @@ def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, syn
 
 def test_a_finished_run_can_be_extended_past_its_planned_epochs(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 2})
-    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                       log=lambda s: None)
     before = predict.load(run.path).net.get_weights()
-    train.train(None, None, run.path, resume=True, epochs=5, log=lambda s: None)
+    training.train(None, None, run.path, resume=True, epochs=5, log=lambda s: None)
     assert _epochs(run.path) == [1, 2, 3, 4, 5]
     assert run.load_recipe().epochs == 5
     after = predict.load(run.path).net.get_weights()
@@ -90,16 +96,16 @@ def test_a_finished_run_can_be_extended_past_its_planned_epochs(tmp_path, synthe
 def test_early_stopping_restores_the_best_weights(tmp_path, synthetic_files):
     # A learning rate this high makes validation loss worse after the first epochs.
     recipe = recipe_mod.load("model1", {"epochs": 60, "patience": 3, "learning_rate": 0.2})
-    run = train.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                       log=lambda s: None)
     history = run.read_history()
     best = min(history, key=lambda r: r["val_loss"])
     assert len(history) == best["epoch"] + 3 < 60
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["stopped_early"] and summary["best_epoch"] == best["epoch"]
-    _, val = train.prepare_data(recipe, synthetic_files["training.csv"])
+    _, val = training.prepare_data(recipe, synthetic_files["training.csv"])
     pred = predict.load(run.path).predict_scaled(val.X)
-    assert train.rmse_pixels(val.y, pred) == pytest.approx(best["val_rmse"], rel=1e-3)
+    assert rmse_pixels(val.y, pred) == pytest.approx(best["val_rmse"], rel=1e-3)
 
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_files):
@@ -116,7 +122,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_f
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
-    assert (out / "model.keras").is_file() and train.RunFolder(out).state()["epoch"] >= 3
+    assert (out / "model.keras").is_file() and runs.RunFolder(out).state()["epoch"] >= 3
 
 
 @pytest.mark.parametrize("name", ["fast", "model5"])
@@ -130,18 +136,18 @@ def test_recipes_train_as_on_a_gpu_in_mixed_float16_under_xla(name, synthetic_fi
     recipe = recipe_mod.load(name, {"precision": "mixed", "batch_size": 32, "dropna": False})
     try:
         with accelerator.training_scope(recipe):
-            train_set, val_set = train.prepare_data(recipe, synthetic_files["training.csv"])
+            train_set, val_set = training.prepare_data(recipe, synthetic_files["training.csv"])
             net = models.build(recipe, len(recipe.columns))
-            trainer = train.build_trainer(recipe, net, len(train_set))
+            trainer = training.build_trainer(recipe, net, len(train_set))
             trainer.jit_compile = keras.backend.backend() != "torch"
             before = net.get_weights()
-            train.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+            training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
         assert keras.backend.standardize_dtype(net.layers[-1].compute_dtype) == "float32"
         assert any(keras.backend.standardize_dtype(layer.compute_dtype) == "float16"
                    for layer in net.layers)
         assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
         assert all(not np.allclose(a, b) for a, b in zip(before, net.get_weights(), strict=True))
-        pred = train.predict_scaled(net, val_set.X)
+        pred = predict.predict_scaled(net, val_set.X)
         assert pred.dtype == np.float32 and np.isfinite(pred).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")

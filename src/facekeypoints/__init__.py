@@ -1,9 +1,66 @@
-"""facekeypoints: find the 15 Kaggle facial keypoints, from the tutorial's nets to modern ones."""
+"""facekeypoints: find the 15 Kaggle facial keypoints, from the tutorial's nets to modern ones.
+
+    import facekeypoints as fk
+    X, y = fk.load("training.csv")                      # the tutorial's load()
+    run = fk.train("fast", "training.csv", epochs=25)   # a run folder, history, model.keras
+    fk.plot_curves(run)                                 # learning curves, inline in Jupyter
+    fk.evaluate(run).rmse                               # pixels, on held-out people
+
+The names below are the stable API (see `facekeypoints.api`). They load on first use, so
+`import facekeypoints` stays quick and the ONNX path never imports TensorFlow.
+"""
 
 import os
+from typing import TYPE_CHECKING
 
 # Quiet TensorFlow's start-up chatter and pick its backend unless the user chose another.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
+    "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
+    "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
+    "synthetic_data", "train",
+]
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
+    from .api import (
+        COLUMNS,
+        KEYPOINTS,
+        Evaluation,
+        Predictor,
+        Recipe,
+        Run,
+        build_model,
+        compare,
+        detect,
+        evaluate,
+        export,
+        get_recipe,
+        load,
+        load_frame,
+        load_model,
+        plot_curves,
+        plot_faces,
+        plot_model,
+        recipes,
+        score,
+        submit,
+        synthetic_data,
+        train,
+    )
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'facekeypoints' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,4 +1,4 @@
-"""Use what the machine has: mixed precision on GPUs, and data parallelism over several of them.
+"""Use what the machine has: mixed precision on GPUs, and data parallelism over several devices.
 
 XLA needs nothing here: Keras' default `jit_compile="auto"` compiles with XLA on a GPU and not
 on a CPU, where it was measured slower.
@@ -20,15 +20,29 @@ def gpu_count() -> int:
         return 0
 
 
-def training_scope(recipe: Recipe) -> contextlib.AbstractContextManager:
-    """Set precision for this run and return the scope to build and train the model in."""
+def training_scope(recipe: Recipe,
+                   devices: list[str] | None = None) -> contextlib.AbstractContextManager:
+    """Set precision for this run and return the scope to build and train the model in.
+
+    Several GPUs are used data-parallel on their own; `devices` names them explicitly (the tests
+    pass two logical CPU devices, the only way to run the data-parallel path without GPUs)."""
     gpus = gpu_count()
     mixed = recipe.precision == "mixed" or (recipe.precision == "auto" and gpus > 0)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    if gpus > 1 and keras.backend.backend() == "tensorflow":
+    if devices is None and gpus > 1:
+        devices = [f"/gpu:{i}" for i in range(gpus)]
+    if devices and len(devices) > 1 and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return tf.distribute.MirroredStrategy().scope()
-    if gpus > 1 and keras.backend.backend() == "jax":
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
+        return tf.distribute.MirroredStrategy(devices).scope()
+    if devices and len(devices) > 1 and keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices))
     return contextlib.nullcontext()
+
+
+def replicas(model: keras.Model) -> int:
+    """How many devices train `model` together (1 unless built under a distribution)."""
+    if keras.backend.backend() == "tensorflow":
+        return int(model.distribute_strategy.num_replicas_in_sync)
+    distribution = keras.distribution.distribution()
+    return len(distribution.device_mesh.devices.ravel()) if distribution is not None else 1

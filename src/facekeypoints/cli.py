@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 import click
@@ -35,32 +34,14 @@ def quiet_keras() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def _overrides(pairs: tuple[str, ...]) -> dict:
-    values = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep:
-            raise UserError(f"--set {pair}: expected KEY=VALUE, e.g. --set dropout=[0.1,0.2]")
-        try:
-            values[key.strip()] = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            values[key.strip()] = text  # a bare word is a string
-    return values
-
-
-def _default_out(name: str) -> Path:
-    base = Path("runs") / name
-    out, k = base, 1
-    while out.exists():
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="facekeypoints")
 def cli() -> None:
     """Find the 15 Kaggle facial keypoints: train, evaluate, submit, plot."""
+
+
+# Settings that have an option of their own; the same names work with --set.
+SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", "validation")
 
 
 @cli.command()
@@ -70,48 +51,39 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
 @click.option("--patience", type=click.IntRange(min=0), help="Early stopping; 0 = off.")
-@click.option("--seed", type=int)
+@click.option("--seed", type=click.IntRange(min=0))
 @click.option("--validation", type=click.FloatRange(0, 1, max_open=True),
               help="Held-out fraction (split by person where the data names them).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override any recipe setting, e.g. --set dropout=[0.1,0.2,0.3,0.5]")
+              help="Change any recipe setting, e.g. --set dropout=[0.1,0.2,0.3,0.5]")
+@click.option("--tensorboard", is_flag=True, default=None,
+              help="Also log to RUN/tensorboard (open with: tensorboard --logdir RUN).")
 @click.option("--out", type=click.Path(), help="Run folder (default runs/RECIPE).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--checkpoint-seconds", default=30.0, show_default=True,
               help="Save a checkpoint at least this often.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
               help="Stop (and save) after this much training time.")
+@click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
+              show_default=True, help="A bar in a terminal, plain lines in a log.")
 def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, seed, validation,
-          settings, out, resume, checkpoint_seconds, max_minutes) -> None:
+          settings, tensorboard, out, resume, checkpoint_seconds, max_minutes, progress) -> None:
     """Train a recipe; writes a run folder with history, checkpoints and model.keras."""
-    from . import recipe as recipe_mod
+    from . import api
+    from .recipe import Given, parse_setting
 
-    if resume:
-        if not out:
-            raise UserError("--resume needs --out RUN_DIR, the run folder to continue")
-        group_recipe = Path(out) / "recipe.toml"
-        recipe = recipe_mod.load(str(group_recipe)) if (Path(out) / "specialists.json").is_file() \
-            else None
-    else:
-        if not recipe_name or not data_path:
-            raise UserError("train needs --recipe NAME and --data FILE (or --out RUN --resume)")
-        overrides = _overrides(settings) | {
-            "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-            "patience": patience, "seed": seed, "validation": validation}
-        recipe = recipe_mod.load(recipe_name, overrides)
+    options = {"batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
+               "seed": seed, "validation": validation, "tensorboard": tensorboard}
+    given = [parse_setting(pair) for pair in settings]
+    given += [Given(key, value, f"--{key.replace('_', '-')}" + ("" if value is True
+                                                                 else f" {value}"))
+              for key, value in options.items() if value is not None]
+    if not resume and not (recipe_name and data_path):
+        raise UserError("train needs --recipe NAME and --data FILE (or --out RUN --resume)")
     quiet_keras()
-    from . import train as train_mod
-
-    if recipe is not None and recipe.groups:
-        from . import specialists
-
-        run = specialists.train_group(recipe, data_path, out or _default_out(recipe.name),
-                                      epochs=epochs, checkpoint_seconds=checkpoint_seconds,
-                                      max_seconds=max_minutes * 60 if max_minutes else None)
-    else:
-        run = train_mod.train(recipe, data_path, out or _default_out(recipe.name), resume=resume,
-                              epochs=epochs, checkpoint_seconds=checkpoint_seconds,
-                              max_seconds=max_minutes * 60 if max_minutes else None)
+    run = api._train(recipe_name, given, data_path, out, epochs=epochs, resume=resume,
+                     max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
+                     progress=progress, log=click.echo, epochs_origin=f"--epochs {epochs}")
     click.echo(f"run folder: {run.path}")
 
 
@@ -122,41 +94,33 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
 @click.option("--train", "on_train", is_flag=True,
               help="Also report RMSE on the run's training set (no dropout, no augmentation).")
 def evaluate(model, data_path, on_train) -> None:
-    """RMSE in pixels, overall and per keypoint, of MODEL (a run folder or .keras file)."""
-    quiet_keras()
-    from . import data, predict
-    from .evaluate import evaluate as run_eval
-    from .evaluate import mean_shape_rmse
+    """RMSE in pixels, overall and per keypoint, of MODEL (a run folder or .keras file).
 
-    predictor = predict.load(model)
+    With flip test-time augmentation where the model uses it (as `submit` predicts), and the
+    figure without it (what history.csv and `compare` log)."""
+    quiet_keras()
+    from . import api, data
+    from .evaluation import evaluate as run_eval
+    from .evaluation import mean_shape_rmse
+
+    predictor = api.load_model(model)
     if data_path:
         faces = data.load_training(data_path)
         click.echo(f"{data_path}:")
-        click.echo(run_eval(predictor, faces).table())
-        return
-    from . import train as train_mod
-
-    run = train_mod.RunFolder(Path(model))
-    if not run.data.is_file():
-        raise UserError(f"MODEL {model}: not a run folder, so give --data FILE to evaluate on")
-    recipe = run.load_recipe()
-    train_set, val_set = train_mod.prepare_data(recipe, _run_data_path(run))
-    click.echo(f"validation set of {run.path} ({len(val_set)} faces):")
-    click.echo(run_eval(predictor, val_set).table())
-    baseline = mean_shape_rmse(train_set, val_set)
-    click.echo(f"mean-shape baseline on the same faces: {baseline:.3f} px")
-    if on_train:
-        click.echo(f"training RMSE (no dropout, no augmentation): "
-                   f"{run_eval(predictor, train_set).rmse:.3f} px")
-
-
-def _run_data_path(run) -> str:
-    import json
-
-    path = json.loads(run.data.read_text())["data"]
-    if not Path(path).exists():
-        raise UserError(f"{run.data}: the run's data file {path} is gone; give --data FILE")
-    return path
+    else:
+        train_set, faces = api.validation_set(model, "train"), api.validation_set(model)
+        click.echo(f"validation set of {model} ({len(faces)} faces):")
+    result = run_eval(predictor, faces)
+    click.echo(result.table())
+    if predictor.tta:
+        click.echo(f"without flip TTA (as history.csv and compare log it): "
+                   f"{run_eval(predictor, faces, tta=False).rmse:.3f} px")
+    if not data_path:
+        click.echo(f"mean-shape baseline on the same faces: "
+                   f"{mean_shape_rmse(train_set, faces):.3f} px")
+        if on_train:
+            click.echo(f"training RMSE (no dropout, no augmentation): "
+                       f"{run_eval(predictor, train_set).rmse:.3f} px")
 
 
 @cli.command()
@@ -168,10 +132,9 @@ def _run_data_path(run) -> str:
 def submit(model, test_path, lookup_path, out) -> None:
     """Predict the test faces and write a Kaggle submission (RowId,Location)."""
     quiet_keras()
-    from . import predict, submission
+    from . import api
 
-    table = submission.predict_lookup(predict.load(model), test_path, lookup_path)
-    submission.write(table, out)
+    table = api.submit(model, test_path, lookup_path, out)
     click.echo(f"wrote {out} ({len(table)} rows)")
 
 
@@ -196,10 +159,9 @@ def plot() -> None:
 @click.option("--out", default="curves.png", show_default=True, type=click.Path())
 def plot_curves(runs, out) -> None:
     """Train/validation loss and validation RMSE of one or more runs, in one figure."""
-    quiet_keras()
-    from . import plots
+    from . import api, plots
 
-    click.echo(f"wrote {plots.learning_curves(list(runs), out)}")
+    click.echo(f"wrote {plots.save(api.plot_curves(*runs), out)}")
 
 
 @plot.command("samples")
@@ -213,24 +175,20 @@ def plot_samples(model, data_path, out, seed) -> None:
     quiet_keras()
     import numpy as np
 
-    from . import data, plots, predict
+    from . import api, data, plots
 
-    predictor = predict.load(model)
-    truth = None
-    try:
-        _, X = data.load_test(data_path)
-    except UserError:
-        faces = data.load_training(data_path)
-        X, truth = faces.X, data.unscale(faces.y[:, [faces.columns.index(c)
-                                                     for c in predictor.columns]])
+    predictor = api.load_model(model)
+    X, y = api.load(data_path, dropna=False)
+    truth = None if y is None else data.unscale(
+        y[:, [api.COLUMNS.index(c) for c in predictor.columns]])
     pick = np.sort(np.random.default_rng(seed).permutation(len(X))[:16])
     title = f"{predictor.name}: predicted (red)" + (", labelled (green)" if truth is not None
                                                    else "")
     if "synthetic" in str(data_path).lower():
         title = "SYNTHETIC faces - " + title
-    plots.face_grid(X[pick], predictor.predict(X[pick]), out,
-                    None if truth is None else truth[pick], title)
-    click.echo(f"wrote {out}")
+    fig = api.plot_faces(X[pick], predictor.predict(X[pick]),
+                         None if truth is None else truth[pick], title)
+    click.echo(f"wrote {plots.save(fig, out, dpi=100)}")
 
 
 @plot.command("model")
@@ -239,21 +197,9 @@ def plot_samples(model, data_path, out, seed) -> None:
 def plot_model(model, out) -> None:
     """The architecture of MODEL (run folder, .keras file) or of a recipe (name or .toml)."""
     quiet_keras()
-    from . import models, plots, predict
-    from . import recipe as recipe_mod
+    from . import api, plots
 
-    if Path(model).exists() and not str(model).endswith(".toml"):
-        net = predict.load(model).net
-        if net is None:
-            raise UserError(f"MODEL {model}: no single Keras net to draw (a group of "
-                            "specialists or an ONNX file); give a run folder or .keras file")
-    else:
-        r = recipe_mod.load(model)
-        net = models.build(r, len(r.columns))
-    path, note = plots.architecture(net, out)
-    if note:
-        click.echo(f"note: {note}")
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {plots.save(api.plot_model(model), out)}")
 
 
 @cli.command()
@@ -274,10 +220,10 @@ def recipes(name) -> None:
 @click.argument("runs", nargs=-1, required=True)
 def compare(runs) -> None:
     """A table comparing runs: best and last validation RMSE, epochs, seconds per epoch."""
-    quiet_keras()
-    from .evaluate import compare_runs
+    from . import api
+    from .evaluation import compare_table
 
-    click.echo(compare_runs(list(runs)))
+    click.echo(compare_table(api.compare(*runs)))
 
 
 @cli.command()
@@ -289,8 +235,10 @@ def demo(out, epochs, fast_epochs) -> None:
     """The whole pipeline on built-in SYNTHETIC faces: train, plot, evaluate, submit, score."""
     quiet_keras()
     from .demo import run_demo
+    from .runs import free_folder
 
-    run_demo(Path(out) if out else _default_out("demo"), epochs, fast_epochs, click.echo)
+    run_demo(Path(out) if out else free_folder(Path("runs") / "demo"), epochs, fast_epochs,
+             click.echo)
 
 
 def _load_model(model: str):
@@ -324,14 +272,25 @@ def _require_model(model: str | None) -> str:
 @click.option("--out", default="detections", show_default=True, type=click.Path(),
               help="Folder for keypoints.json, keypoints.csv, annotated pictures and videos.")
 @click.option("--no-draw", is_flag=True, help="Skip the annotated pictures and videos.")
-def detect(inputs, model, detector, out, no_draw) -> None:
-    """Faces and their 15 keypoints in photos, folders of photos, or videos."""
-    from .detect import run_detect
+@click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
+              show_default=True, help="A bar in a terminal, plain lines in a log.")
+def detect(inputs, model, detector, out, no_draw, progress) -> None:
+    """Faces and their 15 keypoints in photos, folders of photos, or videos.
+
+    Exit code 0: every input was read; 3: some could not be (each is named above, and the
+    rest are written as usual); 2: a usage error, or nothing to process at all."""
+    from .detection import run_detect
+    from .errors import SomeInputsUnreadable
     from .photos import FacePipeline
 
     pipeline = FacePipeline(_load_model(_require_model(model)), detector)
-    run_detect(list(inputs), pipeline, Path(out), not no_draw,
-               lambda line: click.echo(line, err=True))
+    summary = run_detect(list(inputs), pipeline, Path(out), not no_draw,
+                         lambda line: click.echo(line, err=True), progress)
+    failed = summary["unreadable"] + len(summary["skipped"])
+    if failed:
+        total = summary["files"] + len(summary["skipped"])
+        raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read (named "
+                                   f"above); the others are written to {out}")
 
 
 @cli.command("evaluate-photos")
@@ -356,15 +315,15 @@ def evaluate_photos(folder, truth, model, detector) -> None:
 @click.option("--out", type=click.Path(), help="The .onnx file (default: beside the model).")
 def export(model, out) -> None:
     """Write MODEL as ONNX (columns and test-time flips kept as metadata); .keras stays."""
-    from .export import export_onnx
+    from . import api
 
-    predictor = _load_model(model)
-    target = Path(out) if out else (Path(model) / "model.onnx" if Path(model).is_dir()
-                                    else Path(model).with_suffix(".onnx"))
-    click.echo(f"wrote {export_onnx(predictor, target)}")
+    if not str(model).endswith(".onnx"):
+        quiet_keras()
+    click.echo(f"wrote {api.export(model, out)}")
 
 
 def main() -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # pictures go to files; no window is wanted
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -63,7 +63,7 @@ class Faces:
 # ----------------------------------------------------------------------------- reading files
 
 
-def read_csv(path: str | Path) -> pd.DataFrame:
+def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     """A CSV, .csv.gz or a Kaggle .zip holding one CSV, all columns as text."""
     path = Path(path)
     if not path.exists():
@@ -72,7 +72,8 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         raise UserError(f"{path}: is a folder, expected a .csv, .csv.gz or .zip file")
     try:
         with _open_text(path) as handle:
-            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False)
+            frame = pd.read_csv(handle, dtype=str, keep_default_na=False, na_filter=False,
+                                nrows=nrows)
     except pd.errors.EmptyDataError:
         raise DataError(path, "the file is empty, expected a CSV header and rows") from None
     except (EOFError, OSError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as e:
@@ -186,6 +187,15 @@ def load_training(path: str | Path, sources: str | Path | None = None) -> Faces:
     return Faces(X, scale(y), list(COLUMNS), np.arange(1, len(frame) + 1), persons, str(path))
 
 
+def kind_of(path: str | Path) -> str:
+    """"training" (keypoint columns) or "test" (ImageId, Image), from the header alone."""
+    header = list(read_csv(path, nrows=1).columns)
+    if "ImageId" in header:
+        return "test"
+    if any(c in header for c in COLUMNS):
+        return "training"
+    raise DataError(path, f"neither Kaggle's training format ({COLUMNS[0]}, ..., Image) nor its "
+                          f"test format (ImageId, Image); found columns {', '.join(header[:5])}")
 
 
 def load_test(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -24,3 +24,10 @@ class DataError(UserError):
             where.append(f"column {column}")
         super().__init__(f"{', '.join(where)}: {message}")
         self.path, self.row, self.column = path, row, column
+
+
+class SomeInputsUnreadable(UserError):
+    """Some inputs of a batch could not be read: the rest were processed and written, and the
+    exit code (3) tells a script that not everything went through."""
+
+    exit_code = 3

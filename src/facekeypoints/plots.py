@@ -1,27 +1,37 @@
-"""Pictures a person would rather see than read: learning curves, faces with keypoints, nets."""
+"""Pictures a person would rather see than read: learning curves, faces with keypoints, nets.
+
+Each function returns a matplotlib Figure that no pyplot window owns: Jupyter shows it once,
+inline, and `save` writes it to disk atomically (what the command line does with them).
+"""
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
-import matplotlib
+import matplotlib.image
+import matplotlib.pyplot as plt  # noqa: F401 - in Jupyter, registers the inline display
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .errors import UserError  # noqa: E402
-from .files import atomic_write_text, save_figure_atomic  # noqa: E402
+from .errors import UserError
+from .files import save_figure_atomic
 
 
-def learning_curves(runs: list[str | Path], out: str | Path, title: str = "") -> Path:
+def save(fig: Figure, out: str | Path, dpi: int = 110) -> Path:
+    """Write the figure (PNG, PDF or SVG by suffix) and free its memory."""
+    save_figure_atomic(fig, out, dpi=dpi)
+    return Path(out)
+
+
+def learning_curves(runs: list[str | Path], title: str = "") -> Figure:
     """Train (solid) and validation (dashed) loss of several runs on a log scale, and val RMSE."""
-    from .specialists import group_members
-    from .train import RunFolder
+    from .runs import RunFolder, group_members
 
     runs = [member for path in runs for member in group_members(path)]
-    fig, (ax_loss, ax_rmse) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax_loss, ax_rmse = fig.subplots(1, 2)
     for i, path in enumerate(runs):
         run = RunFolder(Path(path))
         hist = run.read_history()
@@ -38,7 +48,7 @@ def learning_curves(runs: list[str | Path], out: str | Path, title: str = "") ->
         ax_rmse.plot(epoch, [r["val_rmse"] for r in hist], colour, lw=1.2, label=label)
     ax_loss.set(yscale="log", xlabel="epoch", ylabel="loss (MSE, scaled units)",
                 title="train and validation loss")
-    ax_rmse.set(yscale="log", xlabel="epoch", ylabel="validation RMSE (pixels)",
+    ax_rmse.set(yscale="log", xlabel="epoch", ylabel="validation RMSE (pixels, no flip TTA)",
                 title="validation RMSE")
     for ax in (ax_loss, ax_rmse):
         ax.grid(True, which="both", alpha=0.3)
@@ -46,42 +56,55 @@ def learning_curves(runs: list[str | Path], out: str | Path, title: str = "") ->
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure_atomic(fig, out, dpi=110)
-    plt.close(fig)
-    return Path(out)
+    return fig
 
 
-def face_grid(X: np.ndarray, pred: np.ndarray, out: str | Path, truth: np.ndarray | None = None,
-              title: str = "", columns: int = 4) -> Path:
-    """Up to 16 faces, predicted keypoints in red (and true ones in green where given)."""
+def face_grid(X: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray | None = None,
+              title: str = "", columns: int = 4) -> Figure:
+    """Up to columns x columns faces, predicted keypoints in red, true ones (where given, NaN
+    where missing) as green crosses. Keypoints in pixels, (N, 30) as x, y pairs."""
     n = min(len(X), columns * columns)
-    fig, axes = plt.subplots(columns, columns, figsize=(8, 8.4))
+    rows = max(1, int(np.ceil(n / columns)))
+    fig = Figure(figsize=(2 * columns, 2 * rows + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(X[i, :, :, 0], cmap="gray", vmin=0, vmax=1)
+        ax.imshow(np.asarray(X[i]).reshape(X.shape[1], X.shape[2]), cmap="gray", vmin=0, vmax=1)
         if truth is not None:
             ax.scatter(truth[i, 0::2], truth[i, 1::2], s=10, c="lime", marker="x", lw=1)
-        ax.scatter(pred[i, 0::2], pred[i, 1::2], s=8, c="red")
+        if pred is not None:
+            ax.scatter(pred[i, 0::2], pred[i, 1::2], s=8, c="red")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    save_figure_atomic(fig, out, dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return fig
 
 
-def architecture(net, out: str | Path) -> tuple[Path, str]:
-    """The net as a diagram; a text summary (and a note) where graphviz is not installed."""
-    out = Path(out)
+def architecture(net) -> Figure:
+    """The net as Keras draws it (with graphviz), or its layer summary where graphviz is missing."""
     if shutil.which("dot"):
         import keras
 
-        keras.utils.plot_model(net, to_file=str(out), show_shapes=True, show_layer_names=False)
-        return out, ""
-    text_path = out.with_suffix(".txt")
+        with tempfile.TemporaryDirectory() as tmp:
+            png = Path(tmp) / "model.png"
+            keras.utils.plot_model(net, to_file=str(png), show_shapes=True,
+                                   show_layer_names=False, dpi=80)
+            image = matplotlib.image.imread(png)
+        height, width = image.shape[:2]
+        fig = Figure(figsize=(width / 80, height / 80))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(image)
+        ax.axis("off")
+        return fig
+    fig = Figure(figsize=(9, 0.17 * len(summary_lines(net)) + 0.5))
+    fig.text(0.01, 0.99, "\n".join(summary_lines(net)), family="monospace", fontsize=8,
+             va="top")
+    return fig
+
+
+def summary_lines(net) -> list[str]:
     lines: list[str] = []
     net.summary(line_length=90, print_fn=lambda line, *args, **kwargs: lines.append(line))
-    atomic_write_text(text_path, "\n".join(lines) + "\n")
-    return text_path, "graphviz is not installed (apt-get install graphviz); wrote a text summary"
+    return lines

@@ -1,4 +1,4 @@
-"""Load any trained model (run folder, .keras file, group of specialists) as one predictor."""
+"""Any trained model (run folder, .keras or .onnx file, group of specialists) as one predictor."""
 
 from __future__ import annotations
 
@@ -7,34 +7,63 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runs
 from .data import IMAGE_SIZE, unscale
 from .errors import UserError
 from .keypoints import COLUMNS, flip_permutation, mirror_keypoints, x_mask
 
 
+def predict_scaled(net, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """A Keras net's predictions in scaled units, without `Model.predict`'s overhead per call."""
+    if len(X) == 0:
+        return np.zeros((0, net.output_shape[-1]), dtype=np.float32)
+    parts = [net.predict_on_batch(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
 class Predictor:
-    """Faces (N, 96, 96, 1) in [0, 1] -> keypoints in pixels, one column per name in `columns`."""
+    """Faces (N, 96, 96, 1) in [0, 1] -> keypoints in pixels, one column per name in `columns`.
+
+    `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
+    prediction with its mirror image's."""
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
 
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, {len(self.columns) // 2} keypoints"
+                f"{', flip TTA' if self.tta else ''})")
+
     def run(self, X: np.ndarray) -> np.ndarray:
         """The net on a batch, in scaled units."""
-        from .train import predict_scaled
-
         return predict_scaled(self.net, X)
 
-    def predict_scaled(self, X: np.ndarray) -> np.ndarray:
+    def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""
+        X = _faces(X)
         y = self.run(X)
-        if self.tta:  # average with the mirror image's prediction, mirrored back
+        if self.tta if tta is None else tta:  # average with the mirror image, mirrored back
             mirrored = self.run(np.ascontiguousarray(X[:, :, ::-1, :]))
             y = (y + mirror_keypoints(mirrored, flip_permutation(self.columns),
                                       x_mask(self.columns))) / 2
         return y
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Keypoints in pixels, clipped to the image."""
-        return np.clip(unscale(self.predict_scaled(X)), 0.0, float(IMAGE_SIZE))
+    def predict(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Keypoints in pixels of the 96x96 face, clipped to the image, shape (N, columns)."""
+        return np.clip(unscale(self.predict_scaled(X, tta)), 0.0, float(IMAGE_SIZE))
+
+
+def _faces(X: np.ndarray) -> np.ndarray:
+    """(N, 96, 96, 1) float32 in [0, 1]; (N, 96, 96) and (96, 96) faces are accepted too."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim == 3:
+        X = X[..., None]
+    if X.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise UserError(f"faces of shape {X.shape}: expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 1) "
+                        "grey images in [0, 1]")
+    return X
 
 
 class OnnxPredictor(Predictor):
@@ -62,22 +91,37 @@ class OnnxPredictor(Predictor):
         return self.session.run(None, {self.input_name: np.asarray(X, np.float32)})[0]
 
 
-def load(model: str | Path) -> Predictor:
-    """MODEL as the command line takes it: a run folder, or a saved .keras model file."""
-    path = Path(model)
+class GroupPredictor(Predictor):
+    """Several specialists predicting together: all their columns, in Kaggle order."""
+
+    def __init__(self, members: dict[str, Predictor], name: str):
+        columns = [c for c in COLUMNS if any(c in m.columns for m in members.values())]
+        super().__init__(None, columns, False, name)
+        self.members = members
+
+    def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        X = _faces(X)
+        out = np.full((len(X), len(self.columns)), np.nan, np.float32)
+        for member in self.members.values():
+            idx = [self.columns.index(c) for c in member.columns]
+            out[:, idx] = member.predict_scaled(X, tta)
+        return out
+
+
+def load(model: str | Path | Predictor) -> Predictor:
+    """MODEL as the command line takes it: a run folder (one net or a group of specialists), or
+    a saved .keras or .onnx file. A Predictor passes through."""
+    if isinstance(model, Predictor):
+        return model
+    path = Path(getattr(model, "path", model))  # a Run object stands for its folder
     if not path.exists():
         raise UserError(f"MODEL {path}: no such run folder or model file")
-    if path.is_dir() and (path / "specialists.json").is_file():
-        from .specialists import load_group
-
-        return load_group(path)
+    if path.is_dir() and runs.is_group(path):
+        return _load_group(path)
     if path.is_dir():
-        from . import train
-
-        run = train.RunFolder(path)
+        run = runs.RunFolder(path)
         recipe = run.load_recipe()
-        net = train.net_from_run(run, recipe)
-        return Predictor(net, recipe.columns, recipe.tta, recipe.name)
+        return Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta, recipe.name)
     if path.suffix == ".onnx":
         return OnnxPredictor(path)
     if path.suffix != ".keras":
@@ -92,6 +136,21 @@ def load(model: str | Path) -> Predictor:
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
     return Predictor(net, columns, tta, path.stem)
+
+
+def _load_group(path: Path) -> GroupPredictor:
+    manifest = json.loads((path / runs.MANIFEST).read_text())
+    members = {}
+    for group, columns in manifest["groups"].items():
+        folder = path / group
+        if not folder.is_dir():
+            raise UserError(f"{path}: specialist {group!r} is missing ({folder} not found)")
+        member = load(folder)
+        if member.columns != columns:
+            raise UserError(f"{path}: specialist {group!r} predicts {member.columns}, the group "
+                            f"expects {columns}")
+        members[group] = member
+    return GroupPredictor(members, path.name)
 
 
 def _columns_beside(path: Path, n_out: int) -> tuple[list[str], bool]:

@@ -11,17 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
-import numpy as np
 from keras import layers, ops
 
-from . import train as train_mod
+from . import runs, training
 from .errors import UserError
 from .files import atomic_write_text
-from .keypoints import COLUMNS, columns_of
+from .keypoints import columns_of
 from .predict import Predictor
 from .recipe import Recipe
-
-MANIFEST = "specialists.json"
 
 
 class GradientScale(layers.Layer):
@@ -111,11 +108,11 @@ def member_recipe(recipe: Recipe, group: str, keypoints: list[str]) -> Recipe:
 
 def train_group(recipe: Recipe, data_path: str | Path | None, out: str | Path,
                 epochs: int | None = None, checkpoint_seconds: float = 30.0,
-                max_seconds: float | None = None,
-                log: Callable[[str], None] = print) -> train_mod.RunFolder:
+                max_seconds: float | None = None, log: Callable[[str], None] = print,
+                progress: str | bool | None = "auto") -> runs.RunFolder:
     """Train (or resume) each group's specialist in turn; finished members are kept."""
     out = Path(out)
-    manifest_path = out / MANIFEST
+    manifest_path = out / runs.MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         data_path = data_path or manifest["data"]
@@ -139,49 +136,7 @@ def train_group(recipe: Recipe, data_path: str | Path | None, out: str | Path,
             log(f"   {folder} is finished; kept")
             continue
         resume = (folder / "recipe.toml").is_file()
-        train_mod.train(None if resume else member, data_path, folder, resume=resume,
+        training.train(None if resume else member, data_path, folder, resume=resume,
                         epochs=epochs if resume else None, checkpoint_seconds=checkpoint_seconds,
-                        max_seconds=max_seconds, log=log, prepare=prepare)
-    return train_mod.RunFolder(out)
-
-
-class GroupPredictor(Predictor):
-    """Several group models predicting together: all their columns, in Kaggle order."""
-
-    def __init__(self, members: dict[str, Predictor], name: str):
-        columns = [c for c in COLUMNS if any(c in m.columns for m in members.values())]
-        super().__init__(None, columns, False, name)
-        self.members = members
-
-    def predict_scaled(self, X: np.ndarray) -> np.ndarray:
-        out = np.full((len(X), len(self.columns)), np.nan, np.float32)
-        for member in self.members.values():
-            idx = [self.columns.index(c) for c in member.columns]
-            out[:, idx] = member.predict_scaled(X)
-        return out
-
-
-def load_group(path: str | Path) -> GroupPredictor:
-    from . import predict
-
-    path = Path(path)
-    manifest = json.loads((path / MANIFEST).read_text())
-    members = {}
-    for group, columns in manifest["groups"].items():
-        folder = path / group
-        if not folder.is_dir():
-            raise UserError(f"{path}: specialist {group!r} is missing ({folder} not found)")
-        member = predict.load(folder)
-        if member.columns != columns:
-            raise UserError(f"{path}: specialist {group!r} predicts {member.columns}, the group "
-                            f"expects {columns}")
-        members[group] = member
-    return GroupPredictor(members, path.name)
-
-
-def group_members(path: str | Path) -> list[Path]:
-    """Member run folders of a group run (in group order), or [path] for an ordinary run."""
-    path = Path(path)
-    if not (path / MANIFEST).is_file():
-        return [path]
-    return [path / g for g in json.loads((path / MANIFEST).read_text())["groups"]]
+                        max_seconds=max_seconds, log=log, prepare=prepare, progress=progress)
+    return runs.RunFolder(out)

@@ -11,17 +11,25 @@ from . import data
 from .errors import DataError, UserError
 from .files import atomic_write_text
 from .predict import Predictor
+from .progress import Progress
+
+PREDICT_CHUNK = 512  # faces per step of submit's progress
 
 
-def predict_lookup(predictor: Predictor, test_path: str | Path,
-                   lookup_path: str | Path) -> pd.DataFrame:
+def predict_lookup(predictor: Predictor, test_path: str | Path, lookup_path: str | Path,
+                   progress: str | bool | None = "auto") -> pd.DataFrame:
     """RowId, Location for every row of the lookup table, in its order."""
     ids, X = data.load_test(test_path)
     lookup = data.load_lookup(lookup_path, known_ids=ids)
     missing = sorted(set(lookup["FeatureName"]) - set(predictor.columns))
     if missing:
         raise UserError(f"{lookup_path}: asks for {missing[0]}, which the model does not predict")
-    return lookup_locations(lookup, ids, predictor.columns, predictor.predict(X))
+    parts = []
+    with Progress(len(X), "submit", "face", mode=progress, every=5.0) as bar:
+        for i in range(0, len(X), PREDICT_CHUNK):
+            parts.append(predictor.predict(X[i : i + PREDICT_CHUNK]))
+            bar.update(len(parts[-1]))
+    return lookup_locations(lookup, ids, predictor.columns, np.concatenate(parts))
 
 
 def lookup_locations(lookup: pd.DataFrame, ids: np.ndarray, columns: list[str],

@@ -15,6 +15,7 @@ from .errors import UserError
 from .files import atomic_write, atomic_write_text
 from .keypoints import COLUMNS
 from .photos import VIDEO_SUFFIXES, Face, FacePipeline, draw, expand_inputs
+from .progress import Progress
 
 CSV_FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score",
               *COLUMNS]
@@ -49,39 +50,44 @@ def _write_jpeg(path: Path, bgr: np.ndarray) -> None:
 
 
 def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictures: bool = True,
-               log: Callable[[str], None] = print) -> dict:
+               log: Callable[[str], None] = print, progress: str | bool | None = "auto") -> dict:
+    """Every photo and video in `inputs` (files or folders); results written atomically to `out`
+    even where some inputs cannot be read (the summary counts them)."""
     files, problems = expand_inputs(inputs)
-    for p in problems:
-        log(f"skipped: {p}")
     if not files:
         raise UserError(f"nothing to process in {' '.join(inputs)}: "
                         f"{'; '.join(problems) or 'no photos or videos'}")
     out.mkdir(parents=True, exist_ok=True)
     results, rows = [], []
     total_faces = 0
-    for i, path in enumerate(files, start=1):
-        if path.suffix.lower() in VIDEO_SUFFIXES:
-            summary = run_video(path, pipeline, out, draw_pictures, log)
-            results.append(summary)
-            total_faces += summary["faces"]
-            continue
-        result = pipeline.photo(path)
-        record = {"file": str(path), "width": result.width, "height": result.height,
-                  "faces": [f.as_dict() for f in result.faces]}
-        if result.error:
-            record["error"] = result.error
-            log(f"[{i}/{len(files)}] {result.error}")
-        else:
-            if draw_pictures:
-                from .photos import read_photo
+    with Progress(len(files), "detect", "file", mode=progress, log=log, every=5.0) as bar:
+        for p in problems:
+            bar.note(f"skipped: {p}")
+        for i, path in enumerate(files, start=1):
+            if path.suffix.lower() in VIDEO_SUFFIXES:
+                summary = run_video(path, pipeline, out, draw_pictures, bar.note, progress)
+                results.append(summary)
+                total_faces += summary["faces"]
+                bar.update(1, faces=total_faces)
+                continue
+            result = pipeline.photo(path)
+            record = {"file": str(path), "width": result.width, "height": result.height,
+                      "faces": [f.as_dict() for f in result.faces]}
+            if result.error:
+                record["error"] = result.error
+                bar.note(f"[{i}/{len(files)}] {result.error}")
+            else:
+                if draw_pictures:
+                    from .photos import read_photo
 
-                _write_jpeg(out / "annotated" / f"{path.stem}.jpg",
-                            draw(read_photo(path), result.faces))
-            note = f"{len(result.faces)} face(s)" if result.faces else "no face found"
-            log(f"[{i}/{len(files)}] {path.name}: {note}")
-        total_faces += len(result.faces)
-        results.append(record)
-        rows += _rows(str(path), result.faces)
+                    _write_jpeg(out / "annotated" / f"{path.stem}.jpg",
+                                draw(read_photo(path), result.faces))
+                note = f"{len(result.faces)} face(s)" if result.faces else "no face found"
+                bar.note(f"[{i}/{len(files)}] {path.name}: {note}")
+            total_faces += len(result.faces)
+            results.append(record)
+            rows += _rows(str(path), result.faces)
+            bar.update(1, faces=total_faces)
     atomic_write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
     atomic_write_text(out / "keypoints.csv", _csv_text(rows))
     summary = {"files": len(files), "faces": total_faces,
@@ -93,7 +99,7 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
 
 
 def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
-              log: Callable[[str], None]) -> dict:
+              log: Callable[[str], None], progress: str | bool | None = "auto") -> dict:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         log(f"{path}: unreadable video")
@@ -103,6 +109,7 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
     video_out = out / f"{path.stem}_annotated.mp4"
     tmp_video = video_out.with_name(f".{video_out.name}.tmp.mp4")
     writer, rows, index = None, [], 0
+    bar = Progress(frames or None, path.name, "frame", mode=progress, log=log, every=5.0)
     try:
         while True:
             ok, bgr = capture.read()
@@ -117,9 +124,9 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
                                              fps, (w, h))
                 writer.write(draw(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces))
             index += 1
-            if index % 25 == 0:
-                log(f"{path.name}: frame {index}/{frames or '?'}")
+            bar.update(1, faces=len(rows))
     finally:
+        bar.close()
         capture.release()
         if writer is not None:
             writer.release()

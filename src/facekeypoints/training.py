@@ -1,20 +1,14 @@
-"""Training runs: a recipe and a data file in, a run folder out; killed runs resume.
-
-A run folder holds `recipe.toml` (resolved), `data.json` (what was trained on), `history.csv`
-(one row per epoch), `checkpoint/` (weights, optimiser state, early-stopping state; swapped in
-atomically) and, once training ends or is interrupted, `model.keras`.
-"""
+"""Training runs: a recipe and a data file in, a run folder (runs.py) out; killed runs resume."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -23,17 +17,18 @@ from keras import ops
 
 from . import data as data_mod
 from . import models, optim
-from . import recipe as recipe_mod
-from .accelerator import gpu_count, training_scope
+from .accelerator import replicas, training_scope
 from .augment import Augment
 from .data import Faces
 from .errors import UserError
+from .evaluation import rmse_pixels
 from .files import atomic_write_text, save_model_atomic
 from .losses import masked_mse
+from .predict import predict_scaled
+from .progress import Progress
 from .recipe import Recipe
-
-HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_rmse", "learning_rate", "momentum",
-                  "seconds", "elapsed"]
+from .runs import HISTORY_FIELDS, RunFolder, load_arrays, save_checkpoint, truncate_history
+from .tensorboard_log import TensorBoardLog
 
 
 class KeypointTrainer(keras.Model):
@@ -57,113 +52,6 @@ class KeypointTrainer(keras.Model):
         return loss
 
 
-def predict_scaled(net: keras.Model, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Predictions in scaled units, without the overhead of `Model.predict` per call."""
-    if len(X) == 0:
-        return np.zeros((0, net.output_shape[-1]), dtype=np.float32)
-    parts = [net.predict_on_batch(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-    return np.concatenate([np.asarray(p) for p in parts])
-
-
-def rmse_pixels(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """RMSE in pixels over the labels present (scaled units times 48)."""
-    present = ~np.isnan(y_true)
-    if not present.any():
-        return float("nan")
-    err = (y_pred - np.nan_to_num(y_true))[present]
-    return float(np.sqrt(np.mean(err**2)) * data_mod.CENTRE)
-
-
-# ----------------------------------------------------------------------------- the run folder
-
-
-@dataclass
-class RunFolder:
-    path: Path
-
-    @property
-    def recipe(self) -> Path:
-        return self.path / "recipe.toml"
-
-    @property
-    def data(self) -> Path:
-        return self.path / "data.json"
-
-    @property
-    def history(self) -> Path:
-        return self.path / "history.csv"
-
-    @property
-    def model(self) -> Path:
-        return self.path / "model.keras"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / "checkpoint"
-
-    def load_recipe(self) -> Recipe:
-        if not self.recipe.is_file():
-            raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
-        return recipe_mod.load(str(self.recipe))
-
-    def read_history(self) -> list[dict[str, float]]:
-        if not self.history.is_file():
-            return []
-        with open(self.history, newline="") as f:
-            return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-    def state(self) -> dict | None:
-        """The latest whole checkpoint's state; safe to call while a run is swapping folders."""
-        for folder in (self.checkpoint, self.path / "checkpoint.old"):
-            try:
-                return json.loads((folder / "state.json").read_text()) | {"folder": str(folder)}
-            except FileNotFoundError:
-                continue
-        return None
-
-
-def _save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
-    np.savez(path, *arrays)
-
-
-def _load_arrays(path: Path) -> list[np.ndarray]:
-    with np.load(path) as f:
-        return [f[f"arr_{i}"] for i in range(len(f.files))]
-
-
-def save_checkpoint(run: RunFolder, net: keras.Model, optimizer, state: dict,
-                    best_weights: list[np.ndarray] | None) -> None:
-    """Write the new checkpoint beside the old one, then swap folders: never half a checkpoint."""
-    tmp, old = run.path / "checkpoint.tmp", run.path / "checkpoint.old"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    _save_arrays(tmp / "weights.npz", net.get_weights())
-    _save_arrays(tmp / "optimizer.npz", [ops.convert_to_numpy(v) for v in optimizer.variables])
-    if best_weights is not None:
-        _save_arrays(tmp / "best.npz", best_weights)
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    shutil.rmtree(old, ignore_errors=True)
-    if run.checkpoint.exists():
-        run.checkpoint.rename(old)
-    tmp.rename(run.checkpoint)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def net_from_run(run: RunFolder, recipe: Recipe | None = None) -> keras.Model:
-    """The trained net: model.keras, or for a killed run the checkpoint's best/last weights."""
-    if run.model.is_file():
-        return keras.models.load_model(run.model, compile=False)
-    state = run.state()
-    if state is None:
-        raise UserError(f"{run.path}: the run has no model.keras and no checkpoint yet")
-    recipe = recipe or run.load_recipe()
-    net = models.build(recipe, len(recipe.columns))
-    folder = Path(state["folder"])
-    best = folder / "best.npz"
-    net.set_weights(_load_arrays(best if best.is_file() else folder / "weights.npz"))
-    return net
-
-
 # ----------------------------------------------------------------------------- training
 
 
@@ -175,15 +63,16 @@ class RunMonitor(keras.callbacks.Callback):
     """Schedules, validation, early stopping, history, checkpoints and progress, once per epoch."""
 
     def __init__(self, run: RunFolder, recipe: Recipe, net: keras.Model, val: Faces,
-                 state: dict, best_weights, log: Callable[[str], None],
-                 checkpoint_seconds: float, max_seconds: float | None = None):
+                 state: dict, best_weights, checkpoint_seconds: float,
+                 max_seconds: float | None = None, progress: Progress | None = None,
+                 board: TensorBoardLog | None = None):
         super().__init__()
         self.run, self.recipe, self.net, self.val = run, recipe, net, val
-        self.state, self.best_weights, self.log = state, best_weights, log
+        self.state, self.best_weights = state, best_weights
         self.checkpoint_seconds = checkpoint_seconds
         self.max_seconds = max_seconds
+        self.progress, self.board = progress, board
         self.last_checkpoint = time.monotonic()
-        self.last_print = 0.0
         self.target_epochs = recipe.epochs
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -231,15 +120,15 @@ class RunMonitor(keras.callbacks.Callback):
         if stop:
             self.model.stop_training = True
         last = stop or epoch + 1 >= self.target_epochs
-        now = time.monotonic()
-        if now - self.last_checkpoint >= self.checkpoint_seconds or last or epoch == 0:
+        if time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds or last \
+                or epoch == 0:
             self.save()
-        if now - self.last_print >= 1.0 or last or epoch == 0:
-            self.last_print = now
-            self.log(f"{self.recipe.name} epoch {epoch + 1}/{self.target_epochs}  "
-                     f"loss {row['train_loss']:.5f}  val_loss {val_loss:.5f}  "
-                     f"val_rmse {val_rmse:.3f} px  lr {row['learning_rate']:.4g}  "
-                     f"{seconds:.2f} s" + ("  (stopped)" if stop else ""))
+        if self.board is not None:
+            self.board.write(epoch + 1, row, pred)
+        if self.progress is not None:
+            self.progress.update(1, loss=f"{row['train_loss']:.5f}", val_loss=f"{val_loss:.5f}",
+                                 val_rmse=f"{val_rmse:.3f} px",
+                                 lr=f"{row['learning_rate']:.4g}")
 
     def save(self) -> None:
         save_checkpoint(self.run, self.net, self.model.optimizer, self.state,
@@ -262,9 +151,9 @@ def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: 
 
     Measured on this 2-core machine: under `fit`, whole epochs at random run on one core while
     the other idles (model2: 2.6 s instead of 1.3 s an epoch, in about half the epochs); fed
-    this way every epoch takes 1.3 s. Several GPUs keep `fit`, which distributes the batches."""
+    this way every epoch takes 1.3 s. Several devices keep `fit`, which splits each batch."""
     data = {"image": faces.X, "keypoints": faces.y}
-    if gpu_count() > 1:
+    if replicas(trainer) > 1:
         trainer.fit(data, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
                     shuffle=True, verbose=0, callbacks=callbacks)
         return
@@ -319,11 +208,13 @@ def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTra
 def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
           resume: bool = False, epochs: int | None = None, checkpoint_seconds: float = 30.0,
           max_seconds: float | None = None, log: Callable[[str], None] = print,
-          prepare: Callable | None = None) -> RunFolder:
+          prepare: Callable | None = None, progress: str | bool | None = "auto",
+          devices: list[str] | None = None) -> RunFolder:
     """Train `recipe` on `data_path` into the run folder `out`, or resume the run there.
 
     `prepare(net, recipe)`, if given, readies a fresh net (transfer learning loads weights) and
-    returns the net to train (sharing its layers) and extra callbacks.
+    returns the net to train (sharing its layers) and extra callbacks. `progress` is a
+    progress.MODES display; `devices` (e.g. two GPUs) trains data-parallel over them.
     """
     run = RunFolder(Path(out))
     state: dict = {}
@@ -353,7 +244,7 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
             else None,
         }, indent=1))
 
-    with training_scope(recipe):
+    with training_scope(recipe, devices):
         net = models.build(recipe, len(recipe.columns))
         train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
         trainer = build_trainer(recipe, train_net, len(train_set))
@@ -361,24 +252,28 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     best_weights = None
     if state:
         folder = Path(state.pop("folder"))
-        net.set_weights(_load_arrays(folder / "weights.npz"))
+        net.set_weights(load_arrays(folder / "weights.npz"))
         for variable, value in zip(trainer.optimizer.variables,
-                                   _load_arrays(folder / "optimizer.npz"), strict=True):
+                                   load_arrays(folder / "optimizer.npz"), strict=True):
             variable.assign(value)
         if (folder / "best.npz").is_file():
-            best_weights = _load_arrays(folder / "best.npz")
-        _truncate_history(run, state["epoch"])
+            best_weights = load_arrays(folder / "best.npz")
+        truncate_history(run, state["epoch"])
         log(f"resuming {run.path} at epoch {state['epoch']} of {recipe.epochs}")
     start = state.get("epoch", 0)
     if state.get("stopped_early") and not epochs:
         log(f"{run.path}: the run already stopped early at epoch {start}")
         recipe = recipe.replace(epochs=start)
 
-    monitor = RunMonitor(run, recipe, net, val_set, state, best_weights, log, checkpoint_seconds,
-                         max_seconds)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
         f"({'by person' if train_set.persons is not None else 'by row'}); run folder {run.path}")
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    board = TensorBoardLog(run.path / "tensorboard", val_set, recipe.columns, recipe.epochs) \
+        if recipe.tensorboard else None
+    bar = Progress(recipe.epochs, recipe.name, "epoch", initial=start, mode=progress, log=log)
+    monitor = RunMonitor(run, recipe, net, val_set, state, best_weights, checkpoint_seconds,
+                         max_seconds, bar, board)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
     try:
         if start < recipe.epochs:
             fit_epochs(trainer, train_set, recipe.batch_size, recipe.epochs, start,
@@ -392,8 +287,17 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         raise UserError(f"interrupted at epoch {state.get('epoch', start)}; continue with: "
                         f"facekeypoints train --out {run.path} --resume") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+        if board is not None:
+            board.close()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     _finish(run, net, recipe, monitor)
+    s = monitor.state
+    if s.get("stopped_early") or s.get("stopped_at_time_limit"):
+        why = "early (patience ran out)" if s.get("stopped_early") else "at the time limit"
+        log(f"stopped {why} at epoch {s['epoch']}; best validation RMSE "
+            f"{s.get('best_val_rmse', float('nan')):.3f} px at epoch {s.get('best_epoch')}")
     return run
 
 
@@ -410,12 +314,3 @@ def _finish(run: RunFolder, net: keras.Model, recipe: Recipe, monitor: RunMonito
 
 def _raise_interrupt(signum, frame):
     raise _Interrupted()
-
-
-def _truncate_history(run: RunFolder, epoch: int) -> None:
-    """Drop history rows written after the checkpoint we resume from: one continuous curve."""
-    rows = [r for r in run.read_history() if r["epoch"] <= epoch]
-    lines = [",".join(HISTORY_FIELDS)]
-    lines += [",".join(str(int(r[k])) if k == "epoch" else f"{r[k]:.6g}" for k in HISTORY_FIELDS)
-              for r in rows]
-    atomic_write_text(run.history, "\n".join(lines) + "\n")

@@ -1,0 +1,509 @@
+"""The Python API: the tutorial's whole path in a notebook, and what the command line calls.
+
+Everything here is importable from the package top level (`import facekeypoints as fk`).
+Keypoints come in pixels of the 96x96 face unless a name says "scaled" ((pixel - 48) / 48, what
+the nets learn). Every example below runs in the tests, on the built-in synthetic faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import data as data_mod
+from . import recipe as recipe_mod
+from . import runs as runs_mod
+from .errors import UserError
+from .evaluation import Evaluation
+from .keypoints import COLUMNS, KEYPOINTS, columns_of
+from .predict import Predictor
+from .recipe import Given, Recipe
+
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from .photos import Face, FacePipeline
+
+__all__ = [
+    "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
+    "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
+    "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
+    "synthetic_data", "train",
+]
+
+ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load(path: str | Path, columns: Sequence[str] | None = None,
+         dropna: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The tutorial's `load()`: faces X (N, 96, 96, 1) in [0, 1] and keypoints y scaled to
+    [-1, 1], from a Kaggle training or test file (.csv, .csv.gz or .zip); y is None for a test
+    file. `columns` picks keypoints (names such as "nose_tip" or columns such as "nose_tip_x");
+    `dropna` keeps only the rows where all of them are labelled, as the tutorial did.
+
+    >>> files = synthetic_data(tmp / "faces")
+    >>> X, y = load(files["training.csv"])
+    >>> X.shape[1:], y.shape[1], bool(np.abs(y).max() <= 1)
+    ((96, 96, 1), 30, True)
+    >>> X, y = load(files["training.csv"], columns=["nose_tip"], dropna=True)
+    >>> y.shape[1]
+    2
+    >>> X_test, nothing = load(files["test.csv"])
+    >>> X_test.shape, nothing
+    ((100, 96, 96, 1), None)
+    """
+    if data_mod.kind_of(path) == "test":
+        return data_mod.load_test(path)[1], None
+    faces = data_mod.load_training(path)
+    if columns is not None:
+        faces = faces.select(_columns(columns), dropna)
+    elif dropna:
+        faces = faces.select(list(COLUMNS), dropna)
+    return faces.X, faces.y
+
+
+def load_frame(path: str | Path) -> pd.DataFrame:
+    """A Kaggle file as a DataFrame, checked as the command line checks it: keypoint columns in
+    pixels (NaN where missing) and `Image` as 96x96 arrays in [0, 1] (training), or `ImageId`
+    and `Image` (test); `person` where a training_sources.csv sits beside the data.
+
+    >>> frame = load_frame(synthetic_data(tmp / "faces")["training.csv"])
+    >>> frame["Image"].iloc[0].shape, int(frame["left_eye_center_x"].notna().sum())
+    ((96, 96), 800)
+    >>> int(frame.count().min())  # the keypoints most rows lack
+    320
+    """
+    import pandas as pd
+
+    if data_mod.kind_of(path) == "test":
+        ids, X = data_mod.load_test(path)
+        return pd.DataFrame({"ImageId": ids, "Image": list(X[..., 0])})
+    faces = data_mod.load_training(path)
+    frame = pd.DataFrame(data_mod.unscale(faces.y), columns=list(COLUMNS))
+    frame["Image"] = list(faces.X[..., 0])
+    if faces.persons is not None:
+        frame["person"] = faces.persons
+    return frame
+
+
+def synthetic_data(folder: str | Path, n_train: int = 800, n_test: int = 100,
+                   seed: int = 0) -> dict[str, Path]:
+    """Write SYNTHETIC cartoon faces with exact keypoints in Kaggle's formats, for trying things
+    where no real data is at hand: training.csv, test.csv, IdLookupTable.csv, solution.csv and
+    training_sources.csv. Returns their paths by name.
+
+    >>> sorted(synthetic_data(tmp / "faces"))[:2]
+    ['IdLookupTable.csv', 'solution.csv']
+    """
+    from . import synthetic
+
+    return synthetic.write_kaggle_files(folder, n_train=n_train, n_test=n_test, seed=seed)
+
+
+def _columns(names: Sequence[str]) -> list[str]:
+    if isinstance(names, str):
+        names = [names]
+    out = []
+    for name in names:
+        if name in KEYPOINTS:
+            out += columns_of([name])
+        elif name in COLUMNS:
+            out.append(name)
+        else:
+            raise UserError(f"columns: unknown keypoint or column {name!r}; expected names such "
+                            f"as {KEYPOINTS[0]!r} or {COLUMNS[0]!r}")
+    return list(dict.fromkeys(out))
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def recipes() -> list[str]:
+    """The built-in recipes, from the tutorial's model1 to our fast.
+
+    >>> recipes()[:3], "fast" in recipes()
+    (['fast', 'masked', 'model1'], True)
+    """
+    return recipe_mod.builtin_names()
+
+
+def get_recipe(source: str | Path | Recipe, **settings: Any) -> Recipe:
+    """A recipe by name or .toml file, with any settings changed; every value is checked as a
+    recipe file's own values are.
+
+    >>> r = get_recipe("model4", epochs=200, learning_rate=0.02)
+    >>> r.epochs, r.learning_rate, r.momentum_end
+    (200, 0.02, 0.999)
+    >>> get_recipe("model5").changes_from(get_recipe("model4"))
+    {'dropout': [0.1, 0.2, 0.3, 0.5]}
+    """
+    given = [Given(k, v, f"{k}={v!r}") for k, v in settings.items()]
+    return _resolve(source, given)
+
+
+def _resolve(source: str | Path | Recipe, given: list[Given]) -> Recipe:
+    """One merge of settings for every route: options, `--set`, keyword arguments."""
+    values, origins = recipe_mod.merge(given)
+    if isinstance(source, Recipe):
+        return recipe_mod.from_dict(dataclasses.asdict(source) | values, source.name, origins)
+    return recipe_mod.load(str(source), values, origins)
+
+
+def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
+    """The Keras net a recipe trains (untrained), to look at or to train your own way.
+
+    >>> build_model("model1").count_params()
+    924730
+    """
+    from . import models
+
+    r = get_recipe(recipe, **settings)
+    return models.build(r, len(r.columns))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class Run:
+    """A run folder: its recipe, history and trained model. `train()` returns one; `Run(path)`
+    opens an existing folder.
+
+    >>> run = Run(trained)
+    >>> run.history.columns[:4].tolist()
+    ['epoch', 'train_loss', 'val_loss', 'val_rmse']
+    >>> run.recipe.name, len(run.history)
+    ('model1', 2)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "recipe.toml").is_file():
+            raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    @property
+    def recipe(self) -> Recipe:
+        return runs_mod.RunFolder(self.path).load_recipe()
+
+    @property
+    def members(self) -> list[Run]:
+        """Each specialist of a group run; [self] for one net."""
+        return [self] if not runs_mod.is_group(self.path) else \
+            [Run(p) for p in runs_mod.group_members(self.path)]
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """One row per epoch (a `member` column for groups): losses, validation RMSE in pixels
+        (no flip TTA), learning rate, momentum, seconds."""
+        import pandas as pd
+
+        frames = []
+        for member in self.members:
+            frame = pd.DataFrame(runs_mod.RunFolder(member.path).read_history(),
+                                 columns=runs_mod.HISTORY_FIELDS)
+            frame["epoch"] = frame["epoch"].astype(int)
+            if member is not self:
+                frame.insert(0, "member", member.path.name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    @cached_property
+    def model(self) -> Predictor:
+        """The trained model (best weights where early stopping restored them)."""
+        return load_model(self.path)
+
+    def evaluate(self, data: str | Path | None = None, tta: bool | None = None) -> Evaluation:
+        return evaluate(self.model, data if data is not None else self, tta)
+
+    def plot_curves(self, title: str = "") -> Figure:
+        return plot_curves(self, title=title)
+
+
+def train(recipe: str | Path | Recipe | None, data: str | Path | None = None,
+          out: str | Path | None = None, *, epochs: int | None = None, resume: bool = False,
+          max_minutes: float | None = None, checkpoint_seconds: float = 30.0,
+          progress: str | bool = "auto", log: Callable[[str], None] | None = print,
+          devices: list[str] | None = None, **settings: Any) -> Run:
+    """Train a recipe on a Kaggle training file into a run folder (default runs/NAME, or the
+    next free runs/NAME-2 ...): history, checkpoints, model.keras; killed runs resume with
+    `resume=True`, which also extends a finished run to `epochs`. Any recipe setting can be
+    changed by keyword (`tensorboard=True` logs to RUN/tensorboard). Specialist recipes
+    (model8, model9) train one net per keypoint group into one group folder.
+
+    >>> run = train("model1", synthetic_data(tmp / "faces")["training.csv"], tmp / "run",
+    ...             epochs=2, learning_rate=0.05, progress=False, log=None)
+    >>> run.history["epoch"].tolist(), run.recipe.learning_rate
+    ([1, 2], 0.05)
+    >>> run = train(None, out=tmp / "run", resume=True, epochs=3, progress=False, log=None)
+    >>> len(run.history)
+    3
+    """
+    given = [Given(k, v, f"{k}={v!r}") for k, v in settings.items()]
+    return _train(recipe, given, data, out, epochs=epochs, resume=resume,
+                  max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
+                  progress=progress, log=log or (lambda line: None), devices=devices)
+
+
+def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | Path | None,
+           out: str | Path | None, *, epochs: int | None, resume: bool,
+           max_minutes: float | None, checkpoint_seconds: float, progress: str | bool,
+           log: Callable[[str], None], devices: list[str] | None = None,
+           epochs_origin: str = "epochs") -> Run:
+    """The one training path, for the command line (which names its options in `given`) and
+    for `train()`."""
+    from . import specialists, training
+
+    max_seconds = max_minutes * 60 if max_minutes else None
+    if resume:
+        if out is None:
+            raise UserError("--resume needs --out RUN_DIR, the run folder to continue")
+        if given:
+            raise UserError(f"{given[0].origin}: a resumed run keeps its recipe; only the epochs "
+                            "can change (start a new run to change settings)")
+        if not (Path(out) / "recipe.toml").is_file():
+            raise UserError(f"--out {out}: no run to resume there (no recipe.toml)")
+        if runs_mod.is_group(out):
+            run = specialists.train_group(runs_mod.RunFolder(Path(out)).load_recipe(), data, out,
+                                          epochs=epochs, checkpoint_seconds=checkpoint_seconds,
+                                          max_seconds=max_seconds, log=log, progress=progress)
+        else:
+            run = training.train(None, data, out, resume=True, epochs=epochs,
+                                  checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
+                                  log=log, progress=progress, devices=devices)
+        return Run(run.path)
+    if recipe is None or data is None:
+        raise UserError("train needs a recipe and a data file (--recipe NAME --data FILE), "
+                        "or a run folder to resume")
+    if epochs is not None:
+        given = [*given, Given("epochs", epochs, epochs_origin)]
+    resolved = _resolve(recipe, given)
+    out = Path(out) if out is not None else runs_mod.free_folder(Path("runs") / resolved.name)
+    if resolved.groups:
+        run = specialists.train_group(resolved, data, out, checkpoint_seconds=checkpoint_seconds,
+                                      max_seconds=max_seconds, log=log, progress=progress)
+    else:
+        run = training.train(resolved, data, out, checkpoint_seconds=checkpoint_seconds,
+                              max_seconds=max_seconds, log=log, progress=progress,
+                              devices=devices)
+    return Run(run.path)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def load_model(model: ModelLike | Run) -> Predictor:
+    """Any trained model as one predictor: a run folder (one net or a group of specialists), a
+    .keras or an .onnx file. `predict(X)` gives keypoints in pixels, one column per name in
+    `columns`; `net` is the Keras model where there is one.
+
+    >>> model = load_model(trained)
+    >>> X, _ = load(tmp_faces["test.csv"])
+    >>> model.predict(X[:5]).shape, model.columns[0]
+    ((5, 30), 'left_eye_center_x')
+    """
+    from . import predict
+
+    return predict.load(model)
+
+
+def evaluate(model: ModelLike | Run, data: str | Path | Run | None = None,
+             tta: bool | None = None) -> Evaluation:
+    """RMSE in pixels, overall and per keypoint, on a labelled file, or where `data` is None on
+    the run's own held-out people. `tta` turns flip test-time augmentation on or off (default:
+    as the model was trained); what history.csv and `compare` log is without it.
+
+    >>> result = evaluate(trained)
+    >>> result.faces > 0 and 0 < result.rmse < 48, result.tta
+    (True, False)
+    >>> evaluate(trained, tmp_faces["training.csv"]).labels > result.labels
+    True
+    """
+    from .evaluation import evaluate as run_eval
+
+    predictor = load_model(model)
+    if data is None or isinstance(data, Run):
+        return run_eval(predictor, validation_set(data if data is not None else model), tta)
+    return run_eval(predictor, data_mod.load_training(data), tta)
+
+
+def validation_set(run: ModelLike | Run, on: str = "validation"):
+    """The held-out faces (or, with on="train", the training faces) of a run, as it chose them."""
+    import json
+
+    from . import training
+
+    path = Path(getattr(run, "path", run)) if not isinstance(run, Predictor) else None
+    folder = runs_mod.RunFolder(path) if path is not None else None
+    if folder is None or not folder.data.is_file():
+        raise UserError(f"MODEL {path or run}: not a run folder, so give a labelled data file "
+                        "to evaluate on")
+    data_path = json.loads(folder.data.read_text())["data"]
+    if not Path(data_path).exists():
+        raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
+                        "FILE")
+    train_set, val_set = training.prepare_data(folder.load_recipe(), data_path)
+    return train_set if on == "train" else val_set
+
+
+def compare(*runs: str | Path | Run) -> pd.DataFrame:
+    """A table of runs (each specialist on its own row): epochs, best and last validation RMSE
+    as logged (no flip TTA), median seconds per epoch, minutes.
+
+    >>> compare(trained)[["recipe", "epochs"]].values.tolist()
+    [['model1', 2]]
+    """
+    from .evaluation import compare_runs
+
+    return compare_runs([Path(getattr(r, "path", r)) for r in runs])
+
+
+def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
+    """The model as an ONNX file (columns and flip TTA kept as metadata) for ONNX Runtime:
+    no TensorFlow at inference, fast cold start. Default: model.onnx beside the model.
+
+    >>> onnx_path = export(trained, tmp / "model1.onnx")
+    >>> X, _ = load(tmp_faces["test.csv"])
+    >>> bool(np.allclose(load_model(onnx_path).predict(X[:3]), load_model(trained).predict(X[:3]),
+    ...                  atol=1e-3))
+    True
+    """
+    from .onnx_export import export_onnx
+
+    path = Path(getattr(model, "path", model)) if not isinstance(model, Predictor) else None
+    if out is None:
+        if path is None:
+            raise UserError("export: give `out`, the .onnx file to write")
+        out = path / "model.onnx" if path.is_dir() else path.with_suffix(".onnx")
+    return export_onnx(load_model(model), out)
+
+
+# ----------------------------------------------------------------------------- Kaggle
+
+
+def submit(model: ModelLike | Run, test: str | Path, lookup: str | Path,
+           out: str | Path | None = None) -> pd.DataFrame:
+    """Kaggle's submission (RowId, Location) for every row of the lookup table, keypoints
+    clipped to the image; written (atomically, as Kaggle expects it) where `out` is given.
+
+    >>> sub = submit(trained, tmp_faces["test.csv"], tmp_faces["IdLookupTable.csv"],
+    ...              tmp / "submission.csv")
+    >>> sub.columns.tolist(), len(sub) == len(open(tmp / "submission.csv").readlines()) - 1
+    (['RowId', 'Location'], True)
+    """
+    from . import submission
+
+    table = submission.predict_lookup(load_model(model), test, lookup)
+    if out is not None:
+        submission.write(table, out)
+    return table
+
+
+def score(submission_file: str | Path, solution: str | Path) -> float:
+    """RMSE in pixels of a submission file against a solution file (RowId, Location).
+
+    >>> 0 < score(tmp / "submission.csv", tmp_faces["solution.csv"]) < 48
+    True
+    """
+    from . import submission
+
+    return submission.score(submission_file, solution)[0]
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot_curves(*runs: str | Path | Run, title: str = "") -> Figure:
+    """Train and validation loss (log scale) and validation RMSE of several runs, one figure.
+
+    >>> len(plot_curves(trained).axes)
+    2
+    """
+    from . import plots
+
+    return plots.learning_curves([Path(getattr(r, "path", r)) for r in runs], title)
+
+
+def plot_faces(X: np.ndarray, keypoints: np.ndarray | None = None,
+               truth: np.ndarray | None = None, title: str = "", columns: int = 4) -> Figure:
+    """Up to columns x columns faces with keypoints in pixels ((N, 30) x, y pairs, as
+    `predict` gives them): predicted in red, `truth` as green crosses (NaN where missing).
+
+    >>> X, y = load(tmp_faces["training.csv"])
+    >>> fig = plot_faces(X[:8], load_model(trained).predict(X[:8]), truth=y[:8] * 48 + 48)
+    >>> len([ax for ax in fig.axes if ax.images])
+    8
+    """
+    from . import plots
+
+    return plots.face_grid(X, keypoints, truth, title, columns)
+
+
+def plot_model(model: ModelLike | Run | Recipe | keras.Model) -> Figure:
+    """The architecture of a trained model, a recipe (name, file or Recipe) or a Keras model:
+    Keras' diagram where graphviz is installed, else its layer summary.
+
+    >>> fig = plot_model("model2")
+    >>> fig.get_size_inches()[1] > 1
+    True
+    """
+    from . import plots
+
+    return plots.architecture(_net_of(model))
+
+
+def _net_of(model):
+    if hasattr(model, "layers") and hasattr(model, "count_params"):
+        return model
+    if isinstance(model, Recipe) or (isinstance(model, str) and model in recipes()) \
+            or str(model).endswith(".toml"):
+        return build_model(model)
+    net = load_model(model).net
+    if net is None:
+        raise UserError(f"MODEL {model}: no single Keras net to draw (a group of specialists or "
+                        "an ONNX file); give a run folder or .keras file")
+    return net
+
+
+# ----------------------------------------------------------------------------- photos
+
+
+def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline,
+           detector: str = "hog") -> list[Face]:
+    """Faces and their 15 keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
+    (H, W) uint8 array. Each Face has `box` and `keypoints` (15, 2) in the photo's pixels, in
+    KEYPOINTS order; `as_dict()` gives detect's JSON record. Pass a `photos.FacePipeline` as
+    `model` to reuse one detector over many photos.
+
+    >>> faces = detect(SHARED / "photos" / "dlib" / "2007_007763.jpg", trained)
+    >>> len(faces) > 0, faces[0].keypoints.shape
+    (True, (15, 2))
+    """
+    from .photos import FacePipeline, PhotoError, read_photo
+
+    pipeline = model if isinstance(model, FacePipeline) else FacePipeline(load_model(model),
+                                                                          detector)
+    if isinstance(photo, np.ndarray):
+        rgb = photo
+        if rgb.ndim == 2:
+            rgb = np.repeat(rgb[..., None], 3, axis=2)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise PhotoError(f"photo array of shape {photo.shape} and type {photo.dtype}: "
+                             "expected RGB (H, W, 3) or grey (H, W) uint8")
+    else:
+        rgb = read_photo(photo)
+    return pipeline.faces_in(rgb)
