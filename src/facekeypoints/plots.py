@@ -106,5 +106,6 @@ def architecture(net) -> Figure:
 
 def summary_lines(net) -> list[str]:
     lines: list[str] = []
-    net.summary(line_length=90, print_fn=lambda line, *args, **kwargs: lines.append(line))
+    net.summary(line_length=90,
+                print_fn=lambda text, *args, **kwargs: lines.extend(text.splitlines()))
     return lines

@@ -17,6 +17,10 @@ def predict_scaled(net, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """A Keras net's predictions in scaled units, without `Model.predict`'s overhead per call."""
     if len(X) == 0:
         return np.zeros((0, net.output_shape[-1]), dtype=np.float32)
+    from .accelerator import replicas
+
+    if replicas(net) > 1:  # predict_on_batch would hand each replica the whole batch
+        return np.asarray(net.predict(X, batch_size=batch_size, verbose=0))
     parts = [net.predict_on_batch(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
     return np.concatenate([np.asarray(p) for p in parts])
 

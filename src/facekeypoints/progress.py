@@ -54,13 +54,15 @@ def clock(seconds: float) -> str:
 class Progress:
     """`update(n, **figures)` after each step; `close()` at the end (or use `with`).
 
-    Plain lines go through `log`, at most one every `every` seconds, plus the first and last."""
+    Plain lines go through `log` (default: stderr), at most one every `every` seconds, plus the
+    first and last."""
 
     def __init__(self, total: int | None, desc: str, unit: str = "it", initial: int = 0,
-                 mode: str | bool | None = "auto", log: Callable[[str], None] = print,
+                 mode: str | bool | None = "auto", log: Callable[[str], None] | None = None,
                  every: float = 10.0):
         self.total, self.desc, self.unit, self.n = total, desc, unit, initial
-        self.initial, self.log, self.every = initial, log, every
+        self.initial, self.every = initial, every
+        self.log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.mode = choose(mode)
         self.start = time.monotonic()
         self.last_line = -float("inf")

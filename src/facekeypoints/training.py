@@ -265,8 +265,11 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         log(f"{run.path}: the run already stopped early at epoch {start}")
         recipe = recipe.replace(epochs=start)
 
+    parallel = replicas(trainer)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
-        f"({'by person' if train_set.persons is not None else 'by row'}); run folder {run.path}")
+        f"({'by person' if train_set.persons is not None else 'by row'})"
+        + (f", data-parallel over {parallel} devices" if parallel > 1 else "")
+        + f"; run folder {run.path}")
     board = TensorBoardLog(run.path / "tensorboard", val_set, recipe.columns, recipe.epochs) \
         if recipe.tensorboard else None
     bar = Progress(recipe.epochs, recipe.name, "epoch", initial=start, mode=progress, log=log)

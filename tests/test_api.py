@@ -1,0 +1,99 @@
+"""The public Python API: every docstring example runs, and the API is what the CLI calls."""
+
+import doctest
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import facekeypoints as fk
+from facekeypoints import api
+
+from .conftest import SHARED
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synthetic_files):
+    return fk.train("model1", synthetic_files["training.csv"],
+                    tmp_path_factory.mktemp("api") / "model1", epochs=2, progress=False,
+                    log=None)
+
+
+def test_every_docstring_example_of_the_api_runs(tmp_path, synthetic_files, trained):
+    globs = {"fk": fk, "np": np, "tmp": tmp_path, "tmp_faces": synthetic_files,
+             "trained": trained.path, "SHARED": SHARED}
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tested = []
+    for test in finder.find(api, "api", globs=dict(vars(api)) | globs):
+        if test.examples:
+            runner.run(test, out=lambda text: print(text, end=""))
+            tested.append(test.name.rsplit(".", 1)[-1])
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} docstring example(s) failed (printed above)"
+    # every public function and class of the API carries an example
+    documented = {name for name in api.__all__ if callable(getattr(api, name))
+                  and getattr(api, name).__module__ == "facekeypoints.api"}
+    assert documented <= set(tested), documented - set(tested)
+
+
+def test_every_public_name_loads_from_the_package_and_has_a_docstring():
+    for name in fk.__all__:
+        value = getattr(fk, name)
+        assert value is getattr(api, name)
+        if callable(value):
+            assert value.__doc__ and len(value.__doc__) > 40, name
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+    code = ("import sys, facekeypoints as fk; fk.get_recipe('fast'); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "False False", done.stderr
+
+
+def test_api_names_are_not_shadowed_by_submodules(trained):
+    """`import facekeypoints.<module>` sets a package attribute; no module may share an API
+    function's name, or `fk.train` would turn into a module once anything imports it."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(fk.__path__):
+        importlib.import_module(f"facekeypoints.{module.name}")
+        assert module.name not in fk.__all__, module.name
+    assert callable(fk.train) and callable(fk.evaluate) and callable(fk.detect)
+
+
+def test_a_run_of_specialists_is_one_model_with_one_history(tmp_path, synthetic_files):
+    run = fk.train("model8", synthetic_files["training.csv"], tmp_path / "group", epochs=1,
+                   conv=[[4, 3], [4, 2], [4, 2]], dense=[8, 8], progress=False, log=None)
+    assert len(run.members) == 6
+    history = run.history
+    assert sorted(set(history["member"])) == sorted(fk.get_recipe("model8").groups)
+    X, _ = fk.load(synthetic_files["test.csv"])
+    assert run.model.predict(X[:4]).shape == (4, 30)
+    assert len(fk.compare(run)) == 6
+
+
+def test_faces_in_any_shape_a_person_would_pass(trained, synthetic_files):
+    X, _ = fk.load(synthetic_files["test.csv"])
+    model = fk.load_model(trained)
+    batch = model.predict(X[:3])
+    np.testing.assert_allclose(model.predict(X[:3, :, :, 0]), batch, atol=1e-3)
+    np.testing.assert_allclose(model.predict(X[0, :, :, 0]), batch[:1], atol=1e-3)
+    with pytest.raises(fk.api.UserError, match=r"expected \(N, 96, 96, 1\)"):
+        model.predict(np.zeros((2, 48, 48, 1)))
+
+
+def test_detect_takes_a_path_or_an_array(trained):
+    from PIL import Image
+
+    path = SHARED / "photos" / "dlib" / "2007_007763.jpg"
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    by_path, by_array = fk.detect(path, trained), fk.detect(rgb, trained)
+    assert len(by_path) == len(by_array) > 0
+    np.testing.assert_allclose(by_path[0].keypoints, by_array[0].keypoints, atol=1e-3)
+    grey = np.asarray(Image.open(path).convert("L"))
+    assert len(fk.detect(grey, trained)) == len(by_path)
