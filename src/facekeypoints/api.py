@@ -20,10 +20,12 @@ import numpy as np
 from . import data as data_mod
 from . import recipe as recipe_mod
 from . import runs as runs_mod
+from .data import Faces
 from .errors import UserError
 from .evaluation import Evaluation
 from .keypoints import COLUMNS, KEYPOINTS, columns_of
 from .predict import Predictor
+from .quiet_import import quiet_keras
 from .recipe import Given, Recipe
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
-    "synthetic_data", "train",
+    "synthetic_data", "train", "validation_set",
 ]
 
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
@@ -167,6 +169,7 @@ def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
     >>> fk.build_model("model1").count_params()
     924730
     """
+    quiet_keras()
     from . import models
 
     r = get_recipe(recipe, **settings)
@@ -268,6 +271,7 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
            epochs_origin: str = "epochs") -> Run:
     """The one training path, for the command line (which names its options in `given`) and
     for `train()`."""
+    quiet_keras()
     from . import specialists, training
 
     max_seconds = max_minutes * 60 if max_minutes else None
@@ -343,8 +347,15 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | None = None,
     return run_eval(predictor, data_mod.load_training(data), tta)
 
 
-def validation_set(run: ModelLike | Run, on: str = "validation"):
-    """The held-out faces (or, with on="train", the training faces) of a run, as it chose them."""
+def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
+    """The faces a run held out (whole people, complete labels), or with on="train" the faces
+    it trained on, as it chose them: `.X`, `.y` (scaled), `.columns`, `.persons`.
+
+    >>> held_out = fk.validation_set(trained)
+    >>> held_out.X.shape[1:], len(set(held_out.persons) & set(fk.validation_set(trained, "train")
+    ...                                                     .persons))
+    ((96, 96, 1), 0)
+    """
     import json
 
     from . import training

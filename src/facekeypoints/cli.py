@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from .errors import UserError
-
-
-def quiet_keras() -> None:
-    """Import Keras/TensorFlow with their start-up banner hidden (shown again if import fails)."""
-    if "keras" in sys.modules:
-        return
-    with tempfile.TemporaryFile() as captured:
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    # TensorFlow's retracing notices (predicting batches of several sizes) are not for users.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+from .quiet_import import quiet_keras
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

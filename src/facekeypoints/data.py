@@ -177,7 +177,38 @@ def _raise_bad_row(text: str, path: str | Path, column: str, row: int) -> None:
 
 
 def load_training(path: str | Path, sources: str | Path | None = None) -> Faces:
-    """Kaggle's training.csv: 30 keypoint columns (blank = missing) and an Image column."""
+    """Kaggle's training.csv: 30 keypoint columns (blank = missing) and an Image column.
+
+    The arrays are read-only and the last few files read are kept: a notebook, the specialists
+    and evaluate read one file many times, and parsing 7,049 Kaggle rows takes seconds."""
+    key = _file_key(path, sources)
+    if key is not None and key in _TRAINING_CACHE:
+        return _TRAINING_CACHE[key]
+    faces = _parse_training(path, sources)
+    for array in (faces.X, faces.y, faces.rows):
+        array.flags.writeable = False
+    if key is not None:
+        _TRAINING_CACHE[key] = faces
+        while len(_TRAINING_CACHE) > 2:
+            _TRAINING_CACHE.pop(next(iter(_TRAINING_CACHE)))
+    return faces
+
+
+_TRAINING_CACHE: dict[tuple, Faces] = {}
+
+
+def _file_key(path: str | Path, sources: str | Path | None) -> tuple | None:
+    """Identity of the files' current contents: path, size and modification time of each."""
+    files = [Path(path), Path(sources) if sources else Path(path).parent / "training_sources.csv"]
+    try:
+        stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) if f.exists()
+                 else (str(f), None, None) for f in files]
+    except OSError:
+        return None
+    return tuple(stats)
+
+
+def _parse_training(path: str | Path, sources: str | Path | None) -> Faces:
     frame = read_csv(path)
     check_columns(frame, [*COLUMNS, "Image"], path)
     y = parse_numbers(frame, list(COLUMNS), path, 0.0, float(IMAGE_SIZE), allow_missing=True)

@@ -83,7 +83,8 @@ def face_grid(X: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray |
 
 
 def architecture(net) -> Figure:
-    """The net as Keras draws it (with graphviz), or its layer summary where graphviz is missing."""
+    """The net as Keras draws it (with graphviz), or a table of its layers where graphviz is
+    missing."""
     if shutil.which("dot"):
         import keras
 
@@ -98,14 +99,20 @@ def architecture(net) -> Figure:
         ax.imshow(image)
         ax.axis("off")
         return fig
-    fig = Figure(figsize=(9, 0.17 * len(summary_lines(net)) + 0.5))
-    fig.text(0.01, 0.99, "\n".join(summary_lines(net)), family="monospace", fontsize=8,
-             va="top")
+    lines = layer_table(net)
+    fig = Figure(figsize=(7.5, 0.19 * len(lines) + 0.3))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    ax.text(0.01, 0.98, "\n".join(lines), family="monospace", fontsize=9, va="top",
+            transform=ax.transAxes)
     return fig
 
 
-def summary_lines(net) -> list[str]:
-    lines: list[str] = []
-    net.summary(line_length=90,
-                print_fn=lambda text, *args, **kwargs: lines.extend(text.splitlines()))
+def layer_table(net) -> list[str]:
+    """One line per layer: type, output shape, parameters; the total last."""
+    lines = [f"{'layer':<22}{'output shape':<22}{'parameters':>12}", "-" * 56]
+    for layer in net.layers:
+        shape = tuple(getattr(layer, "output", None).shape) if hasattr(layer, "output") else ""
+        lines.append(f"{type(layer).__name__:<22}{str(shape):<22}{layer.count_params():>12,}")
+    lines += ["-" * 56, f"{net.name}: {net.count_params():,} parameters"]
     return lines

@@ -11,6 +11,7 @@ from . import runs
 from .data import IMAGE_SIZE, unscale
 from .errors import UserError
 from .keypoints import COLUMNS, flip_permutation, mirror_keypoints, x_mask
+from .quiet_import import quiet_keras
 
 
 def predict_scaled(net, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -123,6 +124,7 @@ def load(model: str | Path | Predictor) -> Predictor:
     if path.is_dir() and runs.is_group(path):
         return _load_group(path)
     if path.is_dir():
+        quiet_keras()
         run = runs.RunFolder(path)
         recipe = run.load_recipe()
         return Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta, recipe.name)
@@ -130,6 +132,7 @@ def load(model: str | Path | Predictor) -> Predictor:
         return OnnxPredictor(path)
     if path.suffix != ".keras":
         raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
+    quiet_keras()
     import keras
 
     from . import models  # noqa: F401 - registers our layers with Keras' loader
