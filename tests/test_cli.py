@@ -1,25 +1,8 @@
 """The command line as a user meets it: one-line errors with exit code 2, never a traceback."""
 
-import subprocess
-import sys
-
 import pytest
 
-CLI = [sys.executable, "-m", "facekeypoints.cli"]
-
-
-def run(*args, cwd=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
-def _one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
+from .cli_helpers import one_line_error, run
 
 
 def test_recipes_lists_and_prints():
@@ -35,7 +18,7 @@ def test_bad_pixels_in_training_data(tmp_path, synthetic_files):
     lines[3] = lines[3][:-4] + " 999"
     bad = tmp_path / "training.csv"
     bad.write_text("\n".join(lines) + "\n")
-    _one_line_error(run("train", "--recipe", "model1", "--data", bad, "--out", tmp_path / "r"),
+    one_line_error(run("train", "--recipe", "model1", "--data", bad, "--out", tmp_path / "r"),
                     str(bad), "row 3", "column Image", "999")
 
 
@@ -49,7 +32,7 @@ def test_bad_pixels_in_training_data(tmp_path, synthetic_files):
     (["score", "nope.csv", "--solution", "nope.csv"], ["nope.csv: no such file"]),
 ])
 def test_user_mistakes_are_one_line(tmp_path, args, fragments):
-    _one_line_error(run(*args, cwd=tmp_path), *fragments)
+    one_line_error(run(*args, cwd=tmp_path), *fragments)
 
 
 def test_submit_with_a_lookup_naming_unknown_images(tmp_path, synthetic_files):
@@ -59,7 +42,7 @@ def test_submit_with_a_lookup_naming_unknown_images(tmp_path, synthetic_files):
     assert trained.returncode == 0, trained.stderr
     lookup = tmp_path / "lookup.csv"
     lookup.write_text("RowId,ImageId,FeatureName,Location\n1,1,nose_tip_x,\n2,999,nose_tip_y,\n")
-    _one_line_error(run("submit", run_dir, "--test", synthetic_files["test.csv"], "--lookup",
+    one_line_error(run("submit", run_dir, "--test", synthetic_files["test.csv"], "--lookup",
                         lookup, "--out", tmp_path / "s.csv"),
                     "lookup.csv", "row 2", "ImageId 999 is not in the test file")
     assert not (tmp_path / "s.csv").exists()

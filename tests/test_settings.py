@@ -2,8 +2,6 @@
 way, and a setting named twice with different values is an error naming both (issue 11)."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -11,22 +9,7 @@ import facekeypoints as fk
 from facekeypoints import recipe as recipe_mod
 from facekeypoints.errors import UserError
 
-CLI = [sys.executable, "-m", "facekeypoints.cli"]
-
-
-def run(*args, cwd=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
-
-
-def one_line_error(result, *fragments):
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+from .cli_helpers import one_line_error, run
 
 
 def test_every_setting_with_an_option_of_its_own_also_works_through_set(tmp_path,

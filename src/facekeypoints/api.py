@@ -271,9 +271,6 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
            epochs_origin: str = "epochs") -> Run:
     """The one training path, for the command line (which names its options in `given`) and
     for `train()`."""
-    quiet_keras()
-    from . import specialists, training
-
     max_seconds = max_minutes * 60 if max_minutes else None
     if resume:
         if out is None:
@@ -283,29 +280,27 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
                             "can change (start a new run to change settings)")
         if not (Path(out) / "recipe.toml").is_file():
             raise UserError(f"--out {out}: no run to resume there (no recipe.toml)")
-        if runs_mod.is_group(out):
-            run = specialists.train_group(runs_mod.RunFolder(Path(out)).load_recipe(), data, out,
-                                          epochs=epochs, checkpoint_seconds=checkpoint_seconds,
-                                          max_seconds=max_seconds, log=log, progress=progress)
-        else:
-            run = training.train(None, data, out, resume=True, epochs=epochs,
-                                  checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
-                                  log=log, progress=progress, devices=devices)
-        return Run(run.path)
-    if recipe is None or data is None:
-        raise UserError("train needs a recipe and a data file (--recipe NAME --data FILE), "
-                        "or a run folder to resume")
-    if epochs is not None:
-        given = [*given, Given("epochs", epochs, epochs_origin)]
-    resolved = _resolve(recipe, given)
-    out = Path(out) if out is not None else runs_mod.free_folder(Path("runs") / resolved.name)
+        resolved, out = runs_mod.RunFolder(Path(out)).load_recipe(), Path(out)
+    else:
+        if recipe is None or data is None:
+            raise UserError("train needs a recipe and a data file (--recipe NAME --data FILE), "
+                            "or a run folder to resume")
+        if epochs is not None:
+            given = [*given, Given("epochs", epochs, epochs_origin)]
+        resolved = _resolve(recipe, given)  # every setting checked before TensorFlow loads
+        out = Path(out) if out is not None else runs_mod.free_folder(Path("runs") / resolved.name)
+    quiet_keras()
+    from . import specialists, training
+
     if resolved.groups:
-        run = specialists.train_group(resolved, data, out, checkpoint_seconds=checkpoint_seconds,
+        run = specialists.train_group(resolved, data, out, epochs=epochs if resume else None,
+                                      checkpoint_seconds=checkpoint_seconds,
                                       max_seconds=max_seconds, log=log, progress=progress)
     else:
-        run = training.train(resolved, data, out, checkpoint_seconds=checkpoint_seconds,
-                              max_seconds=max_seconds, log=log, progress=progress,
-                              devices=devices)
+        run = training.train(None if resume else resolved, data, out, resume=resume,
+                             epochs=epochs if resume else None,
+                             checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
+                             log=log, progress=progress, devices=devices)
     return Run(run.path)
 
 

@@ -58,7 +58,6 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
               for key, value in options.items() if value is not None]
     if not resume and not (recipe_name and data_path):
         raise UserError("train needs --recipe NAME and --data FILE (or --out RUN --resume)")
-    quiet_keras()
     run = api._train(recipe_name, given, data_path, out, epochs=epochs, resume=resume,
                      max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
                      progress=progress, log=click.echo, epochs_origin=f"--epochs {epochs}")

@@ -1,0 +1,22 @@
+"""Running the command line as a user does, and checking its one-line errors."""
+
+import subprocess
+import sys
+
+CLI = [sys.executable, "-m", "facekeypoints.cli"]
+
+
+def run(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, no traceback, one line on stderr holding every fragment."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]

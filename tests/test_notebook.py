@@ -1,0 +1,61 @@
+"""The tutorial notebook: it runs top to bottom (epochs scaled down), and the committed copy's
+outputs come from its committed code, run on the real shared faces at full budget."""
+
+import importlib.util
+
+import nbformat
+
+from .conftest import FACES, ROOT
+
+NOTEBOOK = ROOT / "notebooks" / "tutorial.ipynb"
+
+
+def _executor():
+    spec = importlib.util.spec_from_file_location("execute", ROOT / "notebooks" / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _outputs(notebook, kind):
+    return [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+            if kind in o.get("data", {})]
+
+
+def test_the_committed_notebook_shows_outputs_of_its_own_code_on_the_shared_faces():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    stamp = notebook.metadata.get("facekeypoints", {})
+    assert stamp.get("code_sha256") == _executor().code_digest(notebook), \
+        "code cells changed since the notebook was run: python notebooks/execute.py"
+    assert stamp["scale"] == 1.0
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "data: shared real faces" in text and "SYNTHETIC" not in text
+    assert len(_outputs(notebook, "image/png")) >= 12
+    size = NOTEBOOK.stat().st_size
+    assert size < 4_000_000, f"{size:,} bytes: keep the committed notebook small"
+
+
+def test_the_notebook_runs_top_to_bottom(tmp_path, shared_faces):
+    out = tmp_path / "tutorial.ipynb"
+    stamp = _executor().execute(NOTEBOOK, out, scale=0.02, data=str(FACES),
+                                runs=str(tmp_path / "runs"))
+    ran = nbformat.read(out, as_version=4)
+    assert stamp["code_sha256"] == _executor().code_digest(ran)
+    code = [c for c in ran.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code)
+    assert len(_outputs(ran, "image/png")) >= 12
+    text = "".join(o.get("text", "") for c in code for o in c.outputs)
+    assert "Kaggle-style RMSE of fast on the test people" in text
+    for run in ("model1", "model2", "model7", "model8", "model9", "masked", "fast", "photos"):
+        assert (tmp_path / "runs" / run / "recipe.toml").is_file(), run
+
+
+def test_the_committed_notebook_holds_no_face_data():
+    """Figures are pictures; no pixel strings or arrays of faces sit in the outputs."""
+    import re
+
+    raw = NOTEBOOK.read_text()
+    assert not re.search(r"(\\d{1,3} ){200}", raw)  # a Kaggle Image string: 9,216 such numbers
