@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--runs", help="keep run folders here (default: a temporary folder)")
     args = parser.parse_args()
 
-    from facekeypoints.cli import _overrides, quiet_keras
+    from facekeypoints.cli import quiet_keras
 
     quiet_keras()
     from facekeypoints import predict, submission, training
@@ -46,15 +46,16 @@ def main() -> None:
     runs_dir = Path(args.runs or tempfile.mkdtemp(prefix="bench-recipes-"))
     rows = []
     for name in args.recipes:
-        overrides = _overrides(tuple(args.settings)) | {"epochs": args.epochs,
-                                                        "patience": args.patience}
+        given = [recipe_mod.parse_setting(pair) for pair in args.settings]
+        overrides = recipe_mod.merge(given)[0] | {"epochs": args.epochs,
+                                                  "patience": args.patience}
         recipe = recipe_mod.load(name, overrides)
         run = training.train(recipe, data_path, runs_dir / name, log=_progress,
-                          max_seconds=args.minutes * 60 if args.minutes else None)
+                             max_seconds=args.minutes * 60 if args.minutes else None)
         model = predict.load(run.path)
         # The same held-out people for every recipe: their complete faces.
-        _, val_complete = training.prepare_data(recipe.replace(dropna=True, columns=model.columns),
-                                             data_path)
+        _, val_complete = training.prepare_data(
+            recipe.replace(dropna=True, columns=model.columns), data_path)
         table = submission.predict_lookup(model, FACES / "test.csv.gz",
                                           FACES / "IdLookupTable.csv")
         sub_path = run.path / "submission.csv"

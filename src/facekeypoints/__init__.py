@@ -23,7 +23,7 @@ __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
-    "synthetic_data", "train", "validation_set",
+    "synthetic_data", "train", "validation_set", "average",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
         Predictor,
         Recipe,
         Run,
+        average,
         build_model,
         compare,
         detect,

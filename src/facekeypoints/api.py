@@ -39,7 +39,7 @@ __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
-    "synthetic_data", "train", "validation_set",
+    "synthetic_data", "train", "validation_set", "average",
 ]
 
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
@@ -136,7 +136,7 @@ def recipes() -> list[str]:
     """The built-in recipes, from the tutorial's model1 to our fast.
 
     >>> fk.recipes()[:3], "fast" in fk.recipes()
-    (['fast', 'masked', 'model1'], True)
+    (['fast', 'mesh', 'model1'], True)
     """
     return recipe_mod.builtin_names()
 
@@ -281,6 +281,10 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
         if not (Path(out) / "recipe.toml").is_file():
             raise UserError(f"--out {out}: no run to resume there (no recipe.toml)")
         resolved, out = runs_mod.RunFolder(Path(out)).load_recipe(), Path(out)
+        if resolved.model == "mesh":
+            import json
+
+            data = data or json.loads((out / "data.json").read_text())["data"]
     else:
         if recipe is None or data is None:
             raise UserError("train needs a recipe and a data file (--recipe NAME --data FILE), "
@@ -289,6 +293,10 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
             given = [*given, Given("epochs", epochs, epochs_origin)]
         resolved = _resolve(recipe, given)  # every setting checked before TensorFlow loads
         out = Path(out) if out is not None else runs_mod.free_folder(Path("runs") / resolved.name)
+    if resolved.model == "mesh":  # the pretrained mesh and its head: no TensorFlow involved
+        from . import mesh
+
+        return Run(mesh.train(resolved, data, out, log, progress).path)
     quiet_keras()
     from . import specialists, training
 
@@ -340,6 +348,58 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | None = None,
     if data is None or isinstance(data, Run):
         return run_eval(predictor, validation_set(data if data is not None else model), tta)
     return run_eval(predictor, data_mod.load_training(data), tta)
+
+
+def average(*models: str | Path | Run, out: str | Path,
+            weights: Sequence[float] | None = None) -> Predictor:
+    """Several models averaged as one (our `fast` net and the face `mesh`, say), saved as a small
+    folder that evaluate, submit, detect and `load_model` take like any model. The weights are
+    fitted on the people the runs held out (they must hold out the same people), never on a
+    test file; or give them. Where the mesh finds no face, the others predict it alone.
+
+    >>> other = fk.train("model1", tmp_faces["training.csv"], tmp / "other", epochs=1,
+    ...                  learning_rate=0.05, progress=False, log=None)
+    >>> both = fk.average(trained, other, out=tmp / "both")
+    >>> len(both.weights), round(float(sum(both.weights)), 6)
+    (2, 1.0)
+    >>> fk.load_model(tmp / "both").predict(fk.load(tmp_faces["test.csv"])[0][:2]).shape
+    (2, 30)
+    """
+    from . import ensemble
+
+    if len(models) < 2:
+        raise UserError("average: give two or more models")
+    paths = [Path(getattr(m, "path", m)) for m in models]
+    predictor = ensemble.AveragePredictor([load_model(p) for p in paths], [1.0] * len(paths),
+                                             Path(out).name)
+    if weights is None:
+        held_out = [_held_out_people(p) for p in paths]
+        if any(h is None for h in held_out) or any(h != held_out[0] for h in held_out):
+            raise UserError("average: the weights are fitted on the people the runs held out, so "
+                            "give run folders trained with the same split (seed, validation), "
+                            "or give the weights")
+        faces = validation_set(paths[0])
+        preds, seen = predictor.member_predictions(faces.X)
+        weights = ensemble.fit_weights(preds, seen, faces.y)
+        people = len(set(faces.persons)) if faces.persons is not None else "unnamed"
+        fitted_on = f"{len(faces)} held-out faces of {people} people"
+    else:
+        if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+            raise UserError(f"average: weights {list(weights)}: expected {len(paths)} numbers of "
+                            "at least 0, not all 0")
+        weights = [w / sum(weights) for w in weights]
+        fitted_on = "given"
+    ensemble.write(out, paths, list(weights), fitted_on)
+    return load_model(out)
+
+
+def _held_out_people(path: Path) -> list[str] | None:
+    import json
+
+    info = path / "data.json"
+    if not info.is_file():
+        return None
+    return json.loads(info.read_text()).get("validation_persons")
 
 
 def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:

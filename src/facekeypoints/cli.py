@@ -190,7 +190,8 @@ def recipes(name) -> None:
         return
     for n in recipe_mod.builtin_names():
         r = recipe_mod.load(n)
-        click.echo(f"{n:<8} {r.epochs:>5} epochs  {r.description}")
+        length = "  one pass" if r.model == "mesh" else f"{r.epochs:>5} epochs"
+        click.echo(f"{n:<8} {length}  {r.description}")
 
 
 @cli.command()
@@ -201,6 +202,27 @@ def compare(runs) -> None:
     from .evaluation import compare_table
 
     click.echo(compare_table(api.compare(*runs)))
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@click.option("--out", required=True, type=click.Path(), help="Folder for the averaged model.")
+@click.option("--weights", help="Comma-separated weights (default: fitted on the held-out people).")
+def average(models, out, weights) -> None:
+    """Average MODELS (e.g. runs/fast and runs/mesh) as one model that evaluate, submit and
+    detect take; the weights are fitted on the people the runs held out."""
+    from . import api
+
+    if not all(str(m).endswith(".onnx") for m in models):
+        quiet_keras()
+    if weights is not None:
+        try:
+            weights = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise UserError(f"--weights {weights}: expected numbers separated by commas") from None
+    model = api.average(*models, out=out, weights=weights)
+    click.echo(f"wrote {out}: " + ", ".join(f"{m.name} {w:.2f}" for m, w in
+                                          zip(model.members, model.weights, strict=True)))
 
 
 @cli.command()

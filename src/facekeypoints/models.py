@@ -134,6 +134,11 @@ def cnn(n_out: int, conv: list[list[int]], dense: list[int], dropout: list[float
 
 
 def build(recipe: Recipe, n_out: int) -> keras.Model:
+    if recipe.model == "mesh":
+        from .errors import UserError
+
+        raise UserError(f"recipe {recipe.name}: the mesh is a pretrained ONNX model with a ridge "
+                        "head, not a Keras net")
     keras.utils.set_random_seed(recipe.seed)
     if recipe.model == "mlp":
         return mlp(n_out, recipe.hidden)

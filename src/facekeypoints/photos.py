@@ -249,7 +249,8 @@ class FacePipeline:
 
     def __init__(self, model, detector_name: str = "hog", framing: Framing | None = None,
                  refine: int = 2):
-        self.model = model
+        # a model with a head of its own for photo crops (the face mesh) uses it here
+        self.model = model.for_photos() if hasattr(model, "for_photos") else model
         self.detector = make_detector(detector_name)
         self.framing = framing or FRAMING[detector_name]
         self.refine = refine  # passes that re-frame each face on its own predicted keypoints

@@ -123,10 +123,18 @@ def load(model: str | Path | Predictor) -> Predictor:
         raise UserError(f"MODEL {path}: no such run folder or model file")
     if path.is_dir() and runs.is_group(path):
         return _load_group(path)
+    if path.is_dir() and (path / "average.json").is_file():
+        from . import ensemble
+
+        return ensemble.load(path)
     if path.is_dir():
-        quiet_keras()
         run = runs.RunFolder(path)
         recipe = run.load_recipe()
+        if recipe.model == "mesh":
+            from . import mesh
+
+            return mesh.load(run, recipe)
+        quiet_keras()
         return Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta, recipe.name)
     if path.suffix == ".onnx":
         return OnnxPredictor(path)

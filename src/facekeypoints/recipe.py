@@ -31,7 +31,7 @@ class Recipe:
     seed: int = 42
     split_seed: int | None = None  # who is held out (default: seed); fix it to vary seed alone
     # model
-    model: str = "cnn"  # mlp | cnn
+    model: str = "cnn"  # mlp | cnn | mesh (the pretrained face mesh and a ridge head)
     hidden: list[int] = field(default_factory=lambda: [100])  # mlp
     conv: list[list[int]] = field(default_factory=lambda: [[32, 3], [64, 2], [128, 2]])
     dense: list[int] = field(default_factory=lambda: [500, 500])
@@ -40,6 +40,7 @@ class Recipe:
     zero_output: bool = False  # start the output layer at zero: the mean face
     space_to_depth: int = 1  # cnn: fold NxN pixel blocks into channels first (2: 48x48x4)
     padding: str = "valid"  # cnn: "valid" (the tutorial's) or "same" (keeps each map's size)
+    ridge: float = 1.0  # mesh: the head's ridge penalty (on standardised mesh points)
     # optimisation
     optimizer: str = "sgd"  # sgd | adamw
     learning_rate: float = 0.01
@@ -301,8 +302,8 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
         if value is not None and not 0 <= value < 1:
             raise bad(setting, "a fraction from 0 to below 1")
 
-    if r.model not in ("mlp", "cnn"):
-        raise bad("model", "mlp or cnn")
+    if r.model not in ("mlp", "cnn", "mesh"):
+        raise bad("model", "mlp, cnn or mesh")
     if r.padding not in ("valid", "same"):
         raise bad("padding", "valid or same")
     if r.space_to_depth not in (1, 2, 3, 4, 6, 8):
@@ -324,7 +325,7 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
         positive(setting, whole=True)
     for setting in ("seed", "split_seed", "patience"):
         at_least_zero(setting)
-    for setting in ("learning_rate", "learning_rate_end", "body_learning_rate"):
+    for setting in ("learning_rate", "learning_rate_end", "body_learning_rate", "ridge"):
         positive(setting)
     for setting in ("momentum", "momentum_end", "validation", "zoom", "contrast"):
         fraction(setting)

@@ -15,11 +15,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import data as data_mod
 from . import models, optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
-from .data import Faces
+from .data import Faces, prepare_data  # noqa: F401 - part of this module's surface
 from .errors import UserError
 from .evaluation import rmse_pixels
 from .files import atomic_write_text, save_model_atomic
@@ -174,23 +173,6 @@ def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: 
         if trainer.stop_training:
             break
     callback_list.on_train_end()
-
-
-def prepare_data(recipe: Recipe, data_path: str | Path) -> tuple[Faces, Faces]:
-    """Hold out people first (the same people for every recipe with this seed), then select.
-
-    Validation always uses the held-out people's complete faces (every selected keypoint
-    labelled), so curves of recipes that train on complete rows or on every label compare."""
-    train_set, val_set = data_mod.split(data_mod.load_training(data_path), recipe.validation,
-                                        recipe.seed if recipe.split_seed is None
-                                        else recipe.split_seed)
-    train_set = train_set.select(recipe.columns, recipe.dropna)
-    val_set = val_set.select(recipe.columns, dropna=True)
-    if len(train_set) < 2:
-        raise UserError(f"{data_path}: only {len(train_set)} training rows have all of the "
-                        f"recipe's {len(recipe.columns)} columns; set dropna = false or pick "
-                        "columns")
-    return train_set, val_set
 
 
 def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTrainer:

@@ -1,0 +1,268 @@
+"""Transfer learning from a face model that has seen far more people than our 237.
+
+MediaPipe's face mesh (Apache-2.0; `pretrained/face_mesh.onnx`, converted by
+tools/convert_face_mesh.py) places 468 points on a face. It stays frozen; a ridge regression, the
+"head", maps its points to the 15 Kaggle keypoints and is fitted on the user's labels, each
+keypoint on every row where it is labelled. The head trains in seconds, so a `mesh` run is one
+pass: mesh points for every face (checkpointed), then the fit.
+
+The mesh sees each 96x96 face with a replicated border (it was trained on looser crops) at
+192x192 in RGB. Where it finds no face (its face score below 0.5) the head still predicts from
+the points it gave; the run's summary counts those faces, and `fk.average` gives them to the
+other model alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .data import prepare_data, unscale
+from .data import scale as scale_keypoints
+from .errors import UserError
+from .evaluation import rmse_pixels
+from .files import atomic_write, atomic_write_text
+from .keypoints import IMAGE_SIZE, flip_permutation, mirror_keypoints, x_mask
+from .predict import Predictor
+from .progress import Progress
+from .recipe import Recipe
+from .runs import HISTORY_FIELDS, RunFolder
+
+MESH_INPUT = 192
+POINTS = 468
+BORDER = 24  # pixels of replicated border around the 96x96 face: the mesh's own framing
+
+
+def model_path() -> Path:
+    return Path(str(resources.files("facekeypoints") / "pretrained" / "face_mesh.onnx"))
+
+
+class FaceMesh:
+    """The frozen backbone: faces (N, 96, 96, 1) in [0, 1] -> points (N, 468, 2) in the face's
+    pixels, and the mesh's face score (N,) in [0, 1]."""
+
+    _session = None
+
+    def __init__(self) -> None:
+        if FaceMesh._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            FaceMesh._session = ort.InferenceSession(str(model_path()), options,
+                                                     providers=["CPUExecutionProvider"])
+        self.session = FaceMesh._session
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, X: np.ndarray, progress: str | bool = False) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+        points = np.empty((len(X), POINTS, 2), np.float32)
+        scores = np.empty(len(X), np.float32)
+        side = IMAGE_SIZE + 2 * BORDER
+        with Progress(len(X), "face mesh", "face", mode=progress, every=10.0) as bar:
+            for i, face in enumerate(np.asarray(X, np.float32)[..., 0]):
+                framed = cv2.copyMakeBorder(face, BORDER, BORDER, BORDER, BORDER,
+                                            cv2.BORDER_REPLICATE)
+                image = cv2.resize(framed, (MESH_INPUT, MESH_INPUT),
+                                   interpolation=cv2.INTER_LINEAR)
+                rgb = np.repeat(image[None, :, :, None], 3, axis=3)
+                raw, score = self.session.run(None, {self.input: rgb})
+                # mesh pixels (pixel centres at integers + 0.5 in its own convention) -> ours
+                points[i] = raw.reshape(POINTS, 3)[:, :2] * (side / MESH_INPUT) - BORDER
+                scores[i] = 1 / (1 + np.exp(-float(np.ravel(score)[0])))
+                bar.update(1)
+        return points, scores
+
+
+class Similarity:
+    """Per face, the scale, rotation and shift that best put its mesh on the reference mesh
+    (least squares; as complex numbers, z -> a (z - centre) + ref_centre)."""
+
+    def __init__(self, points: np.ndarray, reference: np.ndarray):
+        z = points[..., 0] + 1j * points[..., 1]
+        ref = reference[:, 0] + 1j * reference[:, 1]
+        self.centre, self.ref_centre = z.mean(axis=1, keepdims=True), ref.mean()
+        zc = z - self.centre
+        self.a = (np.conj(zc) * (ref - self.ref_centre)).sum(axis=1, keepdims=True) \
+            / (np.abs(zc) ** 2).sum(axis=1, keepdims=True)
+
+    def to_reference(self, xy: np.ndarray) -> np.ndarray:
+        z = self.a * (xy[..., 0] + 1j * xy[..., 1] - self.centre) + self.ref_centre
+        return np.stack([z.real, z.imag], axis=-1)
+
+    def to_crop(self, xy: np.ndarray) -> np.ndarray:
+        z = (xy[..., 0] + 1j * xy[..., 1] - self.ref_centre) / self.a + self.centre
+        return np.stack([z.real, z.imag], axis=-1)
+
+
+class MeshHead:
+    """Mesh points -> keypoints: ridge regression per keypoint column on the standardised
+    points, fitted on the rows where that column is labelled. `reference` is the mean mesh of
+    the training faces: where training faces sit in their crops."""
+
+    def __init__(self, reference: np.ndarray, mean: np.ndarray, scale: np.ndarray,
+                 weights: np.ndarray, bias: np.ndarray):
+        self.reference, self.mean, self.scale = reference, mean, scale
+        self.weights, self.bias = weights, bias
+
+    @classmethod
+    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float) -> MeshHead:
+        """`points` (N, 468, 2) crop pixels; `y` (N, C) scaled keypoints, NaN where missing."""
+        F = _features(points)
+        mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-8
+        A = (F - mean) / scale
+        weights = np.zeros((F.shape[1], y.shape[1]))
+        bias = np.zeros(y.shape[1])
+        ridge = alpha * np.eye(F.shape[1])
+        for j in range(y.shape[1]):
+            rows = ~np.isnan(y[:, j])
+            if rows.sum() < 2:
+                raise UserError(f"column {j}: fewer than two labelled faces to fit the head on")
+            bias[j] = y[rows, j].mean()
+            weights[:, j] = np.linalg.solve(A[rows].T @ A[rows] + ridge,
+                                            A[rows].T @ (y[rows, j] - bias[j]))
+        return cls(points.mean(axis=0), mean, scale, weights, bias)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Scaled keypoints (N, C) for mesh points (N, 468, 2)."""
+        return (((_features(points) - self.mean) / self.scale) @ self.weights
+                + self.bias).astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, lambda tmp: np.savez(
+            tmp, reference=self.reference, mean=self.mean, scale=self.scale,
+            weights=self.weights, bias=self.bias), suffix=".npz")
+
+    @classmethod
+    def load(cls, path: Path) -> MeshHead:
+        with np.load(path) as f:
+            return cls(f["reference"], f["mean"], f["scale"], f["weights"], f["bias"])
+
+
+def _features(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, np.float64).reshape(len(points), -1)
+
+
+class PhotoHead(MeshHead):
+    """The head for faces cut from photographs. The Kaggle-format faces were each scaled and
+    shifted onto the mean shape, so where a face sits in its crop tells the plain head about
+    the labels; a detector's crop carries no such hint, and a face larger, smaller, turned or
+    moved in it must move its keypoints along. This head works in the frame that puts each
+    mesh on the reference mesh (Similarity), so it is equivariant by construction."""
+
+    @classmethod
+    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float) -> PhotoHead:
+        reference = points.mean(axis=0)
+        frame = Similarity(points, reference)
+        target = frame.to_reference(unscale(y).reshape(len(y), -1, 2)).reshape(len(y), -1)
+        head = MeshHead.fit(frame.to_reference(points), scale_keypoints(target), alpha)
+        return cls(reference, head.mean, head.scale, head.weights, head.bias)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        frame = Similarity(points, self.reference)
+        framed = unscale(super().__call__(frame.to_reference(points)))
+        return scale_keypoints(frame.to_crop(framed.reshape(len(points), -1, 2))
+                               .reshape(len(points), -1))
+
+
+class MeshPredictor(Predictor):
+    """Face mesh + head as one predictor: what evaluate, submit, detect and the API take. It
+    needs no TensorFlow (ONNX Runtime and NumPy)."""
+
+    def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
+                 photo_head: PhotoHead):
+        super().__init__(None, columns, tta, name)
+        self.head, self.photo_head, self.mesh = head, photo_head, FaceMesh()
+        self.photos = False
+        self.last_scores: np.ndarray | None = None
+
+    def run(self, X: np.ndarray) -> np.ndarray:
+        points, self.last_scores = self.mesh(X)
+        return (self.photo_head if self.photos else self.head)(points)
+
+    def for_photos(self) -> MeshPredictor:
+        """The same model with the head for crops cut from photographs (see PhotoHead)."""
+        twin = MeshPredictor(self.head, self.columns, self.tta, self.name, self.photo_head)
+        twin.photos = True
+        return twin
+
+
+def train(recipe: Recipe, data_path: str | Path, out: str | Path,
+          log: Callable[[str], None] = print, progress: str | bool = "auto") -> RunFolder:
+    """Mesh points for every training and held-out face (kept in the run folder, so a killed
+    run does not compute them again), the head fitted, the run folder written."""
+    run = RunFolder(Path(out))
+    resume = (run.path / "recipe.toml").is_file()
+    if run.path.exists() and any(run.path.iterdir()) and not resume:
+        raise UserError(f"--out {run.path}: folder exists and is not empty; choose another")
+    train_set, val_set = prepare_data(recipe, data_path)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_text(run.recipe, recipe.to_toml())
+        atomic_write_text(run.data, json.dumps({
+            "data": str(Path(data_path).resolve()), "columns": recipe.columns,
+            "train_rows": len(train_set), "validation_rows": len(val_set),
+            "split": "person" if train_set.persons is not None else "row",
+            "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
+            else None}, indent=1))
+    log(f"training {recipe.name}: face mesh on {len(train_set)} faces (and their mirror images)"
+        f", head on every label; validating on {len(val_set)}; run folder {run.path}")
+    start = time.perf_counter()
+    mesh = FaceMesh()
+    cache = run.checkpoint / "mesh_points.npz"
+    if cache.is_file():
+        with np.load(cache) as f:
+            points, scores = f["points"], f["scores"]
+        log(f"resuming {run.path}: mesh points read from {cache}")
+    else:
+        faces = [train_set.X, val_set.X]
+        if recipe.flip:
+            faces.append(np.ascontiguousarray(train_set.X[:, :, ::-1, :]))
+        points, scores = mesh(np.concatenate(faces), progress)
+        run.checkpoint.mkdir(exist_ok=True)
+        atomic_write(cache, lambda tmp: np.savez(tmp, points=points, scores=scores),
+                     suffix=".npz")
+    n, m = len(train_set), len(val_set)
+    P, y = points[:n], train_set.y
+    if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
+        perm, is_x = flip_permutation(recipe.columns), x_mask(recipe.columns)
+        mirrored = mirror_keypoints(np.nan_to_num(y), perm, is_x)
+        mirrored[np.isnan(y[:, perm])] = np.nan
+        P, y = np.concatenate([P, points[n + m:]]), np.concatenate([y, mirrored])
+    head = MeshHead.fit(P, y, recipe.ridge)
+    PhotoHead.fit(P, y, recipe.ridge).save(run.path / "photo_head.npz")
+    head.save(run.path / "head.npz")
+    train_pred = head(points[:n])
+    val_pred = head(points[n:n + m])
+    seconds = time.perf_counter() - start
+    row = {"epoch": 1,
+           "train_loss": float(np.nanmean((train_pred - train_set.y) ** 2)),
+           "val_loss": float(np.nanmean((val_pred - val_set.y) ** 2)) if m else float("nan"),
+           "val_rmse": rmse_pixels(val_set.y, val_pred) if m else float("nan"),
+           "learning_rate": 0.0, "momentum": 0.0, "seconds": seconds, "elapsed": seconds}
+    atomic_write_text(run.history, ",".join(HISTORY_FIELDS) + "\n" + ",".join(
+        str(row[k]) if k == "epoch" else f"{row[k]:.6g}" for k in HISTORY_FIELDS) + "\n")
+    no_face = int((scores[:n + m] < 0.5).sum())
+    atomic_write_text(run.path / "summary.json", json.dumps({
+        "epoch": 1, "elapsed": seconds, "best_epoch": 1, "best_val_loss": row["val_loss"],
+        "best_val_rmse": row["val_rmse"], "faces_without_mesh_face": no_face,
+        "faces": n + m}, indent=1))
+    log(f"{recipe.name}: validation RMSE {row['val_rmse']:.3f} px (no flip TTA) in "
+        f"{seconds:.0f} s; the mesh found no face in {no_face} of {n + m} faces")
+    return run
+
+
+def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
+    head = run.path / "head.npz"
+    if not head.is_file():
+        raise UserError(f"{run.path}: the mesh run has no head.npz yet (resume it with "
+                        f"facekeypoints train --out {run.path} --resume)")
+    return MeshPredictor(MeshHead.load(head), recipe.columns, recipe.tta, recipe.name,
+                         PhotoHead.load(run.path / "photo_head.npz"))
+

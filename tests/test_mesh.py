@@ -1,0 +1,117 @@
+"""Transfer learning from MediaPipe's face mesh: the converted model ships in the package with
+its licence, places its points where the faces' features are, and its head trains, predicts,
+evaluates and averages with our nets like any model."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import facekeypoints as fk
+from facekeypoints import mesh
+from facekeypoints.keypoints import COLUMNS
+
+# mesh point -> Kaggle keypoint, for points the 468-point mesh has (eye centres are iris points)
+MESH_INDEX = {"left_eye_inner_corner": 362, "left_eye_outer_corner": 263,
+              "right_eye_inner_corner": 133, "right_eye_outer_corner": 33, "nose_tip": 4,
+              "mouth_left_corner": 291, "mouth_right_corner": 61}
+
+
+def test_the_pretrained_model_ships_inside_the_package_with_its_licence():
+    folder = mesh.model_path().parent
+    assert mesh.model_path().stat().st_size > 2_000_000
+    assert "Apache License" in (folder / "LICENSE-mediapipe").read_text()
+    notice = (folder / "NOTICE").read_text()
+    assert "Apache License 2.0" in notice and "tools/convert_face_mesh.py" in notice
+    digest = hashlib.sha256(mesh.model_path().read_bytes()).hexdigest()
+    assert len(digest) == 64
+
+
+def test_the_mesh_finds_the_features_of_real_faces(shared_faces):
+    X, y = fk.load(shared_faces / "training.csv.gz", dropna=True)
+    X, truth = X[:60], y[:60] * 48 + 48
+    points, scores = mesh.FaceMesh()(X)
+    assert points.shape == (60, 468, 2) and (scores > 0.5).mean() > 0.95
+    for name, index in MESH_INDEX.items():
+        j = COLUMNS.index(f"{name}_x")
+        error = np.linalg.norm(points[:, index] - truth[:, j:j + 2], axis=1)
+        # the 68-point labels and the mesh disagree on the nose tip by a few pixels
+        assert np.median(error) < (6.0 if name == "nose_tip" else 3.0), (name, np.median(error))
+
+
+def test_a_mesh_run_trains_predicts_and_resumes_like_any_run(tmp_path, synthetic_files):
+    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
+                   log=None)
+    assert (run.path / "head.npz").is_file() and len(run.history) == 1
+    assert run.recipe.model == "mesh" and run.model.tta
+    X, _ = fk.load(synthetic_files["test.csv"])
+    assert run.model.predict(X[:5]).shape == (5, 30)
+    result = fk.evaluate(run)
+    assert result.tta and np.isfinite(result.rmse)
+    again = fk.train(None, out=run.path, resume=True, progress=False, log=None)  # reuses points
+    assert fk.evaluate(again).rmse == pytest.approx(result.rmse, rel=1e-6)
+
+
+def test_a_mesh_model_predicts_without_tensorflow(tmp_path, synthetic_files):
+    fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False, log=None)
+    code = ("import sys, facekeypoints as fk; X, _ = fk.load(sys.argv[2]); "
+            "print(fk.load_model(sys.argv[1]).predict(X[:3]).shape, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "mesh"),
+                           str(synthetic_files["test.csv"])], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.strip() == "(3, 30) False", done.stderr[-2000:]
+
+
+def test_the_mesh_and_a_net_averaged_beat_both_on_the_people_they_were_fitted_on(
+        tmp_path, shared_faces):
+    data = shared_faces / "training.csv.gz"
+    net = fk.train("fast", data, tmp_path / "fast", epochs=2, progress=False, log=None)
+    face_mesh = fk.train("mesh", data, tmp_path / "mesh", flip=False, progress=False, log=None)
+    both = fk.average(net, face_mesh, out=tmp_path / "both")
+    assert sum(both.weights) == pytest.approx(1.0)
+    scores = {name: fk.evaluate(model, net).rmse for name, model in
+              (("fast", net), ("mesh", face_mesh), ("both", tmp_path / "both"))}
+    assert scores["mesh"] < 1.6, scores  # people it never saw; the mean face scores 3.5
+    assert scores["both"] <= min(scores["fast"], scores["mesh"]) + 1e-6, scores
+    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "evaluate",
+                           str(tmp_path / "both"), "--data", str(data)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and "overall" in done.stdout, done.stderr
+
+
+def test_averaging_runs_that_held_out_other_people_needs_weights(tmp_path, synthetic_files):
+    a = fk.train("model1", synthetic_files["training.csv"], tmp_path / "a", epochs=1,
+                 progress=False, log=None)
+    b = fk.train("model1", synthetic_files["training.csv"], tmp_path / "b", epochs=1, seed=7,
+                 progress=False, log=None)
+    with pytest.raises(fk.api.UserError, match="same split"):
+        fk.average(a, b, out=tmp_path / "ab")
+    model = fk.average(a, b, out=tmp_path / "ab", weights=[1, 3])
+    assert model.weights.tolist() == [0.25, 0.75]
+
+
+def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files):
+    """Crops cut from photographs frame faces loosely: turned, scaled or shifted mesh points
+    must turn, scale and shift the keypoints the same way (the aligned-face head need not)."""
+    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
+                   log=None)
+    photo_model = fk.load_model(run).for_photos()
+    X, _ = fk.load(synthetic_files["test.csv"])
+    points, _ = mesh.FaceMesh()(X[:8])
+    angle, factor, shift = np.radians(12), 0.85, np.array([4.0, -3.0])
+    centre = np.array([47.5, 47.5])
+    rotation = factor * np.array([[np.cos(angle), -np.sin(angle)],
+                                  [np.sin(angle), np.cos(angle)]])
+
+    def move(xy):
+        return (xy - centre) @ rotation.T + centre + shift
+
+    before = photo_model.photo_head(points.astype(np.float64)) * 48 + 48
+    after = photo_model.photo_head(move(points.astype(np.float64))) * 48 + 48
+    expected = move(before.reshape(8, -1, 2)).reshape(8, -1)
+    np.testing.assert_allclose(after, expected, atol=1e-3)
+    from facekeypoints import photos
+
+    assert photos.FacePipeline(fk.load_model(run), "haar").model.photos
