@@ -25,13 +25,13 @@ def test_every_docstring_example_of_the_api_runs(tmp_path, synthetic_files, trai
              "trained": trained.path, "SHARED": SHARED}
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    tested = []
+    tested, report = [], []
     for test in finder.find(api, "api", globs=dict(vars(api)) | globs):
         if test.examples:
-            runner.run(test, out=lambda text: print(text, end=""))
+            runner.run(test, out=report.append)
             tested.append(test.name.rsplit(".", 1)[-1])
     result = runner.summarize(verbose=False)
-    assert result.failed == 0, f"{result.failed} docstring example(s) failed (printed above)"
+    assert result.failed == 0, "".join(report)
     # every public function and class of the API carries an example
     documented = {name for name in api.__all__ if callable(getattr(api, name))
                   and getattr(api, name).__module__ == "facekeypoints.api"}

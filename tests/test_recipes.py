@@ -44,7 +44,7 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"epochz": 3}, "unknown setting(s) epochz"),
-    ({"model": "resnet"}, "model='resnet': expected mlp or cnn"),
+    ({"model": "resnet"}, "model='resnet': expected mlp, cnn or mesh"),
     ({"dropout": [0.5, 1.5]}, "dropout"),
     ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),

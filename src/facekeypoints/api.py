@@ -136,7 +136,7 @@ def recipes() -> list[str]:
     """The built-in recipes, from the tutorial's model1 to our fast.
 
     >>> fk.recipes()[:3], "fast" in fk.recipes()
-    (['fast', 'mesh', 'model1'], True)
+    (['fast', 'mesh', 'masked'], True)
     """
     return recipe_mod.builtin_names()
 
