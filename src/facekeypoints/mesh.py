@@ -32,7 +32,7 @@ from .keypoints import IMAGE_SIZE, flip_permutation, mirror_keypoints, x_mask
 from .predict import Predictor
 from .progress import Progress
 from .recipe import Recipe
-from .runs import HISTORY_FIELDS, RunFolder
+from .runs import HISTORY_FIELDS, RunFolder, write_data_info
 
 MESH_INPUT = 192
 POINTS = 468
@@ -205,12 +205,7 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     run.path.mkdir(parents=True, exist_ok=True)
     if not resume:
         atomic_write_text(run.recipe, recipe.to_toml())
-        atomic_write_text(run.data, json.dumps({
-            "data": str(Path(data_path).resolve()), "columns": recipe.columns,
-            "train_rows": len(train_set), "validation_rows": len(val_set),
-            "split": "person" if train_set.persons is not None else "row",
-            "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
-            else None}, indent=1))
+        write_data_info(run, data_path, recipe.columns, train_set, val_set)
     log(f"training {recipe.name}: face mesh on {len(train_set)} faces (and their mirror images)"
         f", head on every label; validating on {len(val_set)}; run folder {run.path}")
     start = time.perf_counter()

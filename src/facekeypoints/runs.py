@@ -80,6 +80,20 @@ def load_arrays(path: Path) -> list[np.ndarray]:
         return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
+def write_data_info(run: RunFolder, data_path: str | Path, columns: list[str], train_set,
+                    val_set) -> None:
+    """data.json: what a run trained on and which people it held out."""
+    atomic_write_text(run.data, json.dumps({
+        "data": str(Path(data_path).resolve()),
+        "columns": columns,
+        "train_rows": len(train_set),
+        "validation_rows": len(val_set),
+        "split": "person" if train_set.persons is not None else "row",
+        "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
+        else None,
+    }, indent=1))
+
+
 def save_checkpoint(run: RunFolder, net, optimizer, state: dict,
                     best_weights: list[np.ndarray] | None) -> None:
     """Write the new checkpoint beside the old one, then swap folders: never half a checkpoint."""

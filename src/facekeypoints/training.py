@@ -26,7 +26,14 @@ from .losses import masked_mse
 from .predict import predict_scaled
 from .progress import Progress
 from .recipe import Recipe
-from .runs import HISTORY_FIELDS, RunFolder, load_arrays, save_checkpoint, truncate_history
+from .runs import (
+    HISTORY_FIELDS,
+    RunFolder,
+    load_arrays,
+    save_checkpoint,
+    truncate_history,
+    write_data_info,
+)
 from .tensorboard_log import TensorBoardLog
 
 
@@ -216,15 +223,7 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     run.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.recipe, recipe.to_toml())
     if not resume:
-        atomic_write_text(run.data, json.dumps({
-            "data": str(Path(data_path).resolve()),
-            "columns": recipe.columns,
-            "train_rows": len(train_set),
-            "validation_rows": len(val_set),
-            "split": "person" if train_set.persons is not None else "row",
-            "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
-            else None,
-        }, indent=1))
+        write_data_info(run, data_path, recipe.columns, train_set, val_set)
 
     with training_scope(recipe, devices):
         net = models.build(recipe, len(recipe.columns))
