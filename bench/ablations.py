@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "ablations.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     from time_to_accuracy import analyse

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "every_label.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     from facekeypoints import predict, specialists, submission, training

@@ -86,8 +86,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from facekeypoints import data, predict, submission, training
-    from facekeypoints.cli import quiet_keras
     from facekeypoints.keypoints import COLUMNS
+    from facekeypoints.quiet_import import quiet_keras
     from facekeypoints.runs import RunFolder
 
     quiet_keras()

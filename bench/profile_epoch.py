@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--ops", nargs="+", metavar="RECIPE", help="op-level profile instead")
     parser.add_argument("--out", default=str(RESULTS / "profile_ops.csv"), help="for --ops")
     args = parser.parse_args()
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     if args.ops:

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--runs", help="keep run folders here (default: a temporary folder)")
     args = parser.parse_args()
 
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     from facekeypoints import predict, submission, training

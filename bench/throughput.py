@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "throughput.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     peak = matmul_peak()

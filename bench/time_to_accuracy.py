@@ -58,7 +58,7 @@ def main() -> None:
                         help="keep the rows of other runs already in --out")
     args = parser.parse_args()
 
-    from facekeypoints.cli import quiet_keras
+    from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
     from facekeypoints import recipe as recipe_mod

@@ -10,6 +10,7 @@ synthetic faces: `tmp` is a scratch folder, `tmp_faces` the files `fk.synthetic_
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -282,8 +283,6 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
             raise UserError(f"--out {out}: no run to resume there (no recipe.toml)")
         resolved, out = runs_mod.RunFolder(Path(out)).load_recipe(), Path(out)
         if resolved.model == "mesh":
-            import json
-
             data = data or json.loads((out / "data.json").read_text())["data"]
     else:
         if recipe is None or data is None:
@@ -394,8 +393,6 @@ def average(*models: str | Path | Run, out: str | Path,
 
 
 def _held_out_people(path: Path) -> list[str] | None:
-    import json
-
     info = path / "data.json"
     if not info.is_file():
         return None
@@ -411,10 +408,6 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     ...                                                     .persons))
     ((96, 96, 1), 0)
     """
-    import json
-
-    from . import training
-
     path = Path(getattr(run, "path", run)) if not isinstance(run, Predictor) else None
     folder = runs_mod.RunFolder(path) if path is not None else None
     if folder is None or not folder.data.is_file():
@@ -424,7 +417,7 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     if not Path(data_path).exists():
         raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
                         "FILE")
-    train_set, val_set = training.prepare_data(folder.load_recipe(), data_path)
+    train_set, val_set = data_mod.prepare_data(folder.load_recipe(), data_path)
     return train_set if on == "train" else val_set
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from .errors import UserError
-from .quiet_import import quiet_keras
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -75,7 +74,6 @@ def evaluate(model, data_path, on_train) -> None:
 
     With flip test-time augmentation where the model uses it (as `submit` predicts), and the
     figure without it (what history.csv and `compare` log)."""
-    quiet_keras()
     from . import api, data
     from .evaluation import evaluate as run_eval
     from .evaluation import mean_shape_rmse
@@ -108,7 +106,6 @@ def evaluate(model, data_path, on_train) -> None:
 @click.option("--out", required=True, type=click.Path(), help="Submission CSV to write.")
 def submit(model, test_path, lookup_path, out) -> None:
     """Predict the test faces and write a Kaggle submission (RowId,Location)."""
-    quiet_keras()
     from . import api
 
     table = api.submit(model, test_path, lookup_path, out)
@@ -149,7 +146,6 @@ def plot_curves(runs, out) -> None:
 @click.option("--seed", default=0, show_default=True, help="Which 16 faces to draw.")
 def plot_samples(model, data_path, out, seed) -> None:
     """A 4x4 grid of faces with the model's keypoints."""
-    quiet_keras()
     import numpy as np
 
     from . import api, data, plots
@@ -173,7 +169,6 @@ def plot_samples(model, data_path, out, seed) -> None:
 @click.option("--out", default="model.png", show_default=True, type=click.Path())
 def plot_model(model, out) -> None:
     """The architecture of MODEL (run folder, .keras file) or of a recipe (name or .toml)."""
-    quiet_keras()
     from . import api, plots
 
     click.echo(f"wrote {plots.save(api.plot_model(model), out)}")
@@ -213,8 +208,6 @@ def average(models, out, weights) -> None:
     detect take; the weights are fitted on the people the runs held out."""
     from . import api
 
-    if not all(str(m).endswith(".onnx") for m in models):
-        quiet_keras()
     if weights is not None:
         try:
             weights = [float(w) for w in weights.split(",")]
@@ -232,21 +225,11 @@ def average(models, out, weights) -> None:
 @click.option("--fast-epochs", default=15, show_default=True, help="Epochs of the fast recipe.")
 def demo(out, epochs, fast_epochs) -> None:
     """The whole pipeline on built-in SYNTHETIC faces: train, plot, evaluate, submit, score."""
-    quiet_keras()
     from .demo import run_demo
     from .runs import free_folder
 
     run_demo(Path(out) if out else free_folder(Path("runs") / "demo"), epochs, fast_epochs,
              click.echo)
-
-
-def _load_model(model: str):
-    """A predictor; an .onnx model loads without importing TensorFlow (fast cold start)."""
-    from . import predict
-
-    if not str(model).endswith(".onnx"):
-        quiet_keras()
-    return predict.load(model)
 
 
 MODEL_HELP = "Run folder, .keras or .onnx model (default: $FACEKEYPOINTS_MODEL)."
@@ -281,8 +264,9 @@ def detect(inputs, model, detector, out, no_draw, progress) -> None:
     from .detection import run_detect
     from .errors import SomeInputsUnreadable
     from .photos import FacePipeline
+    from .predict import load
 
-    pipeline = FacePipeline(_load_model(_require_model(model)), detector)
+    pipeline = FacePipeline(load(_require_model(model)), detector)
     summary = run_detect(list(inputs), pipeline, Path(out), not no_draw,
                          lambda line: click.echo(line, err=True), progress)
     failed = summary["unreadable"] + len(summary["skipped"])
@@ -301,8 +285,9 @@ def evaluate_photos(folder, truth, model, detector) -> None:
     """Detection rate, normalised mean error per keypoint, and ms per face on photographs."""
     from .photo_eval import evaluate_photos as run
     from .photos import FacePipeline
+    from .predict import load
 
-    pipeline = FacePipeline(_load_model(_require_model(model)), detector)
+    pipeline = FacePipeline(load(_require_model(model)), detector)
     scores = run(pipeline, folder, truth)
     for problem in scores.unreadable:
         click.echo(f"skipped: {problem}", err=True)
@@ -316,8 +301,6 @@ def export(model, out) -> None:
     """Write MODEL as ONNX (columns and test-time flips kept as metadata); .keras stays."""
     from . import api
 
-    if not str(model).endswith(".onnx"):
-        quiet_keras()
     click.echo(f"wrote {api.export(model, out)}")
 
 
