@@ -28,3 +28,23 @@ def synthetic_files(tmp_path_factory) -> dict[str, Path]:
 
     return synthetic.write_kaggle_files(tmp_path_factory.mktemp("synthetic"), n_train=240,
                                         n_test=30, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, synthetic_files):
+    """A small net trained for one epoch on synthetic faces: real files, seconds to make."""
+    from facekeypoints import recipe, training
+
+    settings = {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]], "dense": [16, 16], "tta": True,
+                "flip": True}
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    return training.train(recipe.load("model2", settings), synthetic_files["training.csv"], out,
+                          log=lambda s: None)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run) -> Path:
+    from facekeypoints import predict
+    from facekeypoints.onnx_export import export_onnx
+
+    return export_onnx(predict.load(tiny_run.path), tiny_run.path / "model.onnx")

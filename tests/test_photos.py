@@ -9,29 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekeypoints import photos, predict, synthetic, training
-from facekeypoints import recipe as recipe_mod
+from facekeypoints import photos, predict, synthetic
 from facekeypoints.detection import run_detect
-from facekeypoints.onnx_export import export_onnx
 
 from .conftest import SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
 GROUP = SHARED / "photos" / "dlib"
 PHOTO = YOUTUBE / "Lincoln_Chafee_52.jpg"
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, synthetic_files):
-    recipe = recipe_mod.load("model2", {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]],
-                                        "dense": [16, 16], "tta": True, "flip": True})
-    out = tmp_path_factory.mktemp("tiny") / "run"
-    return training.train(recipe, synthetic_files["training.csv"], out, log=lambda s: None)
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tiny_run):
-    return export_onnx(predict.load(tiny_run.path), tiny_run.path / "model.onnx")
 
 
 def test_crop_and_map_back_is_an_exact_round_trip():

@@ -295,6 +295,41 @@ def evaluate_photos(folder, truth, model, detector) -> None:
 
 
 @cli.command()
+@_model_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 exposes it beyond this machine (set --token).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--detector", default="hog", show_default=True, type=click.Choice(["hog", "haar"]))
+@click.option("--token", envvar="FACEKEYPOINTS_TOKEN",
+              help="Access token every request must carry (default: $FACEKEYPOINTS_TOKEN).")
+@click.option("--runs", "runs_folder", type=click.Path(file_okay=False),
+              help="A folder of runs to show (learning curves, compare) on the page.")
+@click.option("--upload-mb", default=50.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Largest request body.")
+@click.option("--max-pixels", default=40_000_000, show_default=True,
+              type=click.IntRange(min=1), help="Largest photo, width x height.")
+@click.option("--video-seconds", default=60.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Longest video.")
+@click.option("--timeout", default=120.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Seconds a request may take.")
+@click.option("--no-page", is_flag=True, help="The HTTP API only, without the web page.")
+def serve(model, host, port, detector, token, runs_folder, upload_mb, max_pixels, video_seconds,
+          timeout, no_page) -> None:
+    """A local web page and HTTP API: POST /api/keypoints (multipart field `image`),
+    GET /api/health, docs at /docs, the page at /."""
+    try:
+        from .server import Limits
+        from .server import serve as run_server
+    except ImportError as e:
+        raise UserError(f"serve needs the web extras ({e.name} is missing): "
+                        "pip install 'facekeypoints[serve]'") from None
+
+    limits = Limits(upload_mb, max_pixels, video_seconds, timeout)
+    run_server(_require_model(model), host, port, detector, limits, token, not no_page,
+               runs_folder, log=lambda line: click.echo(line, err=True))
+
+
+@cli.command()
 @click.argument("model")
 @click.option("--out", type=click.Path(), help="The .onnx file (default: beside the model).")
 def export(model, out) -> None:

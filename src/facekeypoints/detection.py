@@ -21,7 +21,7 @@ CSV_FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_
               *COLUMNS]
 
 
-def _rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
+def face_rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
     rows = []
     for i, face in enumerate(faces):
         b = face.box
@@ -34,7 +34,7 @@ def _rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
     return rows
 
 
-def _csv_text(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
@@ -86,10 +86,10 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
                 bar.note(f"[{i}/{len(files)}] {path.name}: {note}")
             total_faces += len(result.faces)
             results.append(record)
-            rows += _rows(str(path), result.faces)
+            rows += face_rows(str(path), result.faces)
             bar.update(1, faces=total_faces)
     atomic_write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
-    atomic_write_text(out / "keypoints.csv", _csv_text(rows))
+    atomic_write_text(out / "keypoints.csv", csv_text(rows))
     summary = {"files": len(files), "faces": total_faces,
                "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
     log(f"{summary['files']} file(s), {total_faces} face(s), {summary['unreadable']} unreadable; "
@@ -116,7 +116,7 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
             if not ok:
                 break
             faces = pipeline.faces_in(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            rows += _rows(str(path), faces, frame=index)
+            rows += face_rows(str(path), faces, frame=index)
             if draw_pictures:
                 if writer is None:
                     h, w = bgr.shape[:2]
@@ -132,7 +132,7 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
             writer.release()
     if writer is not None:
         tmp_video.replace(video_out)
-    atomic_write_text(out / f"{path.stem}_keypoints.csv", _csv_text(rows))
+    atomic_write_text(out / f"{path.stem}_keypoints.csv", csv_text(rows))
     log(f"{path.name}: {index} frames, {len(rows)} face(s) found; wrote "
         f"{out / (path.stem + '_keypoints.csv')}" + (f", {video_out}" if writer else ""))
     return {"file": str(path), "frames": index, "faces": len(rows)}

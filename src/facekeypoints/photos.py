@@ -7,6 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -30,24 +31,35 @@ class PhotoError(UserError):
 
 def read_photo(path: str | Path) -> np.ndarray:
     """8-bit RGB pixels as displayed: EXIF rotation applied; 16-bit, grey, RGBA, CMYK converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise PhotoError(f"{path}: no such file")
+    return decode_photo(path, str(path))
+
+
+def decode_photo(source: str | Path | BinaryIO, name: str,
+                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """`read_photo` for a file or an open binary stream (an upload), with a pixel limit that is
+    checked from the header, before any pixels are decoded; errors name the photo `name`."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    path = Path(path)
+    Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS, max_pixels)  # Pillow's own guard stays a backstop
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise PhotoError(f"{name}: image is {width}x{height} = {width * height:,} pixels;"
+                                 f" the limit is {max_pixels:,}")
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb8(image)
-    except FileNotFoundError:
-        raise PhotoError(f"{path}: no such file") from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{path}: not an image file (or an image format Pillow cannot read)") \
+        raise PhotoError(f"{name}: not an image file (or an image format Pillow cannot read)") \
             from None
     except Image.DecompressionBombError:
-        raise PhotoError(f"{path}: image is larger than {MAX_PIXELS:,} pixels") from None
+        raise PhotoError(f"{name}: image is larger than {MAX_PIXELS:,} pixels") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise PhotoError(f"{path}: unreadable or truncated image ({e})") from None
+        raise PhotoError(f"{name}: unreadable or truncated image ({e})") from None
 
 
 def _to_rgb8(image) -> np.ndarray:

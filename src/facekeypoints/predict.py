@@ -113,9 +113,10 @@ class GroupPredictor(Predictor):
         return out
 
 
-def load(model: str | Path | Predictor) -> Predictor:
+def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
     """MODEL as the command line takes it: a run folder (one net or a group of specialists), or
-    a saved .keras or .onnx file. A Predictor passes through."""
+    a saved .keras or .onnx file. A Predictor passes through. With `prefer_onnx`, a run folder
+    whose net was exported (model.onnx, newer than model.keras) loads that: no TensorFlow."""
     if isinstance(model, Predictor):
         return model
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
@@ -134,6 +135,10 @@ def load(model: str | Path | Predictor) -> Predictor:
             from . import mesh
 
             return mesh.load(run, recipe)
+        onnx_file, keras_file = path / "model.onnx", path / "model.keras"
+        if prefer_onnx and onnx_file.is_file() and (not keras_file.is_file() or (
+                onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
+            return OnnxPredictor(onnx_file)
         quiet_keras()
         return Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta, recipe.name)
     if path.suffix == ".onnx":

@@ -1,0 +1,161 @@
+"""The HTTP API of `facekeypoints serve`: the same records as `detect`, a clear 4xx JSON error for
+every bad upload (and the server serving on after it), limits, the token, video. Real photos
+from ../shared/data, a real trained model, the real app (FastAPI's test client drives it)."""
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from facekeypoints import photos, predict
+from facekeypoints.detection import run_detect
+from facekeypoints.server import Limits, create_app
+
+from .conftest import SHARED
+
+GROUP_PHOTO = SHARED / "photos" / "dlib" / "2008_002079.jpg"
+FACE_PHOTO = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
+
+
+@pytest.fixture(scope="module")
+def client(tiny_onnx):
+    limits = Limits(upload_mb=0.5, max_pixels=2_000_000, video_seconds=2.0, timeout_s=60)
+    with TestClient(create_app(str(tiny_onnx), limits=limits, page=False)) as client:
+        yield client
+
+
+def _post(client, data: bytes, name="photo.jpg", field="image", path="/api/keypoints"):
+    return client.post(path, files={field: (name, data, "application/octet-stream")})
+
+
+def _still_serving(client) -> None:
+    response = _post(client, FACE_PHOTO.read_bytes())
+    assert response.status_code == 200 and len(response.json()["faces"]) == 1
+
+
+def test_the_api_returns_what_detect_writes_for_the_same_photo(client, tiny_onnx, tmp_path):
+    response = _post(client, GROUP_PHOTO.read_bytes(), name=GROUP_PHOTO.name)
+    assert response.status_code == 200
+    record = response.json()
+    run_detect([str(GROUP_PHOTO)], photos.FacePipeline(predict.load(tiny_onnx)), tmp_path,
+               draw_pictures=False, log=lambda s: None, progress=False)
+    (written,) = json.loads((tmp_path / "keypoints.json").read_text())
+    assert record["file"] == GROUP_PHOTO.name
+    assert (record["width"], record["height"]) == (written["width"], written["height"])
+    assert len(record["faces"]) == len(written["faces"]) >= 6
+    assert record["faces"] == written["faces"]  # boxes, scores and every keypoint, to the digit
+    assert record["seconds"] > 0
+
+
+def test_health_names_the_model_and_the_onnx_predictor_is_used(client, tiny_onnx):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["model_kind"] == "OnnxPredictor"
+    assert health["model_path"] == str(tiny_onnx) and len(health["keypoints"]) == 15
+    assert health["limits"]["max_pixels"] == 2_000_000
+    assert "/api/keypoints" in client.get("/openapi.json").json()["paths"]
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "empty": (lambda: b"", "image", 400, "empty upload"),
+    "not an image": (lambda: b"name,value\n1,2\n" * 40, "image", 400, "not an image file"),
+    "truncated": (lambda: GROUP_PHOTO.read_bytes()[:6000], "image", 400, "truncated"),
+    "too many pixels": (lambda: _png(3000, 1000), "image", 413, "the limit is 2,000,000"),
+    "too large": (lambda: b"\xff" * 600_000, "image", 413, "larger than the limit of 0.5 MB"),
+    "wrong field": (lambda: FACE_PHOTO.read_bytes(), "photo", 422, "'image' is missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+def test_each_bad_upload_gets_a_clear_4xx_json_error_and_the_server_serves_on(client, case):
+    make, field, status, words = BAD_UPLOADS[case]
+    response = _post(client, make(), field=field)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert words in response.json()["error"]
+    _still_serving(client)
+
+
+def test_uploads_that_are_not_files_or_not_multipart_are_refused(client):
+    assert _post(client, FACE_PHOTO.read_bytes()).status_code == 200
+    text_field = client.post("/api/keypoints", files={"image": (None, "hello")})
+    assert text_field.status_code == 422 and "text, not a file" in text_field.json()["error"]
+    raw = client.post("/api/keypoints", content=FACE_PHOTO.read_bytes(),
+                      headers={"content-type": "image/jpeg"})
+    assert raw.status_code == 415 and "multipart/form-data" in raw.json()["error"]
+    unknown = client.get("/api/nothing-here")
+    assert unknown.status_code == 404 and "error" in unknown.json()
+    _still_serving(client)
+
+
+def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
+    def chunks():  # no Content-Length: the limit must hold while it streams in
+        for _ in range(20):
+            yield b"x" * 50_000
+
+    response = client.post("/api/keypoints", content=chunks(),
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413 and "0.5 MB" in response.json()["error"]
+    _still_serving(client)
+
+
+def test_the_client_file_name_is_only_a_label(client):
+    response = _post(client, FACE_PHOTO.read_bytes(), name="../../etc/passwd.jpg")
+    assert response.status_code == 200 and response.json()["file"] == "passwd.jpg"
+    windows = _post(client, FACE_PHOTO.read_bytes(), name="C:\\Users\\me\\face.jpg")
+    assert windows.json()["file"] == "face.jpg"
+
+
+def _video(path, frames: int, fps: float = 10.0) -> bytes:
+    rgb = photos.read_photo(FACE_PHOTO)
+    h, w = rgb.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for shift in range(frames):
+        writer.write(cv2.cvtColor(np.roll(rgb, shift * 2, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path.read_bytes()
+
+
+def test_video_gives_every_frame_and_refuses_one_over_the_length_limit(client, tmp_path):
+    response = _post(client, _video(tmp_path / "short.avi", 5), "short.avi", "video",
+                     "/api/video")
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert [f["frame"] for f in record["frames"]] == list(range(5))
+    assert all(len(f["faces"]) == 1 for f in record["frames"]) and record["fps"] == 10.0
+    too_long = _post(client, _video(tmp_path / "long.avi", 30), "long.avi", "video", "/api/video")
+    assert too_long.status_code == 413 and "limit is 2 s" in too_long.json()["error"]
+    not_video = _post(client, b"\x00" * 1000, "clip.mp4", "video", "/api/video")
+    assert not_video.status_code == 400 and "not a video" in not_video.json()["error"]
+    _still_serving(client)
+
+
+def test_a_request_over_the_time_limit_gets_504(tiny_onnx):
+    app = create_app(str(tiny_onnx), limits=Limits(timeout_s=0.001), page=False)
+    with TestClient(app) as client:
+        response = _post(client, GROUP_PHOTO.read_bytes())
+        assert response.status_code == 504 and "0.001 s" in response.json()["error"]
+
+
+def test_with_a_token_every_route_needs_it(tiny_onnx):
+    app = create_app(str(tiny_onnx), token="s3cret", page=False)
+    with TestClient(app) as client:
+        assert client.get("/api/health").status_code == 401
+        wrong = client.get("/api/health", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "token" in wrong.json()["error"]
+        assert _post(client, FACE_PHOTO.read_bytes()).status_code == 401
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert client.get("/api/health", headers=bearer).status_code == 200
+        assert client.get("/docs").status_code == 401
+        first = client.get("/docs?token=s3cret")  # the browser's way in; a cookie keeps it
+        assert first.status_code == 200 and "facekeypoints_token" in first.headers["set-cookie"]
+        assert client.get("/api/health").status_code == 200  # the cookie, no header
