@@ -1,0 +1,90 @@
+"""The web page in a real browser: `facekeypoints serve` started as a user starts it, headless
+Chromium (Debian's `chromium`, driven by playwright) uploads a real group photo and must show as
+many faces as the HTTP API returns for the same photo. Needs ../shared/data and Chromium (.ci/run
+installs it); without the browser this test fails, it does not skip."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from .conftest import SHARED
+
+GROUP_PHOTO = SHARED / "photos" / "dlib" / "2008_002079.jpg"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]  # this machine has no internet: no background connections
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_onnx, tmp_path_factory):
+    """`facekeypoints serve` in its own process, as a user runs it; its URL once it answers."""
+    model = os.environ.get("FACEKEYPOINTS_MODEL") or str(tiny_onnx)
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", "--model",
+                                    model, "--port", str(port)], stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"serve exited: {log.read_text()}"
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError(f"serve did not answer in 90 s: {log.read_text()}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_page_shows_as_many_faces_as_the_api_returns(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), (f"the browser test needs Chromium at {CHROMIUM}: "
+                                      "apt-get install chromium (.ci/run does)")
+    with GROUP_PHOTO.open("rb") as photo:
+        api = httpx.post(f"{server}/api/keypoints", files={"image": photo}, timeout=60)
+    assert api.status_code == 200, api.text
+    n_faces = len(api.json()["faces"])
+    assert n_faces >= 6
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 760})
+            page.goto(server)
+            upload = page.locator("#photo-upload input[type=file]")
+            upload.wait_for(state="attached", timeout=60_000)
+            page.set_input_files("#photo-upload input[type=file]", str(GROUP_PHOTO))
+            summary = page.locator("#photo-summary")
+            summary.filter(has_text="found").wait_for(timeout=60_000)
+            text = summary.inner_text()
+            page.locator("#photo-result img").wait_for(timeout=30_000)  # the drawn photo shows
+            shot = tmp_path / "page.png"
+            page.screenshot(path=str(shot), animations="disabled")  # fades finished
+        finally:
+            browser.close()
+    assert text.startswith(f"{n_faces} faces found"), text
+    assert Image.open(shot).size == (1100, 760)
+    if os.environ.get("FACEKEYPOINTS_SCREENSHOT"):  # docs/web-app.png is made this way
+        small = Image.open(shot).convert("RGB").resize((880, 608), Image.LANCZOS)
+        small.quantize(128).save(os.environ["FACEKEYPOINTS_SCREENSHOT"], optimize=True)
