@@ -159,3 +159,14 @@ def test_with_a_token_every_route_needs_it(tiny_onnx):
         first = client.get("/docs?token=s3cret")  # the browser's way in; a cookie keeps it
         assert first.status_code == 200 and "facekeypoints_token" in first.headers["set-cookie"]
         assert client.get("/api/health").status_code == 200  # the cookie, no header
+
+
+def test_serve_mistakes_are_one_line_errors(tmp_path):
+    from .cli_helpers import one_line_error, run
+
+    one_line_error(run("serve", "--model", tmp_path / "gone.onnx"), "gone.onnx",
+                   "no such run folder or model file")
+    one_line_error(run("serve", "--port", "70000", "--model", "x"), "--port", "70000")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    one_line_error(run("serve", "--model", broken), "broken.onnx", "cannot load")
