@@ -48,3 +48,16 @@ def tiny_onnx(tiny_run) -> Path:
     from facekeypoints.onnx_export import export_onnx
 
     return export_onnx(predict.load(tiny_run.path), tiny_run.path / "model.onnx")
+
+
+@pytest.fixture(scope="session")
+def photo_onnx(tmp_path_factory, shared_faces) -> Path:
+    """A short run of the `photos` recipe on the real faces, exported: keypoints that look like
+    a face on real photos (the tracker needs that to follow one), in about half a minute."""
+    from facekeypoints import predict, recipe, training
+    from facekeypoints.onnx_export import export_onnx
+
+    out = tmp_path_factory.mktemp("photos") / "run"
+    run = training.train(recipe.load("photos", {"epochs": 8}), shared_faces / "training.csv.gz",
+                         out, log=lambda s: None)
+    return export_onnx(predict.load(run.path), run.path / "model.onnx")

@@ -201,3 +201,15 @@ def test_detect_exit_code_says_whether_every_input_was_read(tmp_path, tiny_onnx,
         assert [len(r["faces"]) for r in records if "error" not in r] == [1]
         assert (out / "annotated" / "good.jpg").is_file()
     assert any("error" in r for r in records)
+
+
+def test_a_face_hog_misses_is_found_by_the_cascade_and_framed_alike():
+    """Fallback: where HOG finds no face, OpenCV's cascade looks; its box is re-expressed as the
+    HOG box that crops the face exactly as the cascade's own framing would."""
+    grey = cv2.cvtColor(photos.read_photo(YOUTUBE / "Marisa_Tomei_22.jpg"), cv2.COLOR_RGB2GRAY)
+    alone = photos.HogDetector(fallback=False)
+    assert alone(grey) == []  # one of the 20 youtube faces HOG misses
+    haar_boxes = photos.HaarDetector()(grey)
+    (box,) = photos.HogDetector()(grey)
+    expected = photos.crop_transform(haar_boxes[0], photos.FRAMING["haar"])
+    assert np.allclose(photos.crop_transform(box, photos.FRAMING["hog"]), expected)

@@ -247,7 +247,7 @@ def _require_model(model: str | None) -> str:
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @_model_option
 @click.option("--detector", default="hog", show_default=True, type=click.Choice(["hog", "haar"]),
               help="hog: dlib's HOG detector; haar: OpenCV's cascade.")
@@ -256,19 +256,35 @@ def _require_model(model: str | None) -> str:
 @click.option("--no-draw", is_flag=True, help="Skip the annotated pictures and videos.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
-def detect(inputs, model, detector, out, no_draw, progress) -> None:
-    """Faces and their 15 keypoints in photos, folders of photos, or videos.
+@click.option("--no-smooth", is_flag=True,
+              help="Videos: raw keypoints per frame, without the One Euro filter.")
+@click.option("--webcam", type=click.IntRange(min=0), metavar="N",
+              help="Read camera N (0: the first) instead of files, until Ctrl+C.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop the webcam after N frames.")
+def detect(inputs, model, detector, out, no_draw, progress, no_smooth, webcam,
+           max_frames) -> None:
+    """Faces and their 15 keypoints in photos, folders of photos, videos, or a webcam.
+
+    Videos are tracked: faces are found once and followed from frame to frame (the detector
+    runs again when one is lost), keypoints smoothed over time unless --no-smooth.
 
     Exit code 0: every input was read; 3: some could not be (each is named above, and the
     rest are written as usual); 2: a usage error, or nothing to process at all."""
-    from .detection import run_detect
+    from .detection import run_detect, run_webcam
     from .errors import SomeInputsUnreadable
     from .photos import FacePipeline
     from .predict import load
 
-    pipeline = FacePipeline(load(_require_model(model)), detector)
-    summary = run_detect(list(inputs), pipeline, Path(out), not no_draw,
-                         lambda line: click.echo(line, err=True), progress)
+    if bool(inputs) == (webcam is not None):
+        raise UserError("detect needs photos, folders or videos to read, or --webcam N "
+                        "(one of the two)")
+    pipeline = FacePipeline(load(_require_model(model), prefer_onnx=True), detector)
+    log = lambda line: click.echo(line, err=True)  # noqa: E731
+    if webcam is not None:
+        run_webcam(webcam, pipeline, Path(out), not no_draw, log, max_frames, not no_smooth)
+        return
+    summary = run_detect(list(inputs), pipeline, Path(out), not no_draw, log, progress,
+                         not no_smooth)
     failed = summary["unreadable"] + len(summary["skipped"])
     if failed:
         total = summary["files"] + len(summary["skipped"])

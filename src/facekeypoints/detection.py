@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def _write_jpeg(path: Path, bgr: np.ndarray) -> None:
 
 
 def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictures: bool = True,
-               log: Callable[[str], None] = print, progress: str | bool | None = "auto") -> dict:
+               log: Callable[[str], None] = print, progress: str | bool | None = "auto",
+               smooth: bool = True) -> dict:
     """Every photo and video in `inputs` (files or folders); results written atomically to `out`
     even where some inputs cannot be read (the summary counts them)."""
     files, problems = expand_inputs(inputs)
@@ -65,7 +67,8 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
             bar.note(f"skipped: {p}")
         for i, path in enumerate(files, start=1):
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                summary = run_video(path, pipeline, out, draw_pictures, bar.note, progress)
+                summary = run_video(path, pipeline, out, draw_pictures, bar.note, progress,
+                                    smooth)
                 results.append(summary)
                 total_faces += summary["faces"]
                 bar.update(1, faces=total_faces)
@@ -99,32 +102,65 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
 
 
 def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
-              log: Callable[[str], None], progress: str | bool | None = "auto") -> dict:
+              log: Callable[[str], None], progress: str | bool | None = "auto",
+              smooth: bool = True) -> dict:
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         log(f"{path}: unreadable video")
         return {"file": str(path), "error": f"{path}: unreadable video", "faces": 0}
+    return track_video(capture, str(path), path.stem, pipeline, out, draw_pictures, log,
+                       progress, smooth)
+
+
+def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+               log: Callable[[str], None], max_frames: int | None = None,
+               smooth: bool = True) -> dict:
+    """The same frame loop on a camera, until Ctrl+C or `max_frames`."""
+    capture = cv2.VideoCapture(device)
+    if not capture.isOpened():
+        raise UserError(f"--webcam {device}: OpenCV cannot open this camera")
+    log(f"webcam {device}: Ctrl+C stops; writing to {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    return track_video(capture, f"webcam{device}", f"webcam{device}", pipeline, out,
+                       draw_pictures, log, "lines", smooth, max_frames, live=True)
+
+
+def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path,
+                draw_pictures: bool, log: Callable[[str], None],
+                progress: str | bool | None = "auto", smooth: bool = True,
+                max_frames: int | None = None, live: bool = False) -> dict:
+    """Every frame through a FaceTracker: keypoints CSV and an annotated video, written
+    atomically when the frames end (or on Ctrl+C for a live source); frames per second."""
+    from .tracking import FaceTracker
+
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
-    video_out = out / f"{path.stem}_annotated.mp4"
+    frames = 0 if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    video_out = out / f"{stem}_annotated.mp4"
     tmp_video = video_out.with_name(f".{video_out.name}.tmp.mp4")
-    writer, rows, index = None, [], 0
-    bar = Progress(frames or None, path.name, "frame", mode=progress, log=log, every=5.0)
+    tracker = FaceTracker(pipeline, smooth=smooth)
+    writer, rows, index, busy = None, [], 0, 0.0
+    bar = Progress(frames or None, name, "frame", mode=progress, log=log, every=5.0)
     try:
-        while True:
+        while max_frames is None or index < max_frames:
             ok, bgr = capture.read()
             if not ok:
                 break
-            faces = pipeline.faces_in(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            rows += face_rows(str(path), faces, frame=index)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            start = time.perf_counter()
+            faces = tracker(rgb, time.monotonic() if live else index / fps)
+            busy += time.perf_counter() - start
+            rows += face_rows(name, faces, frame=index)
             if draw_pictures:
                 if writer is None:
                     h, w = bgr.shape[:2]
                     writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"),
                                              fps, (w, h))
-                writer.write(draw(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces))
+                writer.write(draw(rgb, faces))
             index += 1
             bar.update(1, faces=len(rows))
+    except KeyboardInterrupt:
+        if not live:
+            raise
     finally:
         bar.close()
         capture.release()
@@ -132,7 +168,11 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
             writer.release()
     if writer is not None:
         tmp_video.replace(video_out)
-    atomic_write_text(out / f"{path.stem}_keypoints.csv", csv_text(rows))
-    log(f"{path.name}: {index} frames, {len(rows)} face(s) found; wrote "
-        f"{out / (path.stem + '_keypoints.csv')}" + (f", {video_out}" if writer else ""))
-    return {"file": str(path), "frames": index, "faces": len(rows)}
+    atomic_write_text(out / f"{stem}_keypoints.csv", csv_text(rows))
+    speed = index / busy if busy else 0.0
+    per_face = 1000 * busy / len(rows) if rows else 0.0
+    log(f"{name}: {index} frames, {len(rows)} face(s) found, {speed:.0f} frames per second "
+        f"({per_face:.1f} ms per face; detector on {tracker.detections} frames); wrote "
+        f"{out / (stem + '_keypoints.csv')}" + (f", {video_out}" if writer else ""))
+    return {"file": name, "frames": index, "faces": len(rows), "frames_per_second": speed,
+            "ms_per_face": per_face, "detections": tracker.detections}

@@ -37,6 +37,7 @@ from .runs import HISTORY_FIELDS, RunFolder, write_data_info
 MESH_INPUT = 192
 POINTS = 468
 BORDER = 24  # pixels of replicated border around the 96x96 face: the mesh's own framing
+PHOTO_COPIES = 3  # loosely re-framed copies of each training face for the photo head
 
 
 def model_path() -> Path:
@@ -231,7 +232,10 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
         mirrored[np.isnan(y[:, perm])] = np.nan
         P, y = np.concatenate([P, points[n + m:]]), np.concatenate([y, mirrored])
     head = MeshHead.fit(P, y, recipe.ridge)
-    PhotoHead.fit(P, y, recipe.ridge).save(run.path / "photo_head.npz")
+    photo_points, photo_y = P, y
+    if recipe.rotate or recipe.shift or recipe.zoom:
+        photo_points, photo_y = _reframed_points(recipe, train_set, mesh, run, log, progress)
+    PhotoHead.fit(photo_points, photo_y, recipe.ridge).save(run.path / "photo_head.npz")
     head.save(run.path / "head.npz")
     train_pred = head(points[:n])
     val_pred = head(points[n:n + m])
@@ -251,6 +255,54 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     log(f"{recipe.name}: validation RMSE {row['val_rmse']:.3f} px (no flip TTA) in "
         f"{seconds:.0f} s; the mesh found no face in {no_face} of {n + m} faces")
     return run
+
+
+def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: float,
+            shift: float, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each face turned, moved and scaled at random about its centre (edges replicated), its
+    keypoints (pixels, NaN where missing) moved along: crops framed as loosely as a detector
+    frames faces, so that where a face sits in its crop no longer tells where its keypoints are."""
+    n = len(X)
+    angle = np.deg2rad(rng.uniform(-rotate, rotate, n))
+    size = rng.uniform(1 - zoom, 1 + zoom, n)
+    move = rng.uniform(-shift, shift, (n, 2))
+    centre = np.array([IMAGE_SIZE / 2 - 0.5] * 2)
+    out_X, out_y = np.empty_like(X), np.empty_like(y)
+    for i in range(n):
+        c, s = size[i] * np.cos(angle[i]), size[i] * np.sin(angle[i])
+        linear = np.array([[c, -s], [s, c]])
+        matrix = np.hstack([linear, (centre - linear @ centre + move[i])[:, None]])
+        out_X[i, ..., 0] = cv2.warpAffine(X[i, ..., 0], matrix, (IMAGE_SIZE, IMAGE_SIZE),
+                                          flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE)
+        out_y[i] = (y[i].reshape(-1, 2) @ linear.T + matrix[:, 2]).reshape(-1)
+    return out_X, out_y
+
+
+def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
+                     log: Callable[[str], None], progress) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh points and keypoints of PHOTO_COPIES loosely re-framed copies of every training face
+    and their mirror images (cached in the run's checkpoint folder): the photo head's data."""
+    cache = run.checkpoint / "mesh_points_reframed.npz"
+    if cache.is_file():
+        with np.load(cache) as f:
+            return f["points"], f["y"]
+    rng = np.random.default_rng(recipe.seed)
+    faces = np.concatenate([train_set.X] * PHOTO_COPIES)
+    labels = np.concatenate([unscale(train_set.y)] * PHOTO_COPIES)
+    X, y = reframe(faces, labels, rng, recipe.rotate, recipe.shift, recipe.zoom)
+    y = scale_keypoints(y)
+    log(f"{recipe.name}: the photo head's faces, {PHOTO_COPIES} loosely framed copies of each "
+        f"(rotate {recipe.rotate:g} degrees, shift {recipe.shift:g} px, zoom {recipe.zoom:g})")
+    points, _ = mesh(X, progress)
+    if recipe.flip:
+        perm, is_x = flip_permutation(recipe.columns), x_mask(recipe.columns)
+        mirrored = mirror_keypoints(np.nan_to_num(y), perm, is_x)
+        mirrored[np.isnan(y[:, perm])] = np.nan
+        flipped, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
+        points, y = np.concatenate([points, flipped]), np.concatenate([y, mirrored])
+    atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
+    return points, y
 
 
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:

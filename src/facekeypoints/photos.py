@@ -137,22 +137,37 @@ class HaarDetector:
 
 
 class HogDetector:
-    """dlib's built-in HOG + linear SVM frontal-face detector (pip install dlib-bin)."""
+    """dlib's built-in HOG + linear SVM frontal-face detector (pip install dlib-bin). Where it
+    finds no face at all, OpenCV's cascade looks too (`fallback`): on the youtube photos it
+    finds 19 of the 20 faces HOG misses (docs/photos.md); its boxes come back re-expressed as
+    the HOG box that frames the face the same way."""
 
     name = "hog"
 
-    def __init__(self, upsample: int = 1) -> None:
+    def __init__(self, upsample: int = 1, fallback: bool = True) -> None:
         try:
             import dlib
         except ImportError:
             raise UserError("the hog detector needs dlib: pip install dlib-bin") from None
         self.detector, self.upsample = dlib.get_frontal_face_detector(), upsample
+        self.fallback = HaarDetector() if fallback else None
 
     def __call__(self, grey: np.ndarray) -> list[Box]:
         upsample = self.upsample if max(grey.shape) <= 800 else 0
         rects, scores, _ = self.detector.run(grey, upsample, 0.0)
-        return [Box(r.left(), r.top(), r.width(), r.height(), float(s))
-                for r, s in zip(rects, scores, strict=True)]
+        boxes = [Box(r.left(), r.top(), r.width(), r.height(), float(s))
+                 for r, s in zip(rects, scores, strict=True)]
+        if boxes or self.fallback is None:
+            return boxes
+        return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in self.fallback(grey)]
+
+
+def reframe_box(box: Box, framing: Framing, target: Framing) -> Box:
+    """The box that `target` crops exactly as `framing` crops `box` (same side, same centre)."""
+    width = box.width * framing.scale / target.scale
+    cx = box.left + box.width / 2 + framing.dx * box.width - target.dx * width
+    cy = box.top + box.height / 2 + framing.dy * box.width - target.dy * width
+    return Box(cx - width / 2, cy - width / 2, width, width, 0.0)
 
 
 DETECTORS = {"haar": HaarDetector, "hog": HogDetector}
@@ -202,18 +217,30 @@ def crop_transform(box: Box, framing: Framing) -> np.ndarray:
     return np.array([[s, 0.0, tx], [0.0, s, ty]])
 
 
-def align_transform(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> np.ndarray:
-    """2x3 affine (scale and shift, as the training faces were framed) that puts photo keypoints
-    (15, 2) closest, in least squares, to `shape` in a 96x96 crop."""
+def align_transform(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE,
+                    upright: bool = False) -> np.ndarray:
+    """2x3 affine that puts photo keypoints (15, 2) closest, in least squares, to `shape` in a
+    96x96 crop: scale and shift only, as the training faces were framed, or with `upright` also
+    the rotation (a similarity), so that a face that rolls is cropped upright."""
     p, q = points - points.mean(0), shape - shape.mean(0)
-    s = float((p * q).sum() / (p * p).sum())
-    t = shape.mean(0) - s * points.mean(0)
-    return np.array([[s, 0.0, t[0]], [0.0, s, t[1]]])
+    if upright:  # as complex numbers: the a minimising |a p - q|^2 is a rotation and a scale
+        zp, zq = p[:, 0] + 1j * p[:, 1], q[:, 0] + 1j * q[:, 1]
+        a = complex((np.conj(zp) * zq).sum() / (np.abs(zp) ** 2).sum())
+    else:
+        a = complex(float((p * q).sum() / (p * p).sum()), 0.0)
+    linear = np.array([[a.real, -a.imag], [a.imag, a.real]])
+    t = shape.mean(0) - linear @ points.mean(0)
+    return np.hstack([linear, t[:, None]])
+
+
+def crop_scale(matrix: np.ndarray) -> float:
+    """Crop pixels per photo pixel of a similarity."""
+    return float(np.hypot(matrix[0, 0], matrix[1, 0]))
 
 
 def crop_face(grey: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """The 96x96 face in [0, 1], area-averaged when shrinking, edges replicated."""
-    s = matrix[0, 0]
+    s = crop_scale(matrix)
     if s < 0.5:  # shrink in steps, so the crop is averaged, not aliased
         pre = max(1, int(1 / s) // 2)
         small = cv2.resize(grey, None, fx=1 / pre, fy=1 / pre, interpolation=cv2.INTER_AREA)
@@ -260,12 +287,13 @@ class FacePipeline:
     """Detector + framing + keypoint model, applied to RGB frames."""
 
     def __init__(self, model, detector_name: str = "hog", framing: Framing | None = None,
-                 refine: int = 2):
+                 refine: int = 2, upright: bool = True):
         # a model with a head of its own for photo crops (the face mesh) uses it here
         self.model = model.for_photos() if hasattr(model, "for_photos") else model
         self.detector = make_detector(detector_name)
         self.framing = framing or FRAMING[detector_name]
         self.refine = refine  # passes that re-frame each face on its own predicted keypoints
+        self.upright = upright  # re-framing also turns a face that rolls upright
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -273,15 +301,15 @@ class FacePipeline:
         if not boxes:
             return []
         matrices = [crop_transform(b, self.framing) for b in boxes]
-        points = self._predict(grey, matrices)
+        points = self.predict_at(grey, matrices)
         for _ in range(self.refine):
-            matrices = [align_transform(p) for p in points]
-            refined = self._predict(grey, matrices)
+            matrices = [align_transform(p, upright=self.upright) for p in points]
+            refined = self.predict_at(grey, matrices)
             points = [new if _plausible(new, box, m) else old
                       for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
         return [Face(b, p) for b, p in zip(boxes, points, strict=True)]
 
-    def _predict(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
+    def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
         pred = self.model.predict(crops)  # (n, 30) crop pixels
         return [to_photo(p.reshape(-1, 2), m) for p, m in zip(pred, matrices, strict=True)]
@@ -302,7 +330,7 @@ def _plausible(points: np.ndarray, box: Box, matrix: np.ndarray) -> bool:
     has drifted (a poor first guess) and the earlier keypoints are kept."""
     cx, cy = points.mean(axis=0)
     inside = box.left <= cx <= box.left + box.width and box.top <= cy <= box.top + box.height
-    side = IMAGE_SIZE / matrix[0, 0]
+    side = IMAGE_SIZE / crop_scale(matrix)
     return inside and 0.6 * box.width <= side <= 2.0 * box.width
 
 

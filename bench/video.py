@@ -1,0 +1,88 @@
+"""Tracked video: speed on a 640x480 stream, and jitter with and without smoothing.
+
+    python bench/video.py --model runs/photos-wide/model.onnx runs/mesh
+
+The stream: a real face (each of a few youtube photos of ../shared/data/photos in turn, 90 frames
+each) on a 640x480 frame, still for 30 frames, then gliding 2 px a frame, with camera noise
+(Gaussian, 4 grey levels) on every frame. For each model: frames per second and ms per face of
+`detect`'s frame loop (FaceTracker: the detector on the first frame and when a face is lost),
+against finding faces in every frame (the photo pipeline); and jitter, the mean frame-to-frame
+motion of the keypoints of a still face, in per cent of its eye distance, raw and smoothed
+(One Euro). Writes bench/results/video.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from common import PHOTOS, RESULTS, write_table
+
+FACES = ["Lincoln_Chafee_52.jpg", "Condoleezza_Rice_20.jpg", "Marc_Shaiman_10.jpg"]
+
+
+def stream(seed: int = 0):
+    """(frame, still) pairs: 640x480 RGB frames of a real face, still then moving."""
+    from facekeypoints.photos import read_photo
+
+    rng = np.random.default_rng(seed)
+    for name in FACES:
+        face = read_photo(PHOTOS / "youtube" / name)
+        h, w = face.shape[:2]
+        for i in range(90):
+            x = 120 + (0 if i < 30 else 2 * (i - 30))
+            frame = np.full((480, 640, 3), 110, np.float32)
+            frame[100:100 + h, x:x + w] = face
+            frame += rng.normal(0, 4, frame.shape)
+            yield np.clip(frame, 0, 255).astype(np.uint8), i < 30
+
+
+def eye_distance(points: np.ndarray) -> float:
+    return float(np.linalg.norm(points[0] - points[1]))
+
+
+def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
+    from facekeypoints.photos import FacePipeline
+    from facekeypoints.predict import load
+    from facekeypoints.tracking import FaceTracker
+
+    pipeline = FacePipeline(load(model_path, prefer_onnx=True), "hog")
+    tracker = FaceTracker(pipeline, smooth=smooth)
+    times, faces, jitter, last = [], 0, [], None
+    for i, (frame, still) in enumerate(frames):
+        start = time.perf_counter()
+        found = tracker(frame, i / 30) if track else pipeline.faces_in(frame)
+        times.append(time.perf_counter() - start)
+        faces += len(found)
+        points = found[0].keypoints if found else None
+        if still and points is not None and last is not None and i % 90 > 5:
+            jitter.append(np.linalg.norm(points - last, axis=1).mean() / eye_distance(points))
+        last = points
+    busy = sum(times)
+    return {"model": model_path, "mode": ("tracked" if track else "detect every frame")
+            + (", smoothed" if smooth and track else ""),
+            "frames": len(frames), "faces": faces,
+            "frames_per_second": round(len(frames) / busy, 1),
+            "ms_per_face": round(1000 * busy / max(faces, 1), 2),
+            "median_frame_ms": round(1000 * statistics.median(times), 2),
+            "detector_frames": tracker.detections if track else len(frames),
+            "still_jitter_pct": round(100 * float(np.mean(jitter)), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="+", required=True)
+    args = parser.parse_args()
+    frames = list(stream())
+    rows = []
+    for model in args.model:
+        for smooth, track in [(False, False), (False, True), (True, True)]:
+            rows.append(run(model, frames, smooth, track))
+            print(rows[-1], flush=True)
+    write_table(rows, RESULTS / "video.csv")
+
+
+if __name__ == "__main__":
+    main()
