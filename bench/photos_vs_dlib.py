@@ -1,14 +1,18 @@
-"""Our photo pipeline against dlib's 68-point shape predictor, on the same photos and 15 points.
+"""Our photo pipeline against dlib's 68-point shape predictor and MediaPipe's face mesh, on the
+same photos and the same 15 points.
 
-    pip install dlib-bin face_recognition_models    # the reference (not a project dependency)
-    python bench/photos_vs_dlib.py --model runs/fast/model.onnx
+    pip install dlib-bin face_recognition_models    # the dlib reference (not a dependency)
+    python3 -m venv /tmp/mpvenv && /tmp/mpvenv/bin/pip install mediapipe==0.10.21
+    python bench/photos_vs_dlib.py --model runs/photos/model.onnx runs/mesh \
+        --mediapipe /tmp/mpvenv/bin/python
 
-Both use the same face boxes (dlib's HOG detector, upsampled once) on ../shared/data/photos
-(youtube: 40 people, one face each; dlib: group photos). dlib's 68 points are mapped to Kaggle's
-15 as ../shared/data/README.md describes (eye centres = mean of the six eye points; the rest the
-matching iBUG-68 point). Scores: detection rate, NME (% of the eye distance) per keypoint and
-overall, ms per face. Files named twice in youtube/keypoints15.csv with different keypoints (only
-one of the two frames is on disk) are left out. Writes bench/results/photos_vs_dlib.csv.
+Ours and dlib use the same face boxes (dlib's HOG detector, upsampled once; OpenCV's cascade
+where HOG finds none) on ../shared/data/photos (youtube: 40 people, one face each; dlib: group
+photos). dlib's 68 points are mapped to Kaggle's 15 as ../shared/data/README.md describes (eye
+centres = mean of the six eye points; the rest the matching iBUG-68 point). MediaPipe runs its
+own pipeline, whole photo in, in its own virtual environment (bench/mediapipe_anchor.py; its brow
+points follow another convention). Scores: detection rate, NME (% of the eye distance) per
+keypoint and overall, ms per face. Writes bench/results/photos_vs_dlib.csv.
 """
 
 from __future__ import annotations
@@ -62,21 +66,19 @@ class DlibLandmarks:
 def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
     import cv2
 
-    from facekeypoints.photo_eval import conflicting_files, load_truth, match
+    from facekeypoints.photo_eval import load_truth, match
     from facekeypoints.photos import read_photo
 
     truths = load_truth(truth_csv)
-    excluded = conflicting_files(truths)
     by_file: dict[str, list] = {}
     for t in truths:
-        if t.file not in excluded:
-            by_file.setdefault(t.file, []).append(t)
+        by_file.setdefault(t.file, []).append(t)
     errors, seconds, found_faces = [], 0.0, 0
     for name, faces in by_file.items():
         grey = cv2.cvtColor(read_photo(folder / name), cv2.COLOR_RGB2GRAY)
         start = time.perf_counter()
-        boxes, points = predict_faces(grey)
-        seconds += time.perf_counter() - start
+        boxes, points, *took = predict_faces(grey, name)
+        seconds += took[0] if took else time.perf_counter() - start  # its own clock if given
         found_faces += len(boxes)
         for t, j in zip(faces, match(faces, boxes), strict=True):
             if j is not None:
@@ -89,33 +91,64 @@ def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
             "ms_per_face": round(1000 * seconds / max(found_faces, 1), 1)}
 
 
+def mediapipe_faces(python: str, folder: Path):
+    """MediaPipe's faces for every photo of `folder`, run once in its own environment."""
+    import json
+    import subprocess
+
+    from facekeypoints.photos import Box
+
+    files = sorted(str(p) for p in folder.glob("*.jpg"))
+    script = Path(__file__).with_name("mediapipe_anchor.py")
+    done = subprocess.run([python, str(script), *files], capture_output=True, text=True,
+                          check=True)
+    found = {Path(k).name: v for k, v in json.loads(done.stdout).items()}
+
+    def faces(grey, name: str):
+        record = found[name]
+        boxes = [Box(*f["box"], 1.0) for f in record["faces"]]
+        return boxes, [np.array(f["points"]) for f in record["faces"]], record["seconds"]
+
+    return faces
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", nargs="+", required=True)
+    parser.add_argument("--mediapipe", metavar="PYTHON",
+                        help="the python of a virtual environment with mediapipe==0.10.21")
     parser.add_argument("--out", default=str(RESULTS / "photos_vs_dlib.csv"))
     args = parser.parse_args()
+
+    import cv2
 
     from facekeypoints import predict
     from facekeypoints.keypoints import KEYPOINTS
     from facekeypoints.photos import FacePipeline, find_faces
 
-    ours = FacePipeline(predict.load(args.model), "hog")
+    pipelines = {Path(m).name if Path(m).is_dir() else Path(m).parent.name:
+                 FacePipeline(predict.load(m, prefer_onnx=True), "hog") for m in args.model}
+    detector = next(iter(pipelines.values())).detector
     dlib68 = DlibLandmarks()
 
-    def ours_faces(grey):
-        boxes = find_faces(ours.detector, grey)
-        import cv2
+    def ours(pipeline):
+        def faces(grey, name):
+            boxes = find_faces(detector, grey)
+            found = pipeline.faces_in(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), boxes)
+            return boxes, [f.keypoints for f in found]
+        return faces
 
-        faces = ours.faces_in(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), boxes)
-        return boxes, [f.keypoints for f in faces]
-
-    def dlib_faces(grey):
-        boxes = find_faces(ours.detector, grey)
+    def dlib_faces(grey, name):
+        boxes = find_faces(detector, grey)
         return boxes, dlib68(grey, boxes)
 
     rows = []
     for folder in ("youtube", "dlib"):
-        for label, fn in (("facekeypoints", ours_faces), ("dlib 68-point", dlib_faces)):
+        methods = {f"facekeypoints {n}": ours(p) for n, p in pipelines.items()}
+        methods["dlib 68-point"] = dlib_faces
+        if args.mediapipe:
+            methods["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
+        for label, fn in methods.items():
             s = score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
             rows.append({"photos": folder, "method": label, "faces": s["faces"],
                          "detected_pct": s["detected_pct"], "nme_pct": s["nme_pct"],

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -68,7 +69,8 @@ def test_the_mesh_and_a_net_averaged_beat_both_on_the_people_they_were_fitted_on
         tmp_path, shared_faces):
     data = shared_faces / "training.csv.gz"
     net = fk.train("fast", data, tmp_path / "fast", epochs=2, progress=False, log=None)
-    face_mesh = fk.train("mesh", data, tmp_path / "mesh", flip=False, progress=False, log=None)
+    face_mesh = fk.train("mesh", data, tmp_path / "mesh", flip=False, rotate=0.0, shift=0.0,
+                         zoom=0.0, progress=False, log=None)  # no photo-head copies: not needed
     both = fk.average(net, face_mesh, out=tmp_path / "both")
     assert sum(both.weights) == pytest.approx(1.0)
     scores = {name: fk.evaluate(model, net).rmse for name, model in
@@ -115,3 +117,46 @@ def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files)
     from facekeypoints import photos
 
     assert photos.FacePipeline(fk.load_model(run), "haar").model.photos
+
+
+def test_reframe_moves_the_keypoints_with_the_face():
+    rng = np.random.default_rng(0)
+    X = np.zeros((20, 96, 96, 1), np.float32)
+    y = rng.uniform(20, 76, (20, 30))
+    y[:, :2] = np.round(y[:, :2])  # the dot's centre, exactly
+    y[3, 4:6] = np.nan  # a missing label stays missing
+    for face, points in zip(X, y, strict=True):  # a bright dot on the first keypoint
+        x0, y0 = np.round(points[:2]).astype(int)
+        face[y0 - 1:y0 + 2, x0 - 1:x0 + 2] = 1.0
+    moved_X, moved_y = mesh.reframe(X, y, rng, rotate=15, shift=8, zoom=0.15)
+    assert np.isnan(moved_y[3, 4:6]).all() and not np.isnan(moved_y[3, :4]).any()
+    for face, points in zip(moved_X[..., 0], moved_y, strict=True):
+        rows, cols = np.nonzero(face > 0.5 * face.max())  # the dot's centre of mass
+        weights = face[rows, cols]
+        centre = np.array([cols @ weights, rows @ weights]) / weights.sum()
+        assert np.linalg.norm(centre - points[:2]) < 0.5  # went where its label went
+    assert np.abs(moved_y - y)[~np.isnan(y)].mean() > 3  # and they did move
+
+
+def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_faces):
+    """The plain head, fitted on faces aligned by their labels, learns where keypoints sit in
+    the crop and hardly follows a face moved in it; the photo head, fitted on loosely re-framed
+    copies, must follow it (this is what makes the mesh work on photographs)."""
+    import pandas as pd
+
+    from facekeypoints.data import load_test
+
+    subset = tmp_path / "training.csv"
+    pd.read_csv(shared_faces / "training.csv.gz", nrows=500).to_csv(subset, index=False)
+    run = fk.train("mesh", subset, tmp_path / "mesh", flip=False, tta=False, progress=False,
+                   log=None)
+    _, X = load_test(shared_faces / "test.csv.gz")
+    X = X[:40]
+    moved = np.stack([cv2.warpAffine(x[..., 0], np.array([[1.0, 0, 4.0], [0, 1.0, 0]]), (96, 96),
+                                     borderMode=cv2.BORDER_REPLICATE) for x in X])[..., None]
+    plain, photo = fk.load_model(run), fk.load_model(run).for_photos()
+    follows = {}
+    for name, model in (("plain", plain), ("photo", photo)):
+        dx = (model.predict(moved) - model.predict(X)).reshape(40, 15, 2)[..., 0]
+        follows[name] = float(np.median(dx))
+    assert follows["photo"] > 3.0 and follows["plain"] < 2.0, follows

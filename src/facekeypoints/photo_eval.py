@@ -41,22 +41,6 @@ def load_truth(path: str | Path) -> list[TruthFace]:
     return [TruthFace(f, v.reshape(-1, 2)) for f, v in zip(frame["file"], values, strict=True)]
 
 
-def conflicting_files(truths: list[TruthFace]) -> set[str]:
-    """Files whose annotation names one face twice with different keypoints (two rows whose
-    centres lie closer than an eye distance): which one the photo shows is unknown."""
-    by_file: dict[str, list[TruthFace]] = {}
-    for t in truths:
-        by_file.setdefault(t.file, []).append(t)
-    bad = set()
-    for name, faces in by_file.items():
-        for i, a in enumerate(faces):
-            for b in faces[i + 1:]:
-                gap = np.linalg.norm(a.points.mean(0) - b.points.mean(0))
-                if gap < a.interocular and not np.allclose(a.points, b.points):
-                    bad.add(name)
-    return bad
-
-
 def match(truths: list[TruthFace], boxes: list[Box]) -> list[int | None]:
     """For each true face, the detection whose box holds its keypoints' centre (nearest first)."""
     taken: set[int] = set()
@@ -83,16 +67,13 @@ class PhotoScores:
     nme: float
     ms_per_face: float
     unreadable: list[str]
-    excluded: list[str]  # files annotated twice for one face, left out
 
     @property
     def detection_rate(self) -> float:
         return self.detected / self.faces if self.faces else float("nan")
 
     def table(self) -> str:
-        lines = [f"left out {len(self.excluded)} files that annotate one face twice, "
-                 "differently"] if self.excluded else []
-        lines += [f"faces {self.faces}, detected {self.detected} "
+        lines = [f"faces {self.faces}, detected {self.detected} "
                  f"({100 * self.detection_rate:.1f}%), {self.ms_per_face:.1f} ms per face",
                  f"{'keypoint':<28} {'NME %':>7}"]
         lines += [f"{k:<28} {100 * v:>7.2f}" for k, v in self.nme_per_keypoint.items()]
@@ -103,8 +84,6 @@ class PhotoScores:
 def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
                     truth_path: str | Path) -> PhotoScores:
     truths = load_truth(truth_path)
-    excluded = conflicting_files(truths)
-    truths = [t for t in truths if t.file not in excluded]
     by_file: dict[str, list[TruthFace]] = {}
     for t in truths:
         by_file.setdefault(t.file, []).append(t)
@@ -128,5 +107,4 @@ def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
         faces=len(truths), detected=len(errors),
         nme_per_keypoint={k: float(per_point[:, i].mean()) for i, k in enumerate(KEYPOINTS)},
         nme=float(per_point.mean()) if errors else float("nan"),
-        ms_per_face=1000 * seconds / max(detected_faces, 1), unreadable=unreadable,
-        excluded=sorted(excluded))
+        ms_per_face=1000 * seconds / max(detected_faces, 1), unreadable=unreadable)

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException
 
 from .keypoints import KEYPOINTS
 from .photos import VIDEO_SUFFIXES, Face, FacePipeline, PhotoError, decode_photo
+from .tracking import FaceTracker
 
 TOKEN_ENV = "FACEKEYPOINTS_TOKEN"
 TOKEN_COOKIE = "facekeypoints_token"
@@ -131,12 +132,15 @@ class KeypointService:
                                    f"is {limit:g} s")
             max_frames = int(limit * fps) + 1  # a header may understate the length
             frames, seconds = [], 0.0
+            tracker = FaceTracker(self.pipeline)  # found once, then followed and smoothed
             while ok:
                 if len(frames) >= max_frames:
                     raise RequestError(413, f"{name}: video runs past {limit:g} s; the limit")
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                faces, took = self.faces(rgb)
-                seconds += took
+                with self._lock:
+                    start = time.perf_counter()
+                    faces = tracker(rgb, len(frames) / fps)
+                    seconds += time.perf_counter() - start
                 frames.append({"frame": len(frames), "faces": [f.as_dict() for f in faces]})
                 if annotate_to is not None:
                     if writer is None:
