@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from .errors import UserError
 from .keypoints import KEYPOINTS
 from .photos import VIDEO_SUFFIXES, Face, FacePipeline, PhotoError, decode_photo
 from .tracking import FaceTracker
@@ -374,8 +375,12 @@ def create_app(model, detector: str = "hog", limits: Limits | None = None,
         return JSONResponse(await in_worker(service.video, data, name))
 
     if page:
-        from .webpage import mount_page
-
+        try:
+            from .webpage import mount_page
+        except ImportError as e:
+            raise UserError(f"the web page needs Gradio ({e.name} is missing): pip install "
+                            "'facekeypoints[serve]', or serve the API alone with --no-page") \
+                from None
         mount_page(app, service, runs_folder)
     app.add_middleware(BodyLimit, limit=limits.upload_bytes)
     if token:
