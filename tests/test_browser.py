@@ -88,3 +88,46 @@ def test_the_page_shows_as_many_faces_as_the_api_returns(server, tmp_path):
     if os.environ.get("FACEKEYPOINTS_SCREENSHOT"):  # docs/web-app.png is made this way
         small = Image.open(shot).convert("RGB").resize((880, 608), Image.LANCZOS)
         small.quantize(128).save(os.environ["FACEKEYPOINTS_SCREENSHOT"], optimize=True)
+
+
+def _fake_camera(path: Path, frames: int = 20) -> Path:
+    """A Y4M clip Chromium plays as its camera: a real face (a youtube photo) on a 640x480
+    frame, moving a little each frame."""
+    import cv2
+    import numpy as np
+
+    from facekeypoints.photos import read_photo
+
+    face = read_photo(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg")
+    face = cv2.resize(face, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    h, w = face.shape[:2]
+    with path.open("wb") as out:
+        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 100, np.uint8)
+            frame[60:60 + h, 150 + i:150 + i + w] = face
+            out.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def test_the_webcam_tab_shows_keypoints_on_a_camera_face(server, tmp_path):
+    """The live path: Chromium's camera plays a clip of a real face; the page streams its
+    frames to the server, which follows the face and draws it."""
+    from playwright.sync_api import sync_playwright
+
+    camera = _fake_camera(tmp_path / "camera.y4m")
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_context(permissions=["camera"]).new_page()
+            page.goto(server)
+            page.get_by_role("tab", name="Webcam").click()
+            page.get_by_text("Click to Access Webcam").click()
+            page.get_by_role("button", name="capture photo").click()  # start streaming
+            summary = page.locator("#camera-summary")
+            summary.filter(has_text="1 face found").wait_for(timeout=60_000)
+            assert "640 x 480 pixels" in summary.inner_text()
+        finally:
+            browser.close()

@@ -94,10 +94,13 @@ class KeypointService:
             status = 413 if "the limit is" in str(e) else 400
             raise RequestError(status, str(e)) from None
 
-    def faces(self, rgb: np.ndarray) -> tuple[list[Face], float]:
+    def faces(self, rgb: np.ndarray, tracker: FaceTracker | None = None,
+              t: float | None = None) -> tuple[list[Face], float]:
+        """The faces in one picture, or in the next frame (at `t` seconds) that `tracker`
+        follows."""
         with self._lock:
             start = time.perf_counter()
-            faces = self.pipeline.faces_in(rgb)
+            faces = tracker(rgb, t) if tracker is not None else self.pipeline.faces_in(rgb)
             return faces, time.perf_counter() - start
 
     def photo(self, data: bytes, name: str) -> dict:
@@ -138,10 +141,8 @@ class KeypointService:
                 if len(frames) >= max_frames:
                     raise RequestError(413, f"{name}: video runs past {limit:g} s; the limit")
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                with self._lock:
-                    start = time.perf_counter()
-                    faces = tracker(rgb, len(frames) / fps)
-                    seconds += time.perf_counter() - start
+                faces, took = self.faces(rgb, tracker, len(frames) / fps)
+                seconds += took
                 frames.append({"frame": len(frames), "faces": [f.as_dict() for f in faces]})
                 if annotate_to is not None:
                     if writer is None:

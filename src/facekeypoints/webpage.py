@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ import numpy as np
 from .detection import csv_text, face_rows
 from .photos import Face, PhotoError, decode_photo, draw
 from .server import KeypointService, RequestError, photo_record, upload_name
+from .tracking import FaceTracker
 
 KEEP_RESULTS = 64  # result folders kept for download; older ones are removed
 
@@ -89,12 +91,15 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
         return (str(folder / "annotated.webm"), text,
                 [str(folder / "keypoints.json"), str(folder / "keypoints.csv")])
 
-    def on_webcam(frame: np.ndarray | None):
+    def on_webcam(frame: np.ndarray | None, tracker: FaceTracker | None):
+        """Each browser session follows its faces from frame to frame, as `detect` does."""
         if frame is None:
-            return None, ""
-        faces, seconds = service.faces(frame)
+            return None, "", tracker
+        tracker = tracker or FaceTracker(service.pipeline)
+        faces, seconds = service.faces(frame, tracker, time.monotonic())
         picture = cv2.cvtColor(draw(frame, faces), cv2.COLOR_BGR2RGB)
-        return picture, summary_line(len(faces), frame.shape[1], frame.shape[0], seconds)
+        text = summary_line(len(faces), frame.shape[1], frame.shape[0], seconds)
+        return picture, text, tracker
 
     health = service.health()
     with gr.Blocks(title="facekeypoints", delete_cache=(3600, 3600)) as page:
@@ -128,9 +133,10 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
                 camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True,
                                   type="numpy")
                 camera_out = gr.Image(label="Keypoints", type="numpy", interactive=False)
-            camera_summary = gr.Markdown()
-            camera.stream(on_webcam, camera, [camera_out, camera_summary], stream_every=0.1,
-                          concurrency_limit=1, time_limit=limits.timeout_s)
+            camera_summary = gr.Markdown(elem_id="camera-summary")
+            tracker = gr.State(None)
+            camera.stream(on_webcam, [camera, tracker], [camera_out, camera_summary, tracker],
+                          stream_every=0.1, concurrency_limit=4, time_limit=limits.timeout_s)
         if runs_folder:
             _runs_tab(gr, Path(runs_folder))
     return page
