@@ -138,3 +138,14 @@ def test_smoothing_steadies_the_keypoints_of_a_still_face_in_noisy_frames(photo_
 
 def test_mean_shape_is_a_face():
     assert shape_error(MEAN_SHAPE) < 1e-6
+
+
+def test_webcam_and_input_mistakes_are_one_line_errors(tmp_path, tiny_onnx):
+    from .cli_helpers import one_line_error, run
+
+    # this machine has no camera: the webcam path must say so, not hang or trace back
+    one_line_error(run("detect", "--webcam", "7", "--model", tiny_onnx, "--out", tmp_path),
+                   "--webcam 7", "cannot open this camera")
+    one_line_error(run("detect", "photo.jpg", "--webcam", "0", "--model", tiny_onnx),
+                   "one of the two")
+    one_line_error(run("detect", "--model", tiny_onnx), "one of the two")

@@ -116,7 +116,12 @@ def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bo
                log: Callable[[str], None], max_frames: int | None = None,
                smooth: bool = True) -> dict:
     """The same frame loop on a camera, until Ctrl+C or `max_frames`."""
-    capture = cv2.VideoCapture(device)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line says it
+    try:
+        capture = cv2.VideoCapture(device)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         raise UserError(f"--webcam {device}: OpenCV cannot open this camera")
     log(f"webcam {device}: Ctrl+C stops; writing to {out}")
