@@ -30,14 +30,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_onnx, tmp_path_factory):
+def server(tiny_onnx, tiny_run, tmp_path_factory):
     """`facekeypoints serve` in its own process, as a user runs it; its URL once it answers."""
     model = os.environ.get("FACEKEYPOINTS_MODEL") or str(tiny_onnx)
     port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", "--model",
-                                    model, "--port", str(port)], stdout=out, stderr=out)
+                                    model, "--port", str(port), "--runs",
+                                    str(tiny_run.path.parent)], stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -129,5 +130,24 @@ def test_the_webcam_tab_shows_keypoints_on_a_camera_face(server, tmp_path):
             summary = page.locator("#camera-summary")
             summary.filter(has_text="1 face found").wait_for(timeout=60_000)
             assert "640 x 480 pixels" in summary.inner_text()
+        finally:
+            browser.close()
+
+
+def test_the_runs_tab_shows_the_runs_of_a_folder(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.get_by_role("tab", name="Runs").click()
+            page.get_by_role("button", name="Show").click()
+            page.wait_for_function(  # the run's recipe, in the compare table
+                "(document.querySelector('#runs-table')?.textContent || '').includes('model2')",
+                timeout=60_000)
+            page.locator("#runs-curves img, #runs-curves canvas, #runs-curves svg").first \
+                .wait_for(timeout=30_000)  # and its learning curves
         finally:
             browser.close()

@@ -164,8 +164,8 @@ def _runs_tab(gr, folder: Path) -> None:
         gr.Markdown(f"Runs in `{folder}`: learning curves and the compare table.")
         choice = gr.Dropdown(run_folders(), multiselect=True, label="Runs (none: all)")
         refresh = gr.Button("Show")
-        curves = gr.Plot(label="Learning curves")
-        table = gr.Dataframe(label="compare")
+        curves = gr.Plot(label="Learning curves", elem_id="runs-curves")
+        table = gr.Dataframe(label="compare", elem_id="runs-table")
         refresh.click(show, choice, [curves, table])
 
 
