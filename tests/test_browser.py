@@ -151,3 +151,31 @@ def test_the_runs_tab_shows_the_runs_of_a_folder(server):
                 .wait_for(timeout=30_000)  # and its learning curves
         finally:
             browser.close()
+
+
+def test_the_video_tab_draws_every_frame(server, tmp_path):
+    import cv2
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    from facekeypoints.photos import read_photo
+
+    rgb = read_photo(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, rgb.shape[1::-1])
+    for shift in range(6):
+        writer.write(cv2.cvtColor(np.roll(rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.get_by_role("tab", name="Video").click()
+            page.set_input_files("#video-upload input[type=file]", str(clip))
+            summary = page.locator("#video-summary")
+            summary.filter(has_text="found").wait_for(timeout=60_000)
+            text = summary.inner_text()
+        finally:
+            browser.close()
+    assert text.startswith("6 faces found in 6 frames"), text

@@ -118,9 +118,9 @@ class KeypointService:
         with tempfile.TemporaryDirectory(prefix="facekeypoints-") as folder:
             path = Path(folder) / f"upload{suffix}"  # our own name, never the client's
             path.write_bytes(data)
-            return self._video_file(path, name, annotate_to)
+            return self.video_file(path, name, annotate_to)
 
-    def _video_file(self, path: Path, name: str, annotate_to: Path | None) -> dict:
+    def video_file(self, path: Path, name: str, annotate_to: Path | None) -> dict:
         from .photos import draw
 
         capture, writer = cv2.VideoCapture(str(path)), None

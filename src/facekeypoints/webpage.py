@@ -78,7 +78,7 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
         name = upload_name(Path(path).name, "video")
         folder = results.new()
         try:
-            record = service._video_file(Path(path), name, folder / "annotated.webm")
+            record = service.video_file(Path(path), name, folder / "annotated.webm")
         except RequestError as e:
             raise gr.Error(e.message) from None
         rows = [row for frame in record["frames"] for row in
