@@ -149,3 +149,19 @@ def test_webcam_and_input_mistakes_are_one_line_errors(tmp_path, tiny_onnx):
     one_line_error(run("detect", "photo.jpg", "--webcam", "0", "--model", tiny_onnx),
                    "one of the two")
     one_line_error(run("detect", "--model", tiny_onnx), "one of the two")
+
+
+def test_smoothing_keeps_up_with_a_moving_face(photo_onnx):
+    """A face gliding 2 px a frame: the smoothed keypoints follow it, a little behind."""
+    rgb = photos.read_photo(YOUTUBE / NAME)
+    frames = _moving_video(rgb, 30, 2.0)
+    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog")
+    centres = {}
+    for smooth in (False, True):
+        tracker = FaceTracker(pipeline, smooth=smooth, redetect_every=0)
+        centres[smooth] = np.array([tracker(f, i / 30)[0].keypoints.mean(axis=0)
+                                    for i, (f, _) in enumerate(frames)])
+    raw, smooth = (centres[k][-1, 0] - centres[k][5, 0] for k in (False, True))
+    assert raw > 10 and smooth > 0.85 * raw, (raw, smooth)  # it moves with the face
+    lag = np.abs(centres[True][10:] - centres[False][10:]).max()
+    assert lag < 4, lag  # px behind the raw keypoints
