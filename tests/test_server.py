@@ -115,8 +115,9 @@ def test_the_client_file_name_is_only_a_label(client):
     assert windows.json()["file"] == "face.jpg"
 
 
-def _video(path, frames: int, fps: float = 10.0) -> bytes:
+def _video(path, frames: int, fps: float = 10.0, scale: int = 1) -> bytes:
     rgb = photos.read_photo(FACE_PHOTO)
+    rgb = np.kron(rgb, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else rgb
     h, w = rgb.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
     for shift in range(frames):
@@ -134,6 +135,9 @@ def test_video_gives_every_frame_and_refuses_one_over_the_length_limit(client, t
     assert all(len(f["faces"]) == 1 for f in record["frames"]) and record["fps"] == 10.0
     too_long = _post(client, _video(tmp_path / "long.avi", 30), "long.avi", "video", "/api/video")
     assert too_long.status_code == 413 and "limit is 2 s" in too_long.json()["error"]
+    huge = _post(client, _video(tmp_path / "huge.avi", 1, scale=10), "huge.avi", "video",
+                 "/api/video")  # 10x the photo's sides: over the 2,000,000-pixel limit
+    assert huge.status_code == 413 and "the limit is 2,000,000" in huge.json()["error"]
     not_video = _post(client, b"\x00" * 1000, "clip.mp4", "video", "/api/video")
     assert not_video.status_code == 400 and "not a video" in not_video.json()["error"]
     _still_serving(client)

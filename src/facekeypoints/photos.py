@@ -26,6 +26,10 @@ class PhotoError(UserError):
     """A photo that cannot be used; reported, and the rest of a batch goes on."""
 
 
+class PhotoTooLarge(PhotoError):
+    """A photo over the pixel limit, refused before its pixels are decoded."""
+
+
 # ----------------------------------------------------------------------------- reading
 
 
@@ -48,8 +52,8 @@ def decode_photo(source: str | Path | BinaryIO, name: str,
         with Image.open(source) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise PhotoError(f"{name}: image is {width}x{height} = {width * height:,} pixels;"
-                                 f" the limit is {max_pixels:,}")
+                raise PhotoTooLarge(f"{name}: image is {width}x{height} = {width * height:,} "
+                                    f"pixels; the limit is {max_pixels:,}")
             image.load()
             image = ImageOps.exif_transpose(image)
             return _to_rgb8(image)

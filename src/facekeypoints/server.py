@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException
 
 from .errors import UserError
 from .keypoints import KEYPOINTS
-from .photos import VIDEO_SUFFIXES, Face, FacePipeline, PhotoError, decode_photo
+from .photos import VIDEO_SUFFIXES, Face, FacePipeline, PhotoError, PhotoTooLarge, decode_photo
 from .tracking import FaceTracker
 
 TOKEN_ENV = "FACEKEYPOINTS_TOKEN"
@@ -91,8 +91,7 @@ class KeypointService:
         try:
             return decode_photo(io.BytesIO(data), name, self.limits.max_pixels)
         except PhotoError as e:
-            status = 413 if "the limit is" in str(e) else 400
-            raise RequestError(status, str(e)) from None
+            raise RequestError(413 if isinstance(e, PhotoTooLarge) else 400, str(e)) from None
 
     def faces(self, rgb: np.ndarray, tracker: FaceTracker | None = None,
               t: float | None = None) -> tuple[list[Face], float]:
@@ -128,6 +127,10 @@ class KeypointService:
             ok, bgr = capture.read() if capture.isOpened() else (False, None)
             if not ok:
                 raise RequestError(400, f"{name}: not a video OpenCV can read, or no frames")
+            height, width = bgr.shape[:2]
+            if width * height > self.limits.max_pixels:
+                raise RequestError(413, f"{name}: frames of {width}x{height} pixels; the limit is "
+                                   f"{self.limits.max_pixels:,}")
             fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             limit = self.limits.video_seconds
@@ -149,18 +152,12 @@ class KeypointService:
                         writer = video_writer(annotate_to, fps, rgb.shape[1], rgb.shape[0])
                     writer.write(draw(rgb, faces))
                 ok, bgr = capture.read()
-            height, width = bgr_shape(capture)
         finally:
             capture.release()
             if writer is not None:
                 writer.release()
         return {"file": name, "width": width, "height": height, "fps": round(fps, 3),
                 "frames": frames, "seconds": round(seconds, 4)}
-
-
-def bgr_shape(capture) -> tuple[int, int]:
-    return (int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
 
 
 def video_writer(path: Path, fps: float, width: int, height: int):
