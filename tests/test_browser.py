@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,26 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # this machine has no internet: no background connections
+
+
+@contextmanager
+def _page(url: str, extra_args: tuple[str, ...] = (), camera: bool = False):
+    """A fresh headless Chromium on `url`, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), (f"the browser tests need Chromium at {CHROMIUM}: "
+                                      "apt-get install chromium (.ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            context = browser.new_context(viewport={"width": 1100, "height": 760},
+                                          permissions=["camera"] if camera else [])
+            page = context.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
 
 
 def _free_port() -> int:
@@ -58,32 +79,22 @@ def server(tiny_onnx, tiny_run, tmp_path_factory):
 
 
 def test_the_page_shows_as_many_faces_as_the_api_returns(server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), (f"the browser test needs Chromium at {CHROMIUM}: "
-                                      "apt-get install chromium (.ci/run does)")
     with GROUP_PHOTO.open("rb") as photo:
         api = httpx.post(f"{server}/api/keypoints", files={"image": photo}, timeout=60)
     assert api.status_code == 200, api.text
     n_faces = len(api.json()["faces"])
     assert n_faces >= 6
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 760})
-            page.goto(server)
-            upload = page.locator("#photo-upload input[type=file]")
-            upload.wait_for(state="attached", timeout=60_000)
-            page.set_input_files("#photo-upload input[type=file]", str(GROUP_PHOTO))
-            summary = page.locator("#photo-summary")
-            summary.filter(has_text="found").wait_for(timeout=60_000)
-            text = summary.inner_text()
-            page.locator("#photo-result img").wait_for(timeout=30_000)  # the drawn photo shows
-            shot = tmp_path / "page.png"
-            page.screenshot(path=str(shot), animations="disabled")  # fades finished
-        finally:
-            browser.close()
+    with _page(server) as page:
+        upload = page.locator("#photo-upload input[type=file]")
+        upload.wait_for(state="attached", timeout=60_000)
+        page.set_input_files("#photo-upload input[type=file]", str(GROUP_PHOTO))
+        summary = page.locator("#photo-summary")
+        summary.filter(has_text="found").wait_for(timeout=60_000)
+        text = summary.inner_text()
+        page.locator("#photo-result img").wait_for(timeout=30_000)  # the drawn photo shows
+        shot = tmp_path / "page.png"
+        page.screenshot(path=str(shot), animations="disabled")  # fades finished
     assert text.startswith(f"{n_faces} faces found"), text
     assert Image.open(shot).size == (1100, 760)
     if os.environ.get("FACEKEYPOINTS_SCREENSHOT"):  # docs/web-app.png is made this way
@@ -114,49 +125,32 @@ def _fake_camera(path: Path, frames: int = 20) -> Path:
 def test_the_webcam_tab_shows_keypoints_on_a_camera_face(server, tmp_path):
     """The live path: Chromium's camera plays a clip of a real face; the page streams its
     frames to the server, which follows the face and draws it."""
-    from playwright.sync_api import sync_playwright
-
     camera = _fake_camera(tmp_path / "camera.y4m")
-    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            page = browser.new_context(permissions=["camera"]).new_page()
-            page.goto(server)
-            page.get_by_role("tab", name="Webcam").click()
-            page.get_by_text("Click to Access Webcam").click()
-            page.get_by_role("button", name="capture photo").click()  # start streaming
-            summary = page.locator("#camera-summary")
-            summary.filter(has_text="1 face found").wait_for(timeout=60_000)
-            assert "640 x 480 pixels" in summary.inner_text()
-        finally:
-            browser.close()
+    fake = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}")
+    with _page(server, fake, camera=True) as page:
+        page.get_by_role("tab", name="Webcam").click()
+        page.get_by_text("Click to Access Webcam").click()
+        page.get_by_role("button", name="capture photo").click()  # start streaming
+        summary = page.locator("#camera-summary")
+        summary.filter(has_text="1 face found").wait_for(timeout=60_000)
+        assert "640 x 480 pixels" in summary.inner_text()
 
 
 def test_the_runs_tab_shows_the_runs_of_a_folder(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            page.get_by_role("tab", name="Runs").click()
-            page.get_by_role("button", name="Show").click()
-            page.wait_for_function(  # the run's recipe, in the compare table
-                "(document.querySelector('#runs-table')?.textContent || '').includes('model2')",
-                timeout=60_000)
-            page.locator("#runs-curves img, #runs-curves canvas, #runs-curves svg").first \
-                .wait_for(timeout=30_000)  # and its learning curves
-        finally:
-            browser.close()
+    with _page(server) as page:
+        page.get_by_role("tab", name="Runs").click()
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_function(  # the run's recipe, in the compare table
+            "(document.querySelector('#runs-table')?.textContent || '').includes('model2')",
+            timeout=60_000)
+        page.locator("#runs-curves img, #runs-curves canvas, #runs-curves svg").first \
+            .wait_for(timeout=30_000)  # and its learning curves
 
 
 def test_the_video_tab_draws_every_frame(server, tmp_path):
     import cv2
     import numpy as np
-    from playwright.sync_api import sync_playwright
 
     from facekeypoints.photos import read_photo
 
@@ -166,16 +160,10 @@ def test_the_video_tab_draws_every_frame(server, tmp_path):
     for shift in range(6):
         writer.write(cv2.cvtColor(np.roll(rgb, shift, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            page.get_by_role("tab", name="Video").click()
-            page.set_input_files("#video-upload input[type=file]", str(clip))
-            summary = page.locator("#video-summary")
-            summary.filter(has_text="found").wait_for(timeout=60_000)
-            text = summary.inner_text()
-        finally:
-            browser.close()
+    with _page(server) as page:
+        page.get_by_role("tab", name="Video").click()
+        page.set_input_files("#video-upload input[type=file]", str(clip))
+        summary = page.locator("#video-summary")
+        summary.filter(has_text="found").wait_for(timeout=60_000)
+        text = summary.inner_text()
     assert text.startswith("6 faces found in 6 frames"), text
