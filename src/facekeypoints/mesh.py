@@ -227,10 +227,8 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     n, m = len(train_set), len(val_set)
     P, y = points[:n], train_set.y
     if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
-        perm, is_x = flip_permutation(recipe.columns), x_mask(recipe.columns)
-        mirrored = mirror_keypoints(np.nan_to_num(y), perm, is_x)
-        mirrored[np.isnan(y[:, perm])] = np.nan
-        P, y = np.concatenate([P, points[n + m:]]), np.concatenate([y, mirrored])
+        P, y = (np.concatenate([P, points[n + m:]]),
+                np.concatenate([y, mirrored_labels(y, recipe.columns)]))
     head = MeshHead.fit(P, y, recipe.ridge)
     photo_points, photo_y = P, y
     if recipe.rotate or recipe.shift or recipe.zoom:
@@ -255,6 +253,14 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     log(f"{recipe.name}: validation RMSE {row['val_rmse']:.3f} px (no flip TTA) in "
         f"{seconds:.0f} s; the mesh found no face in {no_face} of {n + m} faces")
     return run
+
+
+def mirrored_labels(y: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Scaled labels of the mirror images: mirrored, left and right swapped, missing kept."""
+    perm = flip_permutation(columns)
+    mirrored = mirror_keypoints(np.nan_to_num(y), perm, x_mask(columns))
+    mirrored[np.isnan(y[:, perm])] = np.nan
+    return mirrored
 
 
 def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: float,
@@ -296,11 +302,9 @@ def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
         f"(rotate {recipe.rotate:g} degrees, shift {recipe.shift:g} px, zoom {recipe.zoom:g})")
     points, _ = mesh(X, progress)
     if recipe.flip:
-        perm, is_x = flip_permutation(recipe.columns), x_mask(recipe.columns)
-        mirrored = mirror_keypoints(np.nan_to_num(y), perm, is_x)
-        mirrored[np.isnan(y[:, perm])] = np.nan
         flipped, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
-        points, y = np.concatenate([points, flipped]), np.concatenate([y, mirrored])
+        points = np.concatenate([points, flipped])
+        y = np.concatenate([y, mirrored_labels(y, recipe.columns)])
     atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
     return points, y
 

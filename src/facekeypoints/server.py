@@ -27,9 +27,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from .detection import face_rows
 from .errors import UserError
 from .keypoints import KEYPOINTS
-from .photos import VIDEO_SUFFIXES, Face, FacePipeline, PhotoError, PhotoTooLarge, decode_photo
+from .photos import (
+    VIDEO_SUFFIXES,
+    Face,
+    FacePipeline,
+    PhotoError,
+    PhotoTooLarge,
+    decode_photo,
+    draw,
+)
 from .tracking import FaceTracker
 
 TOKEN_ENV = "FACEKEYPOINTS_TOKEN"
@@ -119,8 +128,9 @@ class KeypointService:
             path.write_bytes(data)
             return self.video_file(path, name, annotate_to)
 
-    def video_file(self, path: Path, name: str, annotate_to: Path | None) -> dict:
-        from .photos import draw
+    def video_file(self, path: Path, name: str, annotate_to: Path | None,
+                   rows: list[dict] | None = None) -> dict:
+        """Every frame's faces; `annotate_to` gets a drawn copy, `rows` the CSV rows."""
 
         capture, writer = cv2.VideoCapture(str(path)), None
         try:
@@ -146,6 +156,8 @@ class KeypointService:
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 faces, took = self.faces(rgb, tracker, len(frames) / fps)
                 seconds += took
+                if rows is not None:
+                    rows += face_rows(name, faces, len(frames))
                 frames.append({"frame": len(frames), "faces": [f.as_dict() for f in faces]})
                 if annotate_to is not None:
                     if writer is None:

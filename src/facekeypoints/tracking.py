@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .keypoints import IMAGE_SIZE, MEAN_SHAPE
@@ -112,8 +113,6 @@ class FaceTracker:
     def _face_near(self, grey: np.ndarray, track: Track) -> bool:
         """Whether the detector sees a face in a window of twice the track's box around it, the
         window shrunk so the face is about 80 px wide (a few ms)."""
-        import cv2
-
         box = track.box
         cx, cy = box.left + box.width / 2, box.top + box.height / 2
         half = box.width
@@ -129,8 +128,6 @@ class FaceTracker:
 
     def __call__(self, rgb: np.ndarray, t: float | None = None) -> list[Face]:
         """The faces in the next frame; `t` its time in seconds (default: 30 frames a second)."""
-        import cv2
-
         t = self.frame_index / 30.0 if t is None else t
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         followed = self._follow(grey)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .detection import csv_text, face_rows
-from .photos import Face, PhotoError, decode_photo, draw
+from .photos import PhotoError, decode_photo, draw
 from .server import KeypointService, RequestError, photo_record, upload_name
 from .tracking import FaceTracker
 
@@ -77,12 +77,11 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
             return None, "Drop a short video above.", None
         name = upload_name(Path(path).name, "video")
         folder = results.new()
+        rows: list[dict] = []
         try:
-            record = service.video_file(Path(path), name, folder / "annotated.webm")
+            record = service.video_file(Path(path), name, folder / "annotated.webm", rows)
         except RequestError as e:
             raise gr.Error(e.message) from None
-        rows = [row for frame in record["frames"] for row in
-                face_rows(name, [_face(f) for f in frame["faces"]], frame["frame"])]
         (folder / "keypoints.csv").write_text(csv_text(rows))
         (folder / "keypoints.json").write_text(json.dumps(record, indent=1) + "\n")
         n_faces = sum(len(f["faces"]) for f in record["frames"])
@@ -167,16 +166,6 @@ def _runs_tab(gr, folder: Path) -> None:
         curves = gr.Plot(label="Learning curves", elem_id="runs-curves")
         table = gr.Dataframe(label="compare", elem_id="runs-table")
         refresh.click(show, choice, [curves, table])
-
-
-def _face(record: dict) -> Face:
-    from .keypoints import KEYPOINTS
-    from .photos import Box
-
-    box = record["box"]
-    points = np.array([record["keypoints"][k] for k in KEYPOINTS], dtype=float)
-    return Face(Box(box["left"], box["top"], box["width"], box["height"], record["score"]),
-                points)
 
 
 def mount_page(app, service: KeypointService, runs_folder: str | None = None) -> None:
