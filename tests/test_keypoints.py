@@ -28,3 +28,18 @@ def test_flip_permutation_of_a_subset_uses_positions_within_the_subset():
 def test_subset_missing_a_partner_cannot_flip():
     with pytest.raises(ValueError, match="right_eye_center_x"):
         flip_permutation(["left_eye_center_x", "left_eye_center_y"])
+
+
+def test_mirroring_about_a_measured_axis_is_its_own_inverse():
+    from facekeypoints.data import scale, unscale
+    from facekeypoints.keypoints import mirror_keypoints, x_mask
+
+    perm, is_x = flip_permutation(COLUMNS), x_mask(COLUMNS)
+    axis = np.where(is_x, 97.0 + np.arange(30) % 4 / 10, 95.0)
+    axis = (axis + axis[perm]) / 2  # a left/right pair shares its axis
+    y = scale(np.random.default_rng(0).uniform(10, 86, (5, 30)))
+    once = mirror_keypoints(y, perm, is_x, axis=axis)
+    np.testing.assert_allclose(unscale(once)[:, is_x], axis[is_x] - unscale(y)[:, perm][:, is_x],
+                               atol=1e-4)
+    np.testing.assert_allclose(unscale(once)[:, ~is_x], unscale(y)[:, perm][:, ~is_x], atol=1e-4)
+    np.testing.assert_allclose(mirror_keypoints(once, perm, is_x, axis=axis), y, atol=1e-6)

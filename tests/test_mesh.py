@@ -160,3 +160,30 @@ def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_f
         dx = (model.predict(moved) - model.predict(X)).reshape(40, 15, 2)[..., 0]
         follows[name] = float(np.median(dx))
     assert follows["photo"] > 3.0 and follows["plain"] < 2.0, follows
+
+
+@pytest.mark.parametrize("offset", [0.0, 1.2])
+def test_mirror_axis_finds_labels_that_sit_off_the_pixel_centre_convention(offset):
+    """Labels counted from 1 sit right of the features they mark. Mirrored about MIRROR_X they
+    would disagree with their mirror images by twice that; the measured axis must absorb it."""
+    from facekeypoints.data import scale
+    from facekeypoints.keypoints import MEAN_SHAPE, MIRROR_X, flip_permutation, x_mask
+
+    rng = np.random.default_rng(1)
+    n = 400
+    angle = np.radians(rng.uniform(-10, 10, n))
+    size = rng.uniform(0.8, 1.2, n)[:, None, None]
+    turn = np.stack([np.stack([np.cos(angle), -np.sin(angle)], -1),
+                     np.stack([np.sin(angle), np.cos(angle)], -1)], -2)
+    centre = np.array([47.5, 47.5])
+    truth = np.einsum("nij,kj->nki", size * turn, MEAN_SHAPE - centre) + centre \
+        + rng.uniform(-5, 5, (n, 1, 2)) + rng.normal(0, 0.7, (n, 15, 2))
+    # the "mesh" marks the features themselves, in the face and in its mirror image
+    keypoint_perm = flip_permutation(list(COLUMNS))[::2] // 2
+    points = truth + rng.normal(0, 0.2, truth.shape)
+    mirrored = points[:, keypoint_perm] * [-1, 1] + [MIRROR_X, 0]
+    labels = scale((truth + [offset, 0]).reshape(n, -1))
+    axis = mesh.mirror_axis(mesh.PhotoHead, points, labels, mirrored, list(COLUMNS), 0.3)
+    is_x = x_mask(list(COLUMNS))
+    np.testing.assert_allclose(axis[is_x], MIRROR_X + 2 * offset, atol=0.15)
+    assert (axis[~is_x] == MIRROR_X).all()

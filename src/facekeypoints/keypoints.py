@@ -61,13 +61,15 @@ def flip_permutation(columns: list[str] | tuple[str, ...]) -> np.ndarray:
     return np.asarray(perm, dtype=np.int32)
 
 
-def mirror_keypoints(y, perm: np.ndarray, is_x: np.ndarray, xp=np):
-    """Scaled keypoints ((pixel - 48) / 48) of the mirrored face: x -> MIRROR_X - x, then left
-    and right swap columns. `xp` is numpy or keras.ops, so training graphs and the TensorFlow-free
-    ONNX path share it."""
+def mirror_keypoints(y, perm: np.ndarray, is_x: np.ndarray, xp=np, axis=MIRROR_X):
+    """Scaled keypoints ((pixel - 48) / 48) of the mirrored face: x -> axis - x, then left and
+    right swap columns. `axis` is MIRROR_X where labels follow the pixel-centre convention, or
+    one value per column (after the swap) for labels that sit off it (`mesh.mirror_axis`).
+    `xp` is numpy or keras.ops, so training graphs and the TensorFlow-free ONNX path share it."""
     centre = IMAGE_SIZE / 2
-    mirrored = xp.where(is_x, (MIRROR_X - 2 * centre) / centre - y, y)
-    return xp.take(mirrored, perm, axis=1)
+    swapped = xp.take(y, perm, axis=1)
+    return xp.where(is_x, (np.asarray(axis, np.float32) - 2 * centre) / centre - swapped,
+                    swapped)
 
 
 def x_mask(columns: list[str] | tuple[str, ...]) -> np.ndarray:

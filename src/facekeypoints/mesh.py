@@ -28,7 +28,7 @@ from .data import scale as scale_keypoints
 from .errors import UserError
 from .evaluation import rmse_pixels
 from .files import atomic_write, atomic_write_text
-from .keypoints import IMAGE_SIZE, flip_permutation, mirror_keypoints, x_mask
+from .keypoints import IMAGE_SIZE, MIRROR_X, flip_permutation, mirror_keypoints, x_mask
 from .predict import Predictor
 from .progress import Progress
 from .recipe import Recipe
@@ -108,9 +108,10 @@ class MeshHead:
     the training faces: where training faces sit in their crops."""
 
     def __init__(self, reference: np.ndarray, mean: np.ndarray, scale: np.ndarray,
-                 weights: np.ndarray, bias: np.ndarray):
+                 weights: np.ndarray, bias: np.ndarray, mirror_axis=MIRROR_X):
         self.reference, self.mean, self.scale = reference, mean, scale
         self.weights, self.bias = weights, bias
+        self.mirror_axis = np.broadcast_to(np.asarray(mirror_axis, np.float64), bias.shape)
 
     @classmethod
     def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float) -> MeshHead:
@@ -138,12 +139,13 @@ class MeshHead:
     def save(self, path: Path) -> None:
         atomic_write(path, lambda tmp: np.savez(
             tmp, reference=self.reference, mean=self.mean, scale=self.scale,
-            weights=self.weights, bias=self.bias), suffix=".npz")
+            weights=self.weights, bias=self.bias, mirror_axis=self.mirror_axis), suffix=".npz")
 
     @classmethod
     def load(cls, path: Path) -> MeshHead:
-        with np.load(path) as f:
-            return cls(f["reference"], f["mean"], f["scale"], f["weights"], f["bias"])
+        with np.load(path) as f:  # runs from before the axis was measured mirror about MIRROR_X
+            axis = f["mirror_axis"] if "mirror_axis" in f.files else MIRROR_X
+            return cls(f["reference"], f["mean"], f["scale"], f["weights"], f["bias"], axis)
 
 
 def _features(points: np.ndarray) -> np.ndarray:
@@ -163,7 +165,7 @@ class PhotoHead(MeshHead):
         frame = Similarity(points, reference)
         target = frame.to_reference(unscale(y).reshape(len(y), -1, 2)).reshape(len(y), -1)
         head = MeshHead.fit(frame.to_reference(points), scale_keypoints(target), alpha)
-        return cls(reference, head.mean, head.scale, head.weights, head.bias)
+        return cls(reference, head.mean, head.scale, head.weights, head.bias, head.mirror_axis)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         frame = Similarity(points, self.reference)
@@ -180,6 +182,7 @@ class MeshPredictor(Predictor):
                  photo_head: PhotoHead):
         super().__init__(None, columns, tta, name)
         self.head, self.photo_head, self.mesh = head, photo_head, FaceMesh()
+        self.mirror_axis = head.mirror_axis
         self.photos = False
         self.last_scores: np.ndarray | None = None
 
@@ -190,7 +193,7 @@ class MeshPredictor(Predictor):
     def for_photos(self) -> MeshPredictor:
         """The same model with the head for crops cut from photographs (see PhotoHead)."""
         twin = MeshPredictor(self.head, self.columns, self.tta, self.name, self.photo_head)
-        twin.photos = True
+        twin.photos, twin.mirror_axis = True, self.photo_head.mirror_axis
         return twin
 
 
@@ -226,14 +229,29 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
                      suffix=".npz")
     n, m = len(train_set), len(val_set)
     P, y = points[:n], train_set.y
-    if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
-        P, y = (np.concatenate([P, points[n + m:]]),
-                np.concatenate([y, mirrored_labels(y, recipe.columns)]))
-    head = MeshHead.fit(P, y, recipe.ridge)
     photo_points, photo_y = P, y
     if recipe.rotate or recipe.shift or recipe.zoom:
         photo_points, photo_y = _reframed_points(recipe, train_set, mesh, run, log, progress)
-    PhotoHead.fit(photo_points, photo_y, recipe.ridge).save(run.path / "photo_head.npz")
+    axis = photo_axis = MIRROR_X
+    if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
+        mirrored = points[n + m:]
+        if len(photo_points) == len(photo_y):  # no re-framed copies: the faces as they are
+            photo_points = np.concatenate([photo_points, mirrored])
+        half = len(photo_y)
+        axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge)
+        photo_axis = mirror_axis(PhotoHead, photo_points[:half], photo_y, photo_points[half:],
+                                 recipe.columns, recipe.ridge)
+        is_x = x_mask(recipe.columns)
+        log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[is_x]):.2f} for the head, "
+            f"{np.mean(photo_axis[is_x]):.2f} for the photo head (measured; the pixel-centre "
+            f"convention puts it at {MIRROR_X})")
+        P = np.concatenate([P, mirrored])
+        y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis)])
+        photo_y = np.concatenate([photo_y, mirrored_labels(photo_y, recipe.columns, photo_axis)])
+    head = MeshHead.fit(P, y, recipe.ridge)
+    photo_head = PhotoHead.fit(photo_points, photo_y, recipe.ridge)
+    head.mirror_axis, photo_head.mirror_axis = axis, photo_axis
+    photo_head.save(run.path / "photo_head.npz")
     head.save(run.path / "head.npz")
     train_pred = head(points[:n])
     val_pred = head(points[n:n + m])
@@ -255,12 +273,28 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     return run
 
 
-def mirrored_labels(y: np.ndarray, columns: list[str]) -> np.ndarray:
+def mirrored_labels(y: np.ndarray, columns: list[str], axis=MIRROR_X) -> np.ndarray:
     """Scaled labels of the mirror images: mirrored, left and right swapped, missing kept."""
     perm = flip_permutation(columns)
-    mirrored = mirror_keypoints(np.nan_to_num(y), perm, x_mask(columns))
+    mirrored = mirror_keypoints(np.nan_to_num(y), perm, x_mask(columns), axis=axis)
     mirrored[np.isnan(y[:, perm])] = np.nan
     return mirrored
+
+
+def mirror_axis(head: type[MeshHead], points: np.ndarray, y: np.ndarray,
+                mirrored_points: np.ndarray, columns: list[str], alpha: float) -> np.ndarray:
+    """Where each column's x mirrors for this kind of head, measured: the head fitted on the
+    faces as they are predicts their mirror images, and the labels' own convention comes along.
+    Labels that follow the pixel-centre convention mirror about MIRROR_X; labels counted from 1
+    (as our source's seem to be) sit about a pixel right of it, and mirroring about MIRROR_X
+    would teach a flip-trained head half of that offset the wrong way, for every face. The plain
+    head also reads where a face sits in its crop, which mirroring moves, so each head measures
+    its own. A left/right pair shares its axis."""
+    predicted = unscale(head.fit(points, y, alpha)(mirrored_points))
+    perm = flip_permutation(columns)
+    axis = np.nanmedian(predicted + unscale(y)[:, perm], axis=0)
+    axis = (axis + axis[perm]) / 2
+    return np.where(x_mask(columns), axis, MIRROR_X)
 
 
 def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: float,
@@ -288,8 +322,9 @@ def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: floa
 def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
                      log: Callable[[str], None], progress) -> tuple[np.ndarray, np.ndarray]:
     """Mesh points and keypoints of PHOTO_COPIES loosely re-framed copies of every training face
-    and their mirror images (cached in the run's checkpoint folder): the photo head's data."""
-    cache = run.checkpoint / "mesh_points_reframed.npz"
+    (cached in the run's checkpoint folder): the photo head's data. With `flip`, the points of
+    their mirror images follow those of the copies; the labels are the copies' only."""
+    cache = run.checkpoint / "mesh_points_photo.npz"
     if cache.is_file():
         with np.load(cache) as f:
             return f["points"], f["y"]
@@ -304,7 +339,6 @@ def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
     if recipe.flip:
         flipped, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
         points = np.concatenate([points, flipped])
-        y = np.concatenate([y, mirrored_labels(y, recipe.columns)])
     atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
     return points, y
 

@@ -10,7 +10,7 @@ import numpy as np
 from . import runs
 from .data import IMAGE_SIZE, unscale
 from .errors import UserError
-from .keypoints import COLUMNS, flip_permutation, mirror_keypoints, x_mask
+from .keypoints import COLUMNS, MIRROR_X, flip_permutation, mirror_keypoints, x_mask
 from .quiet_import import quiet_keras
 
 
@@ -32,6 +32,8 @@ class Predictor:
     `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
     prediction with its mirror image's."""
 
+    mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
+
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
 
@@ -50,7 +52,7 @@ class Predictor:
         if self.tta if tta is None else tta:  # average with the mirror image, mirrored back
             mirrored = self.run(np.ascontiguousarray(X[:, :, ::-1, :]))
             y = (y + mirror_keypoints(mirrored, flip_permutation(self.columns),
-                                      x_mask(self.columns))) / 2
+                                      x_mask(self.columns), axis=self.mirror_axis)) / 2
         return y
 
     def predict(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
