@@ -151,3 +151,41 @@ def test_recipes_train_as_on_a_gpu_in_mixed_float16_under_xla(name, synthetic_fi
         assert pred.dtype == np.float32 and np.isfinite(pred).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_measured_mirror_axis_is_kept_and_travels_with_the_model(tmp_path, synthetic_files,
+                                                                    tiny_run):
+    """`mirror = "measured"` measures the labels' mirror axis once (the face mesh), keeps it in
+    the run folder, and flip TTA un-mirrors about it wherever the model goes: the run folder,
+    its .keras file and its ONNX export predict alike."""
+    from facekeypoints.keypoints import MIRROR_X, flip_permutation, x_mask
+    from facekeypoints.onnx_export import export_onnx
+
+    settings = {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]], "dense": [16, 16], "tta": True,
+                "flip": True, "mirror": "measured"}
+    run = training.train(recipe_mod.load("model2", settings), synthetic_files["training.csv"],
+                         tmp_path / "run", log=lambda s: None)
+    axis = np.array(json.loads(run.mirror_file.read_text()))
+    is_x, perm = x_mask(run.load_recipe().columns), flip_permutation(run.load_recipe().columns)
+    assert (axis[~is_x] == MIRROR_X).all() and np.isfinite(axis).all()
+    assert (axis == axis[perm]).all() and (axis[is_x] != MIRROR_X).all()
+    # resuming reads the kept axis instead of measuring again
+    assert (training.measure_mirror_axis(run, run.load_recipe(), None, print, False) == axis).all()
+
+    X = np.random.default_rng(0).uniform(0, 1, (4, 96, 96, 1)).astype(np.float32)
+    from_run = predict.load(run.path)
+    from_keras = predict.load(run.model)
+    from_onnx = predict.load(export_onnx(from_run, tmp_path / "model.onnx"))
+    for model in (from_run, from_keras, from_onnx):
+        np.testing.assert_array_equal(np.broadcast_to(model.mirror_axis, axis.shape), axis)
+    np.testing.assert_allclose(from_onnx.predict(X), from_run.predict(X), atol=1e-3)
+    assert np.abs(from_run.predict(X) - _tta_about(from_run, X, MIRROR_X)).max() > 0.1
+    assert predict.load(tiny_run.path).mirror_axis == MIRROR_X  # mirror = "pixel"
+
+
+def _tta_about(model, X, axis):
+    model.mirror_axis, kept = axis, model.mirror_axis
+    try:
+        return model.predict(X)
+    finally:
+        model.mirror_axis = kept

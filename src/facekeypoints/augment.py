@@ -19,9 +19,9 @@ from .keypoints import MIRROR_X, flip_permutation, mirror_keypoints, x_mask
 PIVOT = (MIRROR_X) / 2
 
 
-def flip_keypoints(keypoints, perm: np.ndarray, is_x: np.ndarray):
+def flip_keypoints(keypoints, perm: np.ndarray, is_x: np.ndarray, axis=MIRROR_X):
     """Keypoints of the mirrored face, inside the graph."""
-    return mirror_keypoints(keypoints, perm, is_x, xp=ops)
+    return mirror_keypoints(keypoints, perm, is_x, xp=ops, axis=axis)
 
 
 class Augment(keras.layers.Layer):
@@ -29,13 +29,14 @@ class Augment(keras.layers.Layer):
 
     def __init__(self, columns: list[str], flip: bool = False, rotate: float = 0.0,
                  shift: float = 0.0, zoom: float = 0.0, brightness: float = 0.0,
-                 contrast: float = 0.0, seed: int = 0, **kwargs):
+                 contrast: float = 0.0, seed: int = 0, mirror_axis=MIRROR_X, **kwargs):
         super().__init__(dtype="float32", **kwargs)  # exact geometry, even under mixed precision
         self.columns = list(columns)
         self.flip, self.rotate, self.shift, self.zoom = flip, rotate, shift, zoom
         self.brightness, self.contrast = brightness, contrast
         self.perm = flip_permutation(self.columns)
         self.is_x = x_mask(self.columns)
+        self.mirror_axis = mirror_axis  # where the labels' x mirrors (keypoints.mirror_keypoints)
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     @property
@@ -58,7 +59,7 @@ class Augment(keras.layers.Layer):
     def _flip_half(self, images, keypoints, n):
         chosen = self._uniform(n, 0.0, 1.0) < 0.5
         images = ops.where(chosen[:, None, None, None], ops.flip(images, axis=2), images)
-        flipped = flip_keypoints(keypoints, self.perm, self.is_x)
+        flipped = flip_keypoints(keypoints, self.perm, self.is_x, self.mirror_axis)
         return images, ops.where(chosen[:, None], flipped, keypoints)
 
     def _affine(self, images, keypoints, n):

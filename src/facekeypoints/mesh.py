@@ -232,19 +232,20 @@ def train(recipe: Recipe, data_path: str | Path, out: str | Path,
     photo_points, photo_y = P, y
     if recipe.rotate or recipe.shift or recipe.zoom:
         photo_points, photo_y = _reframed_points(recipe, train_set, mesh, run, log, progress)
-    axis = photo_axis = MIRROR_X
+    axis = photo_axis = np.full(len(recipe.columns), float(MIRROR_X))
     if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
         mirrored = points[n + m:]
         if len(photo_points) == len(photo_y):  # no re-framed copies: the faces as they are
             photo_points = np.concatenate([photo_points, mirrored])
         half = len(photo_y)
-        axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge)
-        photo_axis = mirror_axis(PhotoHead, photo_points[:half], photo_y, photo_points[half:],
-                                 recipe.columns, recipe.ridge)
+        if recipe.mirror == "measured":
+            axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge)
+            photo_axis = mirror_axis(PhotoHead, photo_points[:half], photo_y,
+                                     photo_points[half:], recipe.columns, recipe.ridge)
         is_x = x_mask(recipe.columns)
         log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[is_x]):.2f} for the head, "
-            f"{np.mean(photo_axis[is_x]):.2f} for the photo head (measured; the pixel-centre "
-            f"convention puts it at {MIRROR_X})")
+            f"{np.mean(photo_axis[is_x]):.2f} for the photo head ({recipe.mirror}; the "
+            f"pixel-centre convention puts it at {MIRROR_X})")
         P = np.concatenate([P, mirrored])
         y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis)])
         photo_y = np.concatenate([photo_y, mirrored_labels(photo_y, recipe.columns, photo_axis)])
@@ -317,6 +318,17 @@ def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: floa
                                           borderMode=cv2.BORDER_REPLICATE)
         out_y[i] = (y[i].reshape(-1, 2) @ linear.T + matrix[:, 2]).reshape(-1)
     return out_X, out_y
+
+
+def measure_mirror_axis(faces, columns: list[str], seed: int, progress: str | bool = False,
+                        ridge: float = 0.3) -> np.ndarray:
+    """`mirror_axis` for any flip-trained model, with the mesh as the measuring instrument: the
+    faces framed loosely (so the head cannot read a position prior) and their mirror images."""
+    X, y = reframe(faces.X, unscale(faces.y), np.random.default_rng(seed), 15.0, 8.0, 0.15)
+    mesh = FaceMesh()
+    points, _ = mesh(X, progress)
+    mirrored, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
+    return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge)
 
 
 def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,

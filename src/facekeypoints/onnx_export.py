@@ -27,7 +27,9 @@ def export_onnx(predictor: Predictor, out: str | Path) -> Path:
         model = onnx.load(str(tmp))
         for key, value in (("columns", json.dumps(predictor.columns)),
                            ("tta", "true" if predictor.tta else "false"),
-                           ("name", predictor.name)):
+                           ("name", predictor.name),
+                           ("mirror_axis", json.dumps(np.broadcast_to(
+                               predictor.mirror_axis, len(predictor.columns)).tolist()))):
             entry = model.metadata_props.add()
             entry.key, entry.value = f"facekeypoints.{key}", value
         onnx.save(model, str(tmp))

@@ -91,6 +91,8 @@ class OnnxPredictor(Predictor):
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
                          meta.get("facekeypoints.name", path.stem))
         self.input_name = self.session.get_inputs()[0].name
+        if "facekeypoints.mirror_axis" in meta:
+            self.mirror_axis = np.array(json.loads(meta["facekeypoints.mirror_axis"]))
 
     def run(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
@@ -142,7 +144,10 @@ def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
                 onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
             return OnnxPredictor(onnx_file)
         quiet_keras()
-        return Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta, recipe.name)
+        predictor = Predictor(runs.net_from_run(run, recipe), recipe.columns, recipe.tta,
+                              recipe.name)
+        predictor.mirror_axis = run.mirror_axis()
+        return predictor
     if path.suffix == ".onnx":
         return OnnxPredictor(path)
     if path.suffix != ".keras":
@@ -157,7 +162,9 @@ def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
     except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
-    return Predictor(net, columns, tta, path.stem)
+    predictor = Predictor(net, columns, tta, path.stem)
+    predictor.mirror_axis = runs.mirror_axis_beside(path)
+    return predictor
 
 
 def _load_group(path: Path) -> GroupPredictor:

@@ -61,6 +61,7 @@ class Recipe:
     brightness: float = 0.0  # added, in [0, 1] image units
     contrast: float = 0.0  # relative
     tta: bool = False  # average predictions of the face and its mirror image
+    mirror: str = "pixel"  # where flipped labels' x mirrors: pixel (x -> 95 - x) | measured
     precision: str = "auto"  # auto (mixed float16 on a GPU) | mixed | float32
     tensorboard: bool = False  # also log each epoch to RUN/tensorboard (tensorboard --logdir RUN)
     # specialists: group name -> keypoint names; each group is trained as its own net
@@ -317,6 +318,8 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
     for setting in ("hidden", "dense"):
         if any(units < 1 for units in getattr(r, setting)):
             raise bad(setting, "layer sizes of at least 1 unit")
+    if r.mirror not in ("pixel", "measured"):
+        raise bad("mirror", "pixel or measured")
     if r.precision not in ("auto", "mixed", "float32"):
         raise bad("precision", "auto, mixed or float32")
     if r.optimizer not in ("sgd", "adamw"):

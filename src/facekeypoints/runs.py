@@ -2,8 +2,9 @@
 
 `recipe.toml` (resolved), `data.json` (what was trained on), `history.csv` (one row per epoch),
 `checkpoint/` (weights, optimiser state, early-stopping state; swapped in atomically),
-`summary.json` and `model.keras` once training ends or is interrupted, and `tensorboard/` when
-asked for. A group of specialists is a folder with `specialists.json` and one run folder each.
+`summary.json` and `model.keras` once training ends or is interrupted, `mirror_axis.json`
+where the recipe measured it, and `tensorboard/` when asked for. A group of specialists is a
+folder with `specialists.json` and one run folder each.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from . import recipe as recipe_mod
 from .errors import UserError
 from .files import atomic_write_text
+from .keypoints import MIRROR_X
 from .recipe import Recipe
 
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_rmse", "learning_rate", "momentum",
@@ -50,6 +52,14 @@ class RunFolder:
     def checkpoint(self) -> Path:
         return self.path / "checkpoint"
 
+    @property
+    def mirror_file(self) -> Path:
+        return self.path / "mirror_axis.json"
+
+    def mirror_axis(self) -> float | np.ndarray:
+        """Where this run's labels mirror (recipe `mirror`): measured, or the pixel-centre axis."""
+        return mirror_axis_beside(self.path / "recipe.toml")
+
     def load_recipe(self) -> Recipe:
         if not self.recipe.is_file():
             raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
@@ -69,6 +79,12 @@ class RunFolder:
             except FileNotFoundError:
                 continue
         return None
+
+
+def mirror_axis_beside(path: Path) -> float | np.ndarray:
+    """The measured mirror axis kept in the run folder holding `path`, else MIRROR_X."""
+    measured = path.parent / "mirror_axis.json"
+    return np.array(json.loads(measured.read_text())) if measured.is_file() else MIRROR_X
 
 
 def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:

@@ -22,6 +22,7 @@ from .data import Faces, prepare_data  # noqa: F401 - part of this module's surf
 from .errors import UserError
 from .evaluation import rmse_pixels
 from .files import atomic_write_text, save_model_atomic
+from .keypoints import MIRROR_X, x_mask
 from .losses import masked_mse
 from .predict import predict_scaled
 from .progress import Progress
@@ -182,12 +183,14 @@ def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: 
     callback_list.on_train_end()
 
 
-def build_trainer(recipe: Recipe, net: keras.Model, n_train: int) -> KeypointTrainer:
+def build_trainer(recipe: Recipe, net: keras.Model, n_train: int,
+                  mirror_axis=MIRROR_X) -> KeypointTrainer:
     augment = None
     if recipe.flip or recipe.rotate or recipe.shift or recipe.zoom or recipe.brightness \
             or recipe.contrast:
         augment = Augment(recipe.columns, recipe.flip, recipe.rotate, recipe.shift, recipe.zoom,
-                          recipe.brightness, recipe.contrast, seed=recipe.seed)
+                          recipe.brightness, recipe.contrast, seed=recipe.seed,
+                          mirror_axis=mirror_axis)
     trainer = KeypointTrainer(net, augment)
     steps = math.ceil(n_train / recipe.batch_size)
     trainer.compile(optimizer=optim.make_optimizer(recipe, steps))
@@ -224,11 +227,13 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     atomic_write_text(run.recipe, recipe.to_toml())
     if not resume:
         write_data_info(run, data_path, recipe.columns, train_set, val_set)
+    axis = measure_mirror_axis(run, recipe, train_set, log, progress) \
+        if recipe.flip and recipe.mirror == "measured" else MIRROR_X
 
     with training_scope(recipe, devices):
         net = models.build(recipe, len(recipe.columns))
         train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
-        trainer = build_trainer(recipe, train_net, len(train_set))
+        trainer = build_trainer(recipe, train_net, len(train_set), axis)
         trainer.optimizer.build(trainer.trainable_variables)
     best_weights = None
     if state:
@@ -283,6 +288,20 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         log(f"stopped {why} at epoch {s['epoch']}; best validation RMSE "
             f"{s.get('best_val_rmse', float('nan')):.3f} px at epoch {s.get('best_epoch')}")
     return run
+
+
+def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, log: Callable[[str], None],
+                        progress) -> np.ndarray:
+    """The labels' mirror axis, measured once with the face mesh and kept in the run folder."""
+    if run.mirror_file.is_file():
+        return run.mirror_axis()
+    from . import mesh
+
+    axis = mesh.measure_mirror_axis(train_set, recipe.columns, recipe.seed, progress)
+    atomic_write_text(run.mirror_file, json.dumps([round(float(a), 4) for a in axis]))
+    log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[x_mask(recipe.columns)]):.2f}"
+        f" (measured with the face mesh; the pixel-centre convention puts it at {MIRROR_X})")
+    return axis
 
 
 def _finish(run: RunFolder, net: keras.Model, recipe: Recipe, monitor: RunMonitor) -> None:
