@@ -140,11 +140,15 @@ class HaarDetector:
                                                               strict=True)]
 
 
+TIGHT_PHOTO_SIDE = 300  # photos this small may be a face cropped tight, edges cutting it
+
+
 class HogDetector:
     """dlib's built-in HOG + linear SVM frontal-face detector (pip install dlib-bin). Where it
     finds no face at all, OpenCV's cascade looks too (`fallback`): on the youtube photos it
-    finds 19 of the 20 faces HOG misses (docs/photos.md); its boxes come back re-expressed as
-    the HOG box that frames the face the same way."""
+    finds 19 of the 20 faces HOG misses (docs/photos.md), and the 20th, cut by the edges of a
+    95x102 photo, once the photo gets a margin; its boxes come back re-expressed as the HOG
+    box that frames the face the same way."""
 
     name = "hog"
 
@@ -163,7 +167,14 @@ class HogDetector:
                  for r, s in zip(rects, scores, strict=True)]
         if boxes or self.fallback is None:
             return boxes
-        return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in self.fallback(grey)]
+        found = self.fallback(grey)
+        if not found and max(grey.shape) <= TIGHT_PHOTO_SIDE:
+            # a small photo cut close round a face: give the cascade the margin it looks for
+            pad = max(grey.shape) // 2
+            padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            found = [Box(b.left - pad, b.top - pad, b.width, b.height, b.score)
+                     for b in self.fallback(padded)]
+        return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in found]
 
 
 def reframe_box(box: Box, framing: Framing, target: Framing) -> Box:
