@@ -50,6 +50,7 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
     ({"groups": {"eyes": 42}}, "groups={'eyes': 42}: expected a table of lists of strings"),
     ({"padding": "full"}, "padding='full': expected valid or same"),
+    ({"mirror": "left"}, "mirror='left': expected pixel or measured"),
     ({"conv": [[32]]}, "[filters, size] pairs"),
     ({"space_to_depth": 8, "conv": [[32, 3], [64, 3], [128, 3]]},
      "a map of at least 1x1 from a 12x12 input"),
