@@ -8,7 +8,8 @@ each) on a 640x480 frame, still for 30 frames, then gliding 2 px a frame, with c
 `detect`'s frame loop (FaceTracker: the detector on the first frame and when a face is lost),
 against finding faces in every frame (the photo pipeline); and jitter, the mean frame-to-frame
 motion of the keypoints of a still face, in per cent of its eye distance, raw and smoothed
-(One Euro). Writes bench/results/video.csv.
+(One Euro). Timings are the medians of --repeats runs (3), each on a fresh pipeline: this
+2-core machine varies by a fifth from run to run. Writes bench/results/video.csv.
 """
 
 from __future__ import annotations
@@ -74,13 +75,16 @@ def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", required=True)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     frames = list(stream())
     rows = []
+    timings = ("frames_per_second", "ms_per_face", "median_frame_ms")
     for model in args.model:
         for smooth, track in [(False, False), (False, True), (True, True)]:
-            rows.append(run(model, frames, smooth, track))
-            print(rows[-1], flush=True)
+            runs = [run(model, frames, smooth, track) for _ in range(args.repeats)]
+            rows.append(runs[0] | {k: statistics.median(r[k] for r in runs) for k in timings})
+            print(rows[-1], [r["ms_per_face"] for r in runs], flush=True)
     write_table(rows, RESULTS / "video.csv")
 
 

@@ -41,8 +41,8 @@ class AveragePredictor(Predictor):
         preds, seen = [], []
         for member in self.members:
             preds.append(member.predict_scaled(X))
-            scores = getattr(member, "last_scores", None)
-            seen.append(np.ones(len(X), bool) if scores is None else scores >= 0.5)
+            scores = getattr(member, "last_scores", None)  # with flip TTA, the mirror images'
+            seen.append(np.ones(len(X), bool) if scores is None else scores[:len(X)] >= 0.5)
         return np.stack(preds), np.stack(seen)
 
     def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:

@@ -137,10 +137,12 @@ class FaceTracker:
         if lost or due or not self.tracks:
             self.detections += 1
             quick = due and not lost and self.tracks  # a look for newcomers: large faces only
-            found = self.pipeline.faces_in(rgb, find_faces(self.quick, grey) if quick else None)
-            for face in found:  # a detection on a face already followed is not a new face
-                if not any(_holds(face.box, track.points.mean(axis=0)) for track in self.tracks):
-                    self.tracks.append(self._new_track(face))
+            boxes = find_faces(self.quick if quick else self.pipeline.detector, grey)
+            # a detection on a face already followed is not a new face: not predicted again
+            boxes = [b for b in boxes
+                     if not any(_holds(b, track.points.mean(axis=0)) for track in self.tracks)]
+            if boxes:
+                self.tracks += [self._new_track(f) for f in self.pipeline.faces_in(rgb, boxes)]
         self.frame_index += 1
         faces = []
         for track in self.tracks:
