@@ -146,9 +146,8 @@ TIGHT_PHOTO_SIDE = 300  # photos this small may be a face cropped tight, edges c
 class HogDetector:
     """dlib's built-in HOG + linear SVM frontal-face detector (pip install dlib-bin). Where it
     finds no face at all, OpenCV's cascade looks too (`fallback`): on the youtube photos it
-    finds 19 of the 20 faces HOG misses (docs/photos.md), and the 20th, cut by the edges of a
-    95x102 photo, once the photo gets a margin; its boxes come back re-expressed as the HOG
-    box that frames the face the same way."""
+    finds 19 of the 20 faces HOG misses (docs/photos.md); its boxes come back re-expressed as
+    the HOG box that frames the face the same way."""
 
     name = "hog"
 
@@ -167,14 +166,7 @@ class HogDetector:
                  for r, s in zip(rects, scores, strict=True)]
         if boxes or self.fallback is None:
             return boxes
-        found = self.fallback(grey)
-        if not found and max(grey.shape) <= TIGHT_PHOTO_SIDE:
-            # a small photo cut close round a face: give the cascade the margin it looks for
-            pad = max(grey.shape) // 2
-            padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            found = [Box(b.left - pad, b.top - pad, b.width, b.height, b.score)
-                     for b in self.fallback(padded)]
-        return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in found]
+        return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in self.fallback(grey)]
 
 
 def reframe_box(box: Box, framing: Framing, target: Framing) -> Box:
@@ -195,11 +187,19 @@ def make_detector(name: str):
 
 
 def find_faces(detector, grey: np.ndarray) -> list[Box]:
-    """Detect on a copy no larger than DETECT_MAX_SIDE, boxes mapped back to full size."""
+    """Detect on a copy no larger than DETECT_MAX_SIDE, boxes mapped back to full size. A small
+    photo where nothing is found may be a face cropped tight, its edges cutting it: it gets a
+    margin of half its size and a second look (the last youtube face, docs/photos.md)."""
     factor = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
     small = grey if factor == 1.0 else cv2.resize(grey, None, fx=factor, fy=factor,
                                                   interpolation=cv2.INTER_AREA)
-    return [b.scaled(1 / factor) for b in detector(small)]
+    boxes = [b.scaled(1 / factor) for b in detector(small)]
+    if boxes or max(grey.shape) > TIGHT_PHOTO_SIDE:
+        return boxes
+    pad = max(grey.shape) // 2
+    padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return [Box(b.left - pad, b.top - pad, b.width, b.height, b.score)
+            for b in detector(padded)]
 
 
 # ----------------------------------------------------------------------------- framing
