@@ -41,7 +41,8 @@ class AveragePredictor(Predictor):
         preds, seen = [], []
         for member in self.members:
             preds.append(member.predict_scaled(X))
-            scores = getattr(member, "last_scores", None)  # with flip TTA, the mirror images'
+            # the mesh's face scores; with flip TTA its mirror images' scores follow the faces'
+            scores = getattr(member, "last_scores", None)
             seen.append(np.ones(len(X), bool) if scores is None else scores[:len(X)] >= 0.5)
         return np.stack(preds), np.stack(seen)
 

@@ -38,6 +38,9 @@ MESH_INPUT = 192
 POINTS = 468
 BORDER = 24  # pixels of replicated border around the 96x96 face: the mesh's own framing
 PHOTO_COPIES = 3  # loosely re-framed copies of each training face for the photo head
+# As loosely as a face detector frames faces (degrees, px, relative; as recipes/mesh.toml):
+# where measure_mirror_axis frames faces so that no head can read their position in the crop.
+LOOSE_FRAMING = {"rotate": 15.0, "shift": 8.0, "zoom": 0.15}
 
 
 def model_path() -> Path:
@@ -324,11 +327,17 @@ def measure_mirror_axis(faces, columns: list[str], seed: int, progress: str | bo
                         ridge: float = 0.3) -> np.ndarray:
     """`mirror_axis` for any flip-trained model, with the mesh as the measuring instrument: the
     faces framed loosely (so the head cannot read a position prior) and their mirror images."""
-    X, y = reframe(faces.X, unscale(faces.y), np.random.default_rng(seed), 15.0, 8.0, 0.15)
-    mesh = FaceMesh()
+    X, y = reframe(faces.X, unscale(faces.y), np.random.default_rng(seed), **LOOSE_FRAMING)
+    points, mirrored = _points_and_mirrors(FaceMesh(), X, progress)
+    return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge)
+
+
+def _points_and_mirrors(mesh: FaceMesh, X: np.ndarray, progress) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    """Mesh points of the faces and of their mirror images."""
     points, _ = mesh(X, progress)
     mirrored, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
-    return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge)
+    return points, mirrored
 
 
 def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
@@ -347,10 +356,10 @@ def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
     y = scale_keypoints(y)
     log(f"{recipe.name}: the photo head's faces, {PHOTO_COPIES} loosely framed copies of each "
         f"(rotate {recipe.rotate:g} degrees, shift {recipe.shift:g} px, zoom {recipe.zoom:g})")
-    points, _ = mesh(X, progress)
     if recipe.flip:
-        flipped, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
-        points = np.concatenate([points, flipped])
+        points = np.concatenate(_points_and_mirrors(mesh, X, progress))
+    else:
+        points, _ = mesh(X, progress)
     atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
     return points, y
 

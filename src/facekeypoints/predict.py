@@ -165,7 +165,7 @@ def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
     predictor = Predictor(net, columns, tta, path.stem)
-    predictor.mirror_axis = runs.mirror_axis_beside(path)
+    predictor.mirror_axis = runs.RunFolder(path.parent).mirror_axis()
     return predictor
 
 

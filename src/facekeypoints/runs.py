@@ -58,7 +58,9 @@ class RunFolder:
 
     def mirror_axis(self) -> float | np.ndarray:
         """Where this run's labels mirror (recipe `mirror`): measured, or the pixel-centre axis."""
-        return mirror_axis_beside(self.path / "recipe.toml")
+        if not self.mirror_file.is_file():
+            return MIRROR_X
+        return np.array(json.loads(self.mirror_file.read_text()))
 
     def load_recipe(self) -> Recipe:
         if not self.recipe.is_file():
@@ -79,12 +81,6 @@ class RunFolder:
             except FileNotFoundError:
                 continue
         return None
-
-
-def mirror_axis_beside(path: Path) -> float | np.ndarray:
-    """The measured mirror axis kept in the run folder holding `path`, else MIRROR_X."""
-    measured = path.parent / "mirror_axis.json"
-    return np.array(json.loads(measured.read_text())) if measured.is_file() else MIRROR_X
 
 
 def save_arrays(path: Path, arrays: list[np.ndarray]) -> None:
