@@ -46,16 +46,16 @@ def main() -> None:
     quiet_keras()
     from time_to_accuracy import analyse
 
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints import training
-    from facekeypoints.runs import RunFolder
+    from facekeypoints.training import loop
+    from facekeypoints.training import recipe as recipe_mod
+    from facekeypoints.training.runs import RunFolder
 
     rows = []
     for label in args.only:
         recipe = recipe_mod.load("fast", VARIANTS[label])
         out = Path(args.keep) / f"variant{list(VARIANTS).index(label)}"
         shutil.rmtree(out, ignore_errors=True)
-        training.train(recipe, FACES / "training.csv.gz", out, log=lambda _: None)
+        loop.train(recipe, FACES / "training.csv.gz", out, log=lambda _: None)
         history = RunFolder(out).read_history()
         measured = analyse(out)
         rows.append({

@@ -25,8 +25,9 @@ def signed_errors(folder, landmarks) -> tuple[np.ndarray, list]:
     """(faces, 15, 2) errors / eye distance, and (prediction, truth) pairs, for found faces."""
     import cv2
 
-    from facekeypoints.photo_eval import load_truth, match
-    from facekeypoints.photos import find_faces, make_detector, read_photo
+    from facekeypoints.photos import read_photo
+    from facekeypoints.photos.detectors import find_faces, make_detector
+    from facekeypoints.photos.scores import load_truth, match
 
     detector = make_detector("hog")
     by_file: dict[str, list] = {}
@@ -52,11 +53,11 @@ def main() -> None:
 
     import cv2
 
-    from facekeypoints import predict
+    from facekeypoints.inference import loading
     from facekeypoints.keypoints import KEYPOINTS
     from facekeypoints.photos import FacePipeline
 
-    pipeline = FacePipeline(predict.load(args.model, prefer_onnx=True), "hog")
+    pipeline = FacePipeline(loading.load(args.model, prefer_onnx=True), "hog")
 
     def ours(grey, boxes):
         faces = pipeline.faces_in(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), boxes)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from common import FACES, RESULTS
 
+from facekeypoints import data
+
 # Adam, and no dropout: with Adam, the tutorial's dropout made this net predict far worse with
 # dropout off than on (a variance shift measured on the dropna run: 4.2 px vs 3.0 px on its own
 # training faces), which would hide what the labels contribute.
@@ -46,10 +48,11 @@ def main() -> None:
     from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict, specialists, submission, training
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluation import evaluate
-    from facekeypoints.runs import RunFolder, group_members
+    from facekeypoints.inference import loading, submission
+    from facekeypoints.inference.evaluation import evaluate
+    from facekeypoints.training import loop, specialists
+    from facekeypoints.training import recipe as recipe_mod
+    from facekeypoints.training.runs import RunFolder
 
     data_path = FACES / "training.csv.gz"
     runs = Path(args.runs or tempfile.mkdtemp(prefix="bench-every-label-"))
@@ -74,13 +77,13 @@ def main() -> None:
         log(f"===== {label}: recipe {name}")
         if recipe.groups:
             specialists.train_group(recipe, data_path, runs / label, log=log)
-            minutes = sum(RunFolder(m).read_history()[-1]["elapsed"]
-                          for m in group_members(runs / label)) / 60
+            minutes = sum(m.read_history()[-1]["elapsed"]
+                          for m in RunFolder(runs / label).members()) / 60
         else:
-            run = training.train(recipe, data_path, runs / label, log=log)
+            run = loop.train(recipe, data_path, runs / label, log=log)
             minutes = run.read_history()[-1]["elapsed"] / 60
-        model = predict.load(runs / label)
-        _, val = training.prepare_data(recipe.replace(dropna=True, groups={}), data_path)
+        model = loading.load(runs / label)
+        _, val = data.prepare_data(recipe.replace(dropna=True, groups={}), data_path)
         result = evaluate(model, val)
         sub = runs / label / "submission.csv"
         submission.write(submission.predict_lookup(model, FACES / "test.csv.gz",

@@ -21,7 +21,8 @@ from common import FACES, PHOTOS, RESULTS, write_table
 
 
 def mean_shape() -> np.ndarray:
-    from facekeypoints.data import load_training, unscale
+    from facekeypoints.data import load_training
+    from facekeypoints.keypoints import unscale
 
     faces = load_training(FACES / "training.csv.gz")
     return np.nanmean(unscale(faces.y), axis=0).reshape(-1, 2)
@@ -29,7 +30,7 @@ def mean_shape() -> np.ndarray:
 
 def ideal_framing(points: np.ndarray, shape: np.ndarray, box) -> tuple[float, float, float]:
     """Scale s and shift t with s * p + t ~ shape (crop pixels), as (scale, dx, dy) of the box."""
-    from facekeypoints.photos import align_transform
+    from facekeypoints.photos.framing import align_transform
 
     matrix = align_transform(points, shape)
     s, t = matrix[0, 0], matrix[:, 2]
@@ -46,11 +47,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "framing.csv"))
     args = parser.parse_args()
 
-    from facekeypoints import predict
-    from facekeypoints.photo_eval import evaluate_photos, load_truth, match
-    from facekeypoints.photos import FacePipeline, Framing, find_faces, make_detector, read_photo
+    from facekeypoints.inference import loading
+    from facekeypoints.photos import FacePipeline, read_photo
+    from facekeypoints.photos.detectors import find_faces, make_detector
+    from facekeypoints.photos.framing import Framing
+    from facekeypoints.photos.scores import evaluate_photos, load_truth, match
 
-    model = predict.load(args.model)
+    model = loading.load(args.model)
     shape = mean_shape()
     truths = load_truth(PHOTOS / "youtube" / "keypoints15.csv")
     people = sorted({t.file.rsplit("_", 1)[0] for t in truths})

@@ -51,15 +51,15 @@ def main() -> None:
     from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict
     from facekeypoints.data import load_test
-    from facekeypoints.onnx_export import export_onnx
+    from facekeypoints.inference import loading
+    from facekeypoints.inference.export import export_onnx
 
     _, X = load_test(SHARED / "faces" / "test.csv.gz")
-    keras_model = predict.load(args.model)
+    keras_model = loading.load(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     onnx_path = export_onnx(keras_model, tmp / "model.onnx")
-    onnx_model = predict.load(onnx_path)
+    onnx_model = loading.load(onnx_path)
     gap = float(np.abs(keras_model.predict_scaled(X) - onnx_model.predict_scaled(X)).max())
     print(f"largest difference Keras vs ONNX: {gap:.2e} (scaled units)")
     rows = []

@@ -24,8 +24,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "mirror_axis.csv"))
     args = parser.parse_args()
 
-    from facekeypoints import predict
     from facekeypoints.data import load_test
+    from facekeypoints.inference import loading
     from facekeypoints.keypoints import COLUMNS, x_mask
 
     _, X = load_test(FACES / "test.csv.gz")
@@ -34,7 +34,7 @@ def main() -> None:
     eyes = np.linalg.norm(truth[:, 0] - truth[:, 1], axis=1)
     rows = []
     for path in args.model:
-        model = predict.load(path)
+        model = loading.load(path)
         heads = [("", model)]
         if hasattr(model, "for_photos"):
             heads.append((" (photo head)", model.for_photos()))

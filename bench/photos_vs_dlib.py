@@ -66,8 +66,8 @@ class DlibLandmarks:
 def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
     import cv2
 
-    from facekeypoints.photo_eval import load_truth, match
     from facekeypoints.photos import read_photo
+    from facekeypoints.photos.scores import load_truth, match
 
     truths = load_truth(truth_csv)
     by_file: dict[str, list] = {}
@@ -96,7 +96,7 @@ def mediapipe_faces(python: str, folder: Path):
     import json
     import subprocess
 
-    from facekeypoints.photos import Box
+    from facekeypoints.geometry import Box
 
     files = sorted(str(p) for p in folder.glob("*.jpg"))
     script = Path(__file__).with_name("mediapipe_anchor.py")
@@ -122,12 +122,13 @@ def main() -> None:
 
     import cv2
 
-    from facekeypoints import predict
+    from facekeypoints.inference import loading
     from facekeypoints.keypoints import KEYPOINTS
-    from facekeypoints.photos import FacePipeline, find_faces
+    from facekeypoints.photos import FacePipeline
+    from facekeypoints.photos.detectors import find_faces
 
     pipelines = {Path(m).name if Path(m).is_dir() else Path(m).parent.name:
-                 FacePipeline(predict.load(m, prefer_onnx=True), "hog") for m in args.model}
+                 FacePipeline(loading.load(m, prefer_onnx=True), "hog") for m in args.model}
     detector = next(iter(pipelines.values())).detector
     dlib68 = DlibLandmarks()
 

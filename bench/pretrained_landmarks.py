@@ -24,6 +24,8 @@ import numpy as np
 from common import FACES, RESULTS, write_table
 from photos_vs_dlib import to_15
 
+from facekeypoints import keypoints
+
 UPSCALE = 4
 # iBUG-68 index of each point's mirror image: jaw, brows, nose, eyes, mouth
 MIRROR68 = [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31,
@@ -85,17 +87,18 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "pretrained_landmarks.csv"))
     args = parser.parse_args()
 
-    from facekeypoints import data, predict, submission, training
+    from facekeypoints import data
+    from facekeypoints.inference import loading, submission
     from facekeypoints.keypoints import COLUMNS
     from facekeypoints.quiet_import import quiet_keras
-    from facekeypoints.runs import RunFolder
+    from facekeypoints.training.runs import RunFolder
 
     quiet_keras()
     recipe = RunFolder(args.run).load_recipe()
-    train_set, val_set = training.prepare_data(recipe, FACES / "training.csv.gz")
+    train_set, val_set = data.prepare_data(recipe, FACES / "training.csv.gz")
     test_ids, test_X = data.load_test(FACES / "test.csv.gz")
-    y_train, y_val = data.unscale(train_set.y), data.unscale(val_set.y)
-    net = predict.load(args.run)
+    y_train, y_val = keypoints.unscale(train_set.y), keypoints.unscale(val_set.y)
+    net = loading.load(args.run)
 
     # Kaggle's terms on the test people: the lookup table's rows against solution.csv
     lookup = data.load_lookup(FACES / "IdLookupTable.csv", known_ids=test_ids)

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from common import FACES, RESULTS, write_table
 
+from facekeypoints import data
+
 # First match wins: op types as TensorFlow's CPU (oneDNN) kernels name them, or scope words.
 OP_KINDS = [
     ("conv: weight gradients", ("Conv2DBackpropFilter",)),
@@ -46,23 +48,23 @@ VARIANTS = {
 
 
 def variants() -> None:
-    from facekeypoints import models, training
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints.predict import predict_scaled
+    from facekeypoints.training import loop, models
+    from facekeypoints.training import recipe as recipe_mod
+    from facekeypoints.training.models import predict_scaled
 
-    train_set, val_set = training.prepare_data(recipe_mod.load("fast"), FACES / "training.csv.gz")
+    train_set, val_set = data.prepare_data(recipe_mod.load("fast"), FACES / "training.csv.gz")
     faces = train_set.subset(np.arange(640))
     trainers = {}
     for label, overrides in VARIANTS.items():
         recipe = recipe_mod.load("fast", overrides)
         net = models.build(recipe, len(recipe.columns))
-        trainers[label] = (training.build_trainer(recipe, net, 640), net)
-        training.fit_epochs(trainers[label][0], faces, recipe.batch_size, epochs=1)
+        trainers[label] = (loop.build_trainer(recipe, net, 640), net)
+        loop.fit_epochs(trainers[label][0], faces, recipe.batch_size, epochs=1)
     times: dict[str, list[float]] = {label: [] for label in VARIANTS}
     for _ in range(3):
         for label, (trainer, _) in trainers.items():
             start = time.perf_counter()
-            training.fit_epochs(trainer, faces, 32, epochs=1)
+            loop.fit_epochs(trainer, faces, 32, epochs=1)
             times[label].append(time.perf_counter() - start)
     for label in VARIANTS:
         print(f"{label:<26} {statistics.median(times[label]):6.2f} s per 640 faces")
@@ -87,20 +89,20 @@ def profile_ops(name: str) -> list[dict]:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from facekeypoints import models, training
-    from facekeypoints import recipe as recipe_mod
+    from facekeypoints.training import loop, models
+    from facekeypoints.training import recipe as recipe_mod
 
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("--ops reads TensorFlow's profiler: run with KERAS_BACKEND=tensorflow")
     recipe = recipe_mod.load(name)
-    train_set, _ = training.prepare_data(recipe, FACES / "training.csv.gz")
+    train_set, _ = data.prepare_data(recipe, FACES / "training.csv.gz")
     net = models.build(recipe, len(recipe.columns))
-    trainer = training.build_trainer(recipe, net, len(train_set))
-    training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)  # trace first
+    trainer = loop.build_trainer(recipe, net, len(train_set))
+    loop.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)  # trace first
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         start = time.perf_counter()
-        training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+        loop.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
         wall = (time.perf_counter() - start) / 2
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()

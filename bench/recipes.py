@@ -22,6 +22,8 @@ from pathlib import Path
 
 from common import FACES, RESULTS, write_table
 
+from facekeypoints import data
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,9 +40,10 @@ def main() -> None:
     from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
-    from facekeypoints import predict, submission, training
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluation import evaluate
+    from facekeypoints.inference import loading, submission
+    from facekeypoints.inference.evaluation import evaluate
+    from facekeypoints.training import loop
+    from facekeypoints.training import recipe as recipe_mod
 
     data_path = FACES / "training.csv.gz"
     runs_dir = Path(args.runs or tempfile.mkdtemp(prefix="bench-recipes-"))
@@ -50,11 +53,11 @@ def main() -> None:
         overrides = recipe_mod.merge(given)[0] | {"epochs": args.epochs,
                                                   "patience": args.patience}
         recipe = recipe_mod.load(name, overrides)
-        run = training.train(recipe, data_path, runs_dir / name, log=_progress,
+        run = loop.train(recipe, data_path, runs_dir / name, log=_progress,
                              max_seconds=args.minutes * 60 if args.minutes else None)
-        model = predict.load(run.path)
+        model = loading.load(run.path)
         # The same held-out people for every recipe: their complete faces.
-        _, val_complete = training.prepare_data(
+        _, val_complete = data.prepare_data(
             recipe.replace(dropna=True, columns=model.columns), data_path)
         table = submission.predict_lookup(model, FACES / "test.csv.gz",
                                           FACES / "IdLookupTable.csv")

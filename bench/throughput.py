@@ -28,6 +28,8 @@ import time
 import numpy as np
 from common import FACES, RESULTS, write_table
 
+from facekeypoints import data
+
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     """FLOP/s of a large float32 matmul: this machine's practical peak."""
@@ -87,21 +89,21 @@ def measure(name: str, rounds: int, peak: float) -> dict:
     """Alternate epochs of our trainer and the reference on one recipe; medians per epoch."""
     import keras
 
-    from facekeypoints import models, optim, training
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints.evaluation import rmse_pixels
-    from facekeypoints.predict import predict_scaled
+    from facekeypoints.keypoints import rmse_pixels
+    from facekeypoints.training import loop, models, optim
+    from facekeypoints.training import recipe as recipe_mod
+    from facekeypoints.training.models import predict_scaled
 
     recipe = recipe_mod.load(name)
-    train_set, val_set = training.prepare_data(recipe, FACES / "training.csv.gz")
+    train_set, val_set = data.prepare_data(recipe, FACES / "training.csv.gz")
     n_out = len(recipe.columns)
 
     # Ours: the project's trainer and per-epoch validation, minus disk writes.
     net = models.build(recipe, n_out)
-    trainer = training.build_trainer(recipe, net, len(train_set))
+    trainer = loop.build_trainer(recipe, net, len(train_set))
 
     def ours_epoch():
-        training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)
+        loop.fit_epochs(trainer, train_set, recipe.batch_size, epochs=1)
         rmse_pixels(val_set.y, predict_scaled(net, val_set.X))
 
     # Reference: the tutorial's Keras code, on the same net built from Keras' own layers.

@@ -20,14 +20,16 @@ from pathlib import Path
 
 from common import FACES, RESULTS, write_table
 
+from facekeypoints import data
+
 TARGETS = (2.5, 2.0, 1.7, 1.5, 1.3, 1.1)
 BUDGETS_MIN = (2, 10, 15, 30)
 
 
 def analyse(run_dir: Path) -> dict:
-    from facekeypoints import predict, training
-    from facekeypoints.evaluation import evaluate
-    from facekeypoints.runs import RunFolder
+    from facekeypoints.inference import loading
+    from facekeypoints.inference.evaluation import evaluate
+    from facekeypoints.training.runs import RunFolder
 
     run = RunFolder(run_dir)
     recipe = run.load_recipe()
@@ -41,9 +43,9 @@ def analyse(run_dir: Path) -> dict:
         within = [r["val_rmse"] for r in history if r["elapsed"] <= budget * 60]
         row[f"best_px_{budget}min"] = round(min(within), 3) if within else ""
     data_path = json.loads(run.data.read_text())["data"]
-    _, val = training.prepare_data(recipe, data_path)
+    _, val = data.prepare_data(recipe, data_path)
     row["final_px_with_tta" if recipe.tta else "final_px"] = round(
-        evaluate(predict.load(run_dir), val).rmse, 3)
+        evaluate(loading.load(run_dir), val).rmse, 3)
     return row
 
 
@@ -61,13 +63,13 @@ def main() -> None:
     from facekeypoints.quiet_import import quiet_keras
 
     quiet_keras()
-    from facekeypoints import recipe as recipe_mod
-    from facekeypoints import training
+    from facekeypoints.training import loop
+    from facekeypoints.training import recipe as recipe_mod
 
     runs = [Path(r) for r in args.runs]
     for name in args.train:
         out = Path(args.keep) / name
-        training.train(recipe_mod.load(name), FACES / "training.csv.gz", out,
+        loop.train(recipe_mod.load(name), FACES / "training.csv.gz", out,
                     max_seconds=args.minutes * 60)
         runs.append(out)
     rows = [analyse(r) for r in runs]

@@ -45,9 +45,9 @@ def eye_distance(points: np.ndarray) -> float:
 
 
 def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
+    from facekeypoints.inference.loading import load
     from facekeypoints.photos import FacePipeline
-    from facekeypoints.predict import load
-    from facekeypoints.tracking import FaceTracker
+    from facekeypoints.photos.tracking import FaceTracker
 
     pipeline = FacePipeline(load(model_path, prefer_onnx=True), "hog")
     tracker = FaceTracker(pipeline, smooth=smooth)

@@ -24,7 +24,7 @@ def shared_faces() -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_files(tmp_path_factory) -> dict[str, Path]:
-    from facekeypoints import synthetic
+    from facekeypoints.data import synthetic
 
     return synthetic.write_kaggle_files(tmp_path_factory.mktemp("synthetic"), n_train=240,
                                         n_test=30, seed=3)
@@ -33,31 +33,32 @@ def synthetic_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, synthetic_files):
     """A small net trained for one epoch on synthetic faces: real files, seconds to make."""
-    from facekeypoints import recipe, training
+    from facekeypoints.training import loop, recipe
 
     settings = {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]], "dense": [16, 16], "tta": True,
                 "flip": True}
     out = tmp_path_factory.mktemp("tiny") / "run"
-    return training.train(recipe.load("model2", settings), synthetic_files["training.csv"], out,
+    return loop.train(recipe.load("model2", settings), synthetic_files["training.csv"], out,
                           log=lambda s: None)
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run) -> Path:
-    from facekeypoints import predict
-    from facekeypoints.onnx_export import export_onnx
+    from facekeypoints.inference import loading
+    from facekeypoints.inference.export import export_onnx
 
-    return export_onnx(predict.load(tiny_run.path), tiny_run.path / "model.onnx")
+    return export_onnx(loading.load(tiny_run.path), tiny_run.path / "model.onnx")
 
 
 @pytest.fixture(scope="session")
 def photo_onnx(tmp_path_factory, shared_faces) -> Path:
     """A short run of the `photos` recipe on the real faces, exported: keypoints that look like
     a face on real photos (the tracker needs that to follow one), in about half a minute."""
-    from facekeypoints import predict, recipe, training
-    from facekeypoints.onnx_export import export_onnx
+    from facekeypoints.inference import loading
+    from facekeypoints.inference.export import export_onnx
+    from facekeypoints.training import loop, recipe
 
     out = tmp_path_factory.mktemp("photos") / "run"
-    run = training.train(recipe.load("photos", {"epochs": 8}), shared_faces / "training.csv.gz",
+    run = loop.train(recipe.load("photos", {"epochs": 8}), shared_faces / "training.csv.gz",
                          out, log=lambda s: None)
-    return export_onnx(predict.load(run.path), run.path / "model.onnx")
+    return export_onnx(loading.load(run.path), run.path / "model.onnx")

@@ -97,3 +97,21 @@ def test_detect_takes_a_path_or_an_array(trained):
     np.testing.assert_allclose(by_path[0].keypoints, by_array[0].keypoints, atol=1e-3)
     grey = np.asarray(Image.open(path).convert("L"))
     assert len(fk.detect(grey, trained)) == len(by_path)
+
+
+def test_an_average_turns_flip_tta_on_and_off_in_its_members_and_says_which(
+        tmp_path, synthetic_files, trained):
+    flipped = fk.train("model1", synthetic_files["training.csv"], tmp_path / "flipped",
+                       epochs=1, flip=True, tta=True, learning_rate=0.05, progress=False,
+                       log=None)
+    both = fk.average(flipped, trained, out=tmp_path / "both", weights=[1, 1])
+    assert both.tta  # a member predicts with flips
+    faces = fk.validation_set(trained)
+    with_tta, without = fk.evaluate(both, faces), fk.evaluate(both, faces, tta=False)
+    assert with_tta.tta and not without.tta
+    assert with_tta.rmse != without.rmse
+    members = [fk.load_model(flipped).predict_scaled(faces.X, tta=False),
+               fk.load_model(trained).predict_scaled(faces.X, tta=False)]
+    np.testing.assert_allclose(both.predict_scaled(faces.X, tta=False),
+                               (members[0] + members[1]) / 2, atol=1e-6)
+    assert fk.evaluate(tmp_path / "both").faces == len(faces)  # its members' held-out people

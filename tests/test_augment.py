@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from facekeypoints.augment import Augment, flip_keypoints
-from facekeypoints.data import scale, unscale
-from facekeypoints.keypoints import COLUMNS, flip_permutation, x_mask
+from facekeypoints.keypoints import COLUMNS, flip_permutation, scale, unscale, x_mask
+from facekeypoints.training.augment import Augment, flip_keypoints
 
 POINTS = {"left_eye_center": (66.0, 37.0), "right_eye_center": (30.5, 39.0),
           "nose_tip": (50.0, 61.0), "mouth_center_bottom_lip": (47.0, 80.5)}

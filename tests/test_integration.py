@@ -5,24 +5,26 @@ import sys
 
 import pandas as pd
 
-from facekeypoints import predict, submission, training
-from facekeypoints import recipe as recipe_mod
-from facekeypoints.evaluation import evaluate, mean_shape_rmse
-from facekeypoints.runs import RunFolder
+from facekeypoints import data
+from facekeypoints.inference import loading, submission
+from facekeypoints.inference.evaluation import evaluate, mean_shape_rmse
+from facekeypoints.training import loop
+from facekeypoints.training import recipe as recipe_mod
+from facekeypoints.training.runs import RunFolder
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
 
 def _val_rmse_and_baseline(run, data_path):
     recipe = run.load_recipe()
-    train_set, val_set = training.prepare_data(recipe, data_path)
-    return evaluate(predict.load(run.path), val_set).rmse, mean_shape_rmse(train_set, val_set)
+    train_set, val_set = data.prepare_data(recipe, data_path)
+    return evaluate(loading.load(run.path), val_set).rmse, mean_shape_rmse(train_set, val_set)
 
 
 def test_model1_learns_more_than_the_mean_face(tmp_path, shared_faces):
     data_path = shared_faces / "training.csv.gz"
     recipe = recipe_mod.load("model1", {"epochs": 600})
-    run = training.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
+    run = loop.train(recipe, data_path, tmp_path / "model1", log=lambda s: None)
     rmse, baseline = _val_rmse_and_baseline(run, data_path)
     assert rmse < baseline, (rmse, baseline)
 
@@ -42,11 +44,12 @@ def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_fac
     out = tmp_path / "submission.csv"
     submitted = subprocess.run(
         [*CLI, "submit", run_dir, "--test", shared_faces / "test.csv.gz", "--lookup",
-         shared_faces / "IdLookupTable.csv", "--out", out], capture_output=True, text=True)
+         shared_faces / "IdLookupTable.csv", "--out", out], capture_output=True, text=True,
+        timeout=300)
     assert submitted.returncode == 0, submitted.stderr
     assert len(pd.read_csv(out)) == 7188
     scored = subprocess.run([*CLI, "score", out, "--solution", shared_faces / "solution.csv"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, timeout=300)
     assert scored.returncode == 0 and scored.stdout.startswith("RMSE ")
     rmse_test, rows = submission.score(out, shared_faces / "solution.csv")
     assert rows == 7188 and rmse_test < baseline + 0.5
@@ -54,9 +57,9 @@ def test_model2_then_submit_and_score_from_the_command_line(tmp_path, shared_fac
 
 def test_split_seed_holds_the_same_people_out_whatever_the_seed(shared_faces):
     data_path = shared_faces / "training.csv.gz"
-    default = training.prepare_data(recipe_mod.load("fast"), data_path)[1]
-    fixed = training.prepare_data(recipe_mod.load("fast", {"seed": 1, "split_seed": 42}),
+    default = data.prepare_data(recipe_mod.load("fast"), data_path)[1]
+    fixed = data.prepare_data(recipe_mod.load("fast", {"seed": 1, "split_seed": 42}),
                                   data_path)[1]
-    other = training.prepare_data(recipe_mod.load("fast", {"seed": 1}), data_path)[1]
+    other = data.prepare_data(recipe_mod.load("fast", {"seed": 1}), data_path)[1]
     assert set(fixed.persons) == set(default.persons)
     assert set(other.persons) != set(default.persons)

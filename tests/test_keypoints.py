@@ -31,8 +31,7 @@ def test_subset_missing_a_partner_cannot_flip():
 
 
 def test_mirroring_about_a_measured_axis_is_its_own_inverse():
-    from facekeypoints.data import scale, unscale
-    from facekeypoints.keypoints import mirror_keypoints, x_mask
+    from facekeypoints.keypoints import mirror_keypoints, scale, unscale, x_mask
 
     perm, is_x = flip_permutation(COLUMNS), x_mask(COLUMNS)
     axis = np.where(is_x, 97.0 + np.arange(30) % 4 / 10, 95.0)

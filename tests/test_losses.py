@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from facekeypoints.losses import masked_mse
+from facekeypoints.training.losses import masked_mse
 
 
 def test_masked_mse_is_plain_mse_over_present_labels():

@@ -5,14 +5,15 @@ evaluates and averages with our nets like any model."""
 import hashlib
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 import facekeypoints as fk
-from facekeypoints import mesh
 from facekeypoints.keypoints import COLUMNS
+from facekeypoints.mesh import backbone, heads, mirror
 
 # mesh point -> Kaggle keypoint, for points the 468-point mesh has (eye centres are iris points)
 MESH_INDEX = {"left_eye_inner_corner": 362, "left_eye_outer_corner": 263,
@@ -21,19 +22,19 @@ MESH_INDEX = {"left_eye_inner_corner": 362, "left_eye_outer_corner": 263,
 
 
 def test_the_pretrained_model_ships_inside_the_package_with_its_licence():
-    folder = mesh.model_path().parent
-    assert mesh.model_path().stat().st_size > 2_000_000
+    folder = backbone.model_path().parent
+    assert backbone.model_path().stat().st_size > 2_000_000
     assert "Apache License" in (folder / "LICENSE-mediapipe").read_text()
     notice = (folder / "NOTICE").read_text()
     assert "Apache License 2.0" in notice and "tools/convert_face_mesh.py" in notice
-    digest = hashlib.sha256(mesh.model_path().read_bytes()).hexdigest()
-    assert len(digest) == 64
+    digest = hashlib.sha256(backbone.model_path().read_bytes()).hexdigest()
+    assert f"face_mesh.onnx: {digest}." in " ".join(notice.split()), "not the file NOTICE names"
 
 
 def test_the_mesh_finds_the_features_of_real_faces(shared_faces):
     X, y = fk.load(shared_faces / "training.csv.gz", dropna=True)
     X, truth = X[:60], y[:60] * 48 + 48
-    points, scores = mesh.FaceMesh()(X)
+    points, scores = backbone.FaceMesh()(X)
     assert points.shape == (60, 468, 2) and (scores > 0.5).mean() > 0.95
     for name, index in MESH_INDEX.items():
         j = COLUMNS.index(f"{name}_x")
@@ -51,7 +52,12 @@ def test_a_mesh_run_trains_predicts_and_resumes_like_any_run(tmp_path, synthetic
     assert run.model.predict(X[:5]).shape == (5, 30)
     result = fk.evaluate(run)
     assert result.tta and np.isfinite(result.rmse)
-    again = fk.train(None, out=run.path, resume=True, progress=False, log=None)  # reuses points
+    with pytest.raises(fk.api.UserError, match="pass --resume"):  # never silently continued
+        fk.train("mesh", synthetic_files["training.csv"], run.path, ridge=5.0, log=None)
+    assert run.recipe.ridge != 5.0 and run.status == "finished"
+    lines = []
+    again = fk.train(None, out=run.path, resume=True, progress=False, log=lines.append)
+    assert any("mesh points read from" in line for line in lines)  # not computed again
     assert fk.evaluate(again).rmse == pytest.approx(result.rmse, rel=1e-6)
 
 
@@ -65,22 +71,46 @@ def test_a_mesh_model_predicts_without_tensorflow(tmp_path, synthetic_files):
     assert done.stdout.strip() == "(3, 30) False", done.stderr[-2000:]
 
 
-def test_the_mesh_and_a_net_averaged_beat_both_on_the_people_they_were_fitted_on(
-        tmp_path, shared_faces):
+def _kaggle_subset(faces: Path, out: Path, images: int) -> dict[str, Path]:
+    """The first `images` test faces with their lookup rows and solution: people none of the
+    runs saw, in Kaggle's own formats."""
+    import pandas as pd
+
+    test = pd.read_csv(faces / "test.csv.gz")
+    lookup = pd.read_csv(faces / "IdLookupTable.csv")
+    lookup = lookup[lookup["ImageId"] <= images]
+    solution = pd.read_csv(faces / "solution.csv")
+    out.mkdir()
+    test[test["ImageId"] <= images].to_csv(out / "test.csv", index=False)
+    lookup.to_csv(out / "IdLookupTable.csv", index=False)
+    solution[solution["RowId"].isin(lookup["RowId"])].to_csv(out / "solution.csv", index=False)
+    return {name: out / name for name in ("test.csv", "IdLookupTable.csv", "solution.csv")}
+
+
+def test_the_mesh_and_a_net_averaged_on_people_none_of_them_saw(tmp_path, shared_faces):
+    """The weights are fitted on the runs' held-out people; the average is scored on the
+    Kaggle test people, whom neither the runs nor the weights saw."""
     data = shared_faces / "training.csv.gz"
     net = fk.train("fast", data, tmp_path / "fast", epochs=2, progress=False, log=None)
     face_mesh = fk.train("mesh", data, tmp_path / "mesh", flip=False, rotate=0.0, shift=0.0,
                          zoom=0.0, progress=False, log=None)  # no photo-head copies: not needed
     both = fk.average(net, face_mesh, out=tmp_path / "both")
     assert sum(both.weights) == pytest.approx(1.0)
-    scores = {name: fk.evaluate(model, net).rmse for name, model in
-              (("fast", net), ("mesh", face_mesh), ("both", tmp_path / "both"))}
-    assert scores["mesh"] < 1.6, scores  # people it never saw; the mean face scores 3.5
-    assert scores["both"] <= min(scores["fast"], scores["mesh"]) + 1e-6, scores
+    files = _kaggle_subset(shared_faces, tmp_path / "kaggle", images=300)
+    scores = {}
+    for name, model in (("fast", net), ("mesh", face_mesh), ("both", tmp_path / "both")):
+        fk.submit(model, files["test.csv"], files["IdLookupTable.csv"], tmp_path / f"{name}.csv",
+                  progress=False)
+        scores[name] = fk.score(tmp_path / f"{name}.csv", files["solution.csv"])
+    assert scores["mesh"] < 1.6, scores  # the mean face scores about 3.5
+    assert scores["both"] < scores["fast"] and scores["both"] < scores["mesh"] + 0.05, scores
+    # The command line evaluates an average on its members' held-out people, as it does a run
     done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "evaluate",
-                           str(tmp_path / "both"), "--data", str(data)], capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0 and "overall" in done.stdout, done.stderr
+                           str(tmp_path / "both")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "validation set of" in done.stdout and "mean-shape baseline" in done.stdout
+    held_out = fk.evaluate(tmp_path / "both")
+    assert f"{held_out.rmse:8.3f}" in done.stdout
 
 
 def test_averaging_runs_that_held_out_other_people_needs_weights(tmp_path, synthetic_files):
@@ -101,7 +131,7 @@ def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files)
                    log=None)
     photo_model = fk.load_model(run).for_photos()
     X, _ = fk.load(synthetic_files["test.csv"])
-    points, _ = mesh.FaceMesh()(X[:8])
+    points, _ = backbone.FaceMesh()(X[:8])
     angle, factor, shift = np.radians(12), 0.85, np.array([4.0, -3.0])
     centre = np.array([47.5, 47.5])
     rotation = factor * np.array([[np.cos(angle), -np.sin(angle)],
@@ -114,9 +144,9 @@ def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files)
     after = photo_model.photo_head(move(points.astype(np.float64))) * 48 + 48
     expected = move(before.reshape(8, -1, 2)).reshape(8, -1)
     np.testing.assert_allclose(after, expected, atol=1e-3)
-    from facekeypoints import photos
+    from facekeypoints.photos import pipeline
 
-    assert photos.FacePipeline(fk.load_model(run), "haar").model.photos
+    assert pipeline.FacePipeline(fk.load_model(run), "haar").model.photos
 
 
 def test_reframe_moves_the_keypoints_with_the_face():
@@ -128,7 +158,7 @@ def test_reframe_moves_the_keypoints_with_the_face():
     for face, points in zip(X, y, strict=True):  # a bright dot on the first keypoint
         x0, y0 = np.round(points[:2]).astype(int)
         face[y0 - 1:y0 + 2, x0 - 1:x0 + 2] = 1.0
-    moved_X, moved_y = mesh.reframe(X, y, rng, rotate=15, shift=8, zoom=0.15)
+    moved_X, moved_y = mirror.reframe(X, y, rng, rotate=15, shift=8, zoom=0.15)
     assert np.isnan(moved_y[3, 4:6]).all() and not np.isnan(moved_y[3, :4]).any()
     for face, points in zip(moved_X[..., 0], moved_y, strict=True):
         rows, cols = np.nonzero(face > 0.5 * face.max())  # the dot's centre of mass
@@ -166,8 +196,7 @@ def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_f
 def test_mirror_axis_finds_labels_that_sit_off_the_pixel_centre_convention(offset):
     """Labels counted from 1 sit right of the features they mark. Mirrored about MIRROR_X they
     would disagree with their mirror images by twice that; the measured axis must absorb it."""
-    from facekeypoints.data import scale
-    from facekeypoints.keypoints import MEAN_SHAPE, MIRROR_X, flip_permutation, x_mask
+    from facekeypoints.keypoints import MEAN_SHAPE, MIRROR_X, flip_permutation, scale, x_mask
 
     rng = np.random.default_rng(1)
     n = 400
@@ -183,7 +212,7 @@ def test_mirror_axis_finds_labels_that_sit_off_the_pixel_centre_convention(offse
     points = truth + rng.normal(0, 0.2, truth.shape)
     mirrored = points[:, keypoint_perm] * [-1, 1] + [MIRROR_X, 0]
     labels = scale((truth + [offset, 0]).reshape(n, -1))
-    axis = mesh.mirror_axis(mesh.PhotoHead, points, labels, mirrored, list(COLUMNS), 0.3)
+    axis = mirror.mirror_axis(heads.PhotoHead, points, labels, mirrored, list(COLUMNS), 0.3)
     is_x = x_mask(list(COLUMNS))
     np.testing.assert_allclose(axis[is_x], MIRROR_X + 2 * offset, atol=0.15)
     assert (axis[~is_x] == MIRROR_X).all()
@@ -195,10 +224,10 @@ def test_the_shared_faces_labels_mirror_right_of_the_pixel_centres(photo_onnx):
     measured axis also travels in the ONNX file."""
     import json
 
-    from facekeypoints import predict
+    from facekeypoints.inference import loading
     from facekeypoints.keypoints import MIRROR_X, x_mask
 
     axis = np.array(json.loads((photo_onnx.parent / "mirror_axis.json").read_text()))
     is_x = x_mask(list(COLUMNS))
     assert 96.5 < axis[is_x].mean() < 98.5 and (axis[~is_x] == MIRROR_X).all()
-    np.testing.assert_array_equal(predict.load(photo_onnx).mirror_axis, axis)
+    np.testing.assert_array_equal(loading.load(photo_onnx).mirror_axis, axis)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from facekeypoints import optim
+from facekeypoints.training import optim
 
 
 def _descend(opt, steps: int = 6) -> list[np.ndarray]:

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facekeypoints import photos, predict, synthetic
-from facekeypoints.detection import run_detect
+from facekeypoints import geometry
+from facekeypoints.data import synthetic
+from facekeypoints.inference import loading
+from facekeypoints.photos import FacePipeline, detectors, framing, pipeline, reading
+from facekeypoints.photos.detect import run_detect
 
 from .conftest import SHARED
 
@@ -20,11 +23,11 @@ PHOTO = YOUTUBE / "Lincoln_Chafee_52.jpg"
 
 
 def test_crop_and_map_back_is_an_exact_round_trip():
-    box = photos.Box(40.0, 59.0, 79.0, 79.0, 1.0)
-    matrix = photos.crop_transform(box, photos.Framing(1.2, 0.03, -0.05))
+    box = geometry.Box(40.0, 59.0, 79.0, 79.0, 1.0)
+    matrix = framing.crop_transform(box, framing.Framing(1.2, 0.03, -0.05))
     points = np.random.default_rng(0).uniform(0, 95, (15, 2))
     in_crop = points @ matrix[:, :2].T + matrix[:, 2]
-    assert np.allclose(photos.to_photo(in_crop, matrix), points, atol=1e-9)
+    assert np.allclose(geometry.apply(geometry.invert(matrix), in_crop), points, atol=1e-9)
 
 
 def test_a_face_scaled_into_a_photo_crops_back_to_itself():
@@ -34,34 +37,34 @@ def test_a_face_scaled_into_a_photo_crops_back_to_itself():
     big = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     photo = np.full((400, 400), 90, np.uint8)
     photo[int(top):int(top) + big.shape[0], int(left):int(left) + big.shape[1]] = big
-    box = photos.Box(left, top, 96 * scale, 96 * scale, 1.0)
-    matrix = photos.crop_transform(box, photos.NAIVE)
-    crop = photos.crop_face(photo, matrix)
+    box = geometry.Box(left, top, 96 * scale, 96 * scale, 1.0)
+    matrix = framing.crop_transform(box, framing.NAIVE)
+    crop = framing.crop_face(photo, matrix)
     assert np.abs(crop * 255 - face).mean() < 6  # the same face, resampled twice
     # The face's keypoints, taken to the photo, sit where its features were drawn.
-    in_photo = photos.to_photo(truth, matrix)
+    in_photo = geometry.apply(geometry.invert(matrix), truth)
     expected = (truth + 0.5) * scale - 0.5 + [left, top]
     assert np.allclose(in_photo, expected, atol=1e-6)
 
 
 def test_exif_rotated_photo_reads_upright_and_keypoints_land_on_the_face(tmp_path, tiny_onnx):
-    upright = photos.read_photo(PHOTO)
+    upright = reading.read_photo(PHOTO)
     stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as a camera would
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     rotated = tmp_path / "rotated.jpg"
     stored.save(rotated, quality=97, exif=exif)
-    again = photos.read_photo(rotated)
+    again = reading.read_photo(rotated)
     assert again.shape == upright.shape
     assert np.abs(again.astype(int) - upright.astype(int)).mean() < 4
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    pipeline = FacePipeline(loading.load(tiny_onnx), "haar")
     a, b = pipeline.faces_in(upright), pipeline.faces_in(again)
     assert len(a) == len(b) == 1
     assert np.abs(a[0].keypoints - b[0].keypoints).max() < 4
 
 
 def _odd_files(folder):
-    rgb = photos.read_photo(PHOTO)
+    rgb = reading.read_photo(PHOTO)
     Image.fromarray(rgb).save(folder / "good.jpg")
     Image.fromarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).save(folder / "grey.png")
     Image.fromarray(rgb).convert("RGBA").save(folder / "rgba.png")
@@ -78,7 +81,7 @@ def test_a_batch_with_bad_and_odd_files_reports_each_and_processes_the_rest(tmp_
     inputs = tmp_path / "in"
     inputs.mkdir()
     _odd_files(inputs)
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    pipeline = FacePipeline(loading.load(tiny_onnx), "haar")
     lines = []
     summary = run_detect([str(inputs)], pipeline, tmp_path / "out", log=lines.append)
     records = {r["file"].split("/")[-1]: r for r in json.loads(
@@ -100,23 +103,23 @@ def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_
     (tmp_path / "empty").mkdir()
     cli = [sys.executable, "-m", "facekeypoints.cli", "detect", "--model", str(tiny_onnx)]
     empty = subprocess.run([*cli, str(tmp_path / "empty"), "--out", str(tmp_path / "o1")],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, timeout=300)
     assert empty.returncode == 2 and "holds no photos" in empty.stderr
     assert "Traceback" not in empty.stderr
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(blank)
     done = subprocess.run([*cli, str(blank), "--out", str(tmp_path / "o2")], capture_output=True,
-                          text=True)
+                          text=True, timeout=300)
     assert done.returncode == 0 and "no face found" in done.stderr
 
 
 @pytest.mark.parametrize("detector", ["hog", "haar"])
 def test_group_photo_gives_every_face_its_own_keypoints(tiny_onnx, detector):
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), detector, refine=0)
-    faces = pipeline.faces_in(photos.read_photo(GROUP / "2008_002079.jpg"))
+    pipeline = FacePipeline(loading.load(tiny_onnx), detector, refine=0)
+    faces = pipeline.faces_in(reading.read_photo(GROUP / "2008_002079.jpg"))
     assert len(faces) >= (6 if detector == "hog" else 3)
     for face in faces:  # each face's points lie in its own crop, mapped back to the photo
-        matrix = photos.crop_transform(face.box, pipeline.framing)
+        matrix = framing.crop_transform(face.box, pipeline.framing)
         in_crop = face.keypoints @ matrix[:, :2].T + matrix[:, 2]
         assert (in_crop >= -1e-6).all() and (in_crop <= 96 + 1e-6).all()
         others = [f for f in faces if f is not face]
@@ -128,7 +131,7 @@ def test_onnx_matches_keras_and_detect_on_onnx_never_imports_tensorflow(tiny_run
     from facekeypoints.data import load_test
 
     _, X = load_test(shared_faces / "test.csv.gz")
-    keras_model, onnx_model = predict.load(tiny_run.path), predict.load(tiny_onnx)
+    keras_model, onnx_model = loading.load(tiny_run.path), loading.load(tiny_onnx)
     assert onnx_model.columns == keras_model.columns and onnx_model.tta
     assert np.abs(keras_model.predict_scaled(X[:64]) - onnx_model.predict_scaled(X[:64])).max() \
         < 1e-4
@@ -136,19 +139,20 @@ def test_onnx_matches_keras_and_detect_on_onnx_never_imports_tensorflow(tiny_run
             f"'detect', '{PHOTO}', '--model', '{tiny_onnx}', '--no-draw', '--out', "
             f"'{tiny_run.path / 'det'}'];\ntry:\n main()\nexcept SystemExit: pass\n"
             "print('TF' if 'tensorflow' in sys.modules else 'no TF')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
     assert out.stdout.strip().endswith("no TF"), out.stderr
 
 
 def test_video_gives_per_frame_rows_and_an_annotated_video(tmp_path, tiny_onnx):
-    rgb = photos.read_photo(PHOTO)
+    rgb = reading.read_photo(PHOTO)
     h, w = rgb.shape[:2]
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (w, h))
     for shift in range(6):
         writer.write(cv2.cvtColor(np.roll(rgb, shift * 2, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
-    pipeline = photos.FacePipeline(predict.load(tiny_onnx), "haar")
+    pipeline = FacePipeline(loading.load(tiny_onnx), "haar")
     run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None)
     rows = (tmp_path / "out" / "clip_keypoints.csv").read_text().splitlines()
     frames = {line.split(",")[1] for line in rows[1:]}
@@ -158,15 +162,15 @@ def test_video_gives_per_frame_rows_and_an_annotated_video(tmp_path, tiny_onnx):
 
 
 def test_re_framing_that_drifts_out_of_the_box_is_rejected():
-    box = photos.Box(100.0, 100.0, 80.0, 80.0, 1.0)
+    box = geometry.Box(100.0, 100.0, 80.0, 80.0, 1.0)
     from facekeypoints.keypoints import MEAN_SHAPE
 
     on_face = MEAN_SHAPE * (80 / 96) + [100, 100]
-    assert photos._plausible(on_face, box, photos.align_transform(on_face))
+    assert pipeline._plausible(on_face, box, framing.align_transform(on_face))
     drifted = on_face + [120, 0]
-    assert not photos._plausible(drifted, box, photos.align_transform(drifted))
+    assert not pipeline._plausible(drifted, box, framing.align_transform(drifted))
     shrunk = (on_face - on_face.mean(0)) * 0.3 + on_face.mean(0)
-    assert not photos._plausible(shrunk, box, photos.align_transform(shrunk))
+    assert not pipeline._plausible(shrunk, box, framing.align_transform(shrunk))
 
 
 @pytest.mark.parametrize("unreadable", ["none", "some", "all"])
@@ -175,7 +179,7 @@ def test_detect_exit_code_says_whether_every_input_was_read(tmp_path, tiny_onnx,
     """0: all read; 3 (documented in the README): some or all could not be read, the rest are
     written as usual, and each unreadable input is named."""
     good = tmp_path / "good.jpg"
-    Image.fromarray(photos.read_photo(PHOTO)).save(good)
+    Image.fromarray(reading.read_photo(PHOTO)).save(good)
     csv_as_photo = tmp_path / "faces.jpg"
     csv_as_photo.write_bytes(synthetic_files["test.csv"].read_bytes()[:5000])
     inputs = {"none": [good], "some": [good, csv_as_photo, tmp_path / "gone.jpg"],
@@ -206,13 +210,13 @@ def test_detect_exit_code_says_whether_every_input_was_read(tmp_path, tiny_onnx,
 def test_a_face_hog_misses_is_found_by_the_cascade_and_framed_alike():
     """Fallback: where HOG finds no face, OpenCV's cascade looks; its box is re-expressed as the
     HOG box that crops the face exactly as the cascade's own framing would."""
-    grey = cv2.cvtColor(photos.read_photo(YOUTUBE / "Marisa_Tomei_22.jpg"), cv2.COLOR_RGB2GRAY)
-    alone = photos.HogDetector(fallback=False)
+    grey = cv2.cvtColor(reading.read_photo(YOUTUBE / "Marisa_Tomei_22.jpg"), cv2.COLOR_RGB2GRAY)
+    alone = detectors.HogDetector(fallback=False)
     assert alone(grey) == []  # one of the 20 youtube faces HOG misses
-    haar_boxes = photos.HaarDetector()(grey)
-    (box,) = photos.HogDetector()(grey)
-    expected = photos.crop_transform(haar_boxes[0], photos.FRAMING["haar"])
-    assert np.allclose(photos.crop_transform(box, photos.FRAMING["hog"]), expected)
+    haar_boxes = detectors.HaarDetector()(grey)
+    (box,) = detectors.HogDetector()(grey)
+    expected = framing.crop_transform(haar_boxes[0], framing.FRAMING["haar"])
+    assert np.allclose(framing.crop_transform(box, framing.FRAMING["hog"]), expected)
 
 
 def test_a_face_cut_by_the_edges_of_a_small_photo_is_found_once_the_photo_gets_a_margin():
@@ -220,12 +224,13 @@ def test_a_face_cut_by_the_edges_of_a_small_photo_is_found_once_the_photo_gets_a
     cut the face. The cascade finds it on the photo given a margin, and its box comes back in
     the photo's own pixels, round the true keypoints. The margin belongs to whole photos: a
     detector run on a window cut from a frame (the tracker's check) does not add one."""
-    from facekeypoints.photo_eval import load_truth, match
+    from facekeypoints.photos.scores import load_truth, match
 
     name = "Chris_Cooper_42.jpg"
-    grey = cv2.cvtColor(photos.read_photo(YOUTUBE / name), cv2.COLOR_RGB2GRAY)
-    assert photos.HogDetector(fallback=False)(grey) == [] and photos.HaarDetector()(grey) == []
-    assert photos.HogDetector()(grey) == []  # the margin is the photo's, not the detector's
-    boxes = photos.find_faces(photos.HogDetector(), grey)
+    grey = cv2.cvtColor(reading.read_photo(YOUTUBE / name), cv2.COLOR_RGB2GRAY)
+    assert detectors.HogDetector(fallback=False)(grey) == []
+    assert detectors.HaarDetector()(grey) == []
+    assert detectors.HogDetector()(grey) == []  # the margin is the photo's, not the detector's
+    boxes = detectors.find_faces(detectors.HogDetector(), grey)
     truth = [t for t in load_truth(YOUTUBE / "keypoints15.csv") if t.file == name]
     assert len(boxes) == 1 and match(truth, boxes) == [0]

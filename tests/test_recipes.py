@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from facekeypoints import models
-from facekeypoints import recipe as recipe_mod
 from facekeypoints.errors import UserError
+from facekeypoints.training import models
+from facekeypoints.training import recipe as recipe_mod
 
 TUTORIAL = ["model1", "model2", "model3", "model4", "model5", "model6", "model7"]
 
@@ -106,8 +106,8 @@ def test_a_saved_folded_net_loads_in_a_fresh_process(tmp_path):
 
     net = models.build(recipe_mod.load("fast"), 30)
     net.save(tmp_path / "fast.keras")
-    code = ("import sys; from facekeypoints import predict; "
-            "p = predict.load(sys.argv[1]); print(type(p.net.layers[1]).__name__)")
+    code = ("import sys; from facekeypoints.inference import loading; "
+            "p = loading.load(sys.argv[1]); print(type(p.net.layers[1]).__name__)")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "fast.keras")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from facekeypoints import optim
+from facekeypoints.training import optim
 
 
 def test_linear_schedule_runs_from_start_to_end_over_the_planned_epochs():

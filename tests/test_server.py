@@ -11,9 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facekeypoints import photos, predict
-from facekeypoints.detection import run_detect
-from facekeypoints.server import Limits, create_app
+from facekeypoints.inference import loading
+from facekeypoints.photos import pipeline, reading
+from facekeypoints.photos.detect import run_detect
+from facekeypoints.serve.app import Limits, create_app
+from facekeypoints.serve.service import RequestError
 
 from .conftest import SHARED
 
@@ -41,7 +43,7 @@ def test_the_api_returns_what_detect_writes_for_the_same_photo(client, tiny_onnx
     response = _post(client, GROUP_PHOTO.read_bytes(), name=GROUP_PHOTO.name)
     assert response.status_code == 200
     record = response.json()
-    run_detect([str(GROUP_PHOTO)], photos.FacePipeline(predict.load(tiny_onnx)), tmp_path,
+    run_detect([str(GROUP_PHOTO)], pipeline.FacePipeline(loading.load(tiny_onnx)), tmp_path,
                draw_pictures=False, log=lambda s: None, progress=False)
     (written,) = json.loads((tmp_path / "keypoints.json").read_text())
     assert record["file"] == GROUP_PHOTO.name
@@ -116,7 +118,7 @@ def test_the_client_file_name_is_only_a_label(client):
 
 
 def _video(path, frames: int, fps: float = 10.0, scale: int = 1) -> bytes:
-    rgb = photos.read_photo(FACE_PHOTO)
+    rgb = reading.read_photo(FACE_PHOTO)
     rgb = np.kron(rgb, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else rgb
     h, w = rgb.shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
@@ -148,6 +150,52 @@ def test_a_request_over_the_time_limit_gets_504(tiny_onnx):
     with TestClient(app) as client:
         response = _post(client, GROUP_PHOTO.read_bytes())
         assert response.status_code == 504 and "0.001 s" in response.json()["error"]
+
+
+def test_work_past_its_deadline_stops_and_lets_go_of_the_model(tiny_onnx, tmp_path):
+    """A request that timed out gets its 504 and its work stops: it does not take the model
+    after its client has gone, and a video stops at the next frame."""
+    import time
+
+    app = create_app(str(tiny_onnx), limits=Limits(timeout_s=0.5), page=False)
+    service = app.state.service
+    searches = []
+    faces_in = service.pipeline.faces_in
+    service.pipeline.faces_in = lambda *a, **k: searches.append(1) or faces_in(*a, **k)
+    with TestClient(app) as client:
+        with service._lock:  # the model busy with a long request
+            started = time.monotonic()
+            response = _post(client, FACE_PHOTO.read_bytes())
+            assert response.status_code == 504 and time.monotonic() - started < 5
+            time.sleep(0.3)  # the worker's own deadline passes while the model is still busy
+        time.sleep(0.2)
+        assert searches == [], "timed-out work went on to use the model"
+        _still_serving(client)
+    video = tmp_path / "clip.avi"
+    _video(video, 5)
+    with pytest.raises(RequestError) as refused:
+        service.video_file(video, "clip.avi", deadline=time.monotonic() - 1)
+    assert refused.value.status == 504 and len(searches) == 1  # no frame was searched
+
+
+def test_an_annotated_video_that_cannot_be_written_is_a_clear_error_leaving_nothing(tmp_path):
+    from facekeypoints.errors import UserError
+    from facekeypoints.photos.video import AnnotatedVideo
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    target = tmp_path / "missing-folder" / "clip.mp4"
+    with pytest.raises(UserError, match="missing-folder/clip.mp4: OpenCV cannot write"), \
+            AnnotatedVideo(target, 10.0) as video:
+        video.write(frame)
+    assert not (tmp_path / "missing-folder").exists()
+    with pytest.raises(RuntimeError), AnnotatedVideo(tmp_path / "kept.mp4", 10.0) as video:
+        video.write(frame)
+        raise RuntimeError("the frames stopped half-way")
+    assert list(tmp_path.iterdir()) == [], "a failed copy left a file behind"
+    with AnnotatedVideo(tmp_path / "done.webm", 10.0) as video:
+        for _ in range(3):
+            video.write(frame)
+    assert [p.name for p in tmp_path.iterdir()] == ["done.webm"]
 
 
 def test_with_a_token_every_route_needs_it(tiny_onnx):

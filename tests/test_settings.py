@@ -6,8 +6,8 @@ import re
 import pytest
 
 import facekeypoints as fk
-from facekeypoints import recipe as recipe_mod
 from facekeypoints.errors import UserError
+from facekeypoints.training import recipe as recipe_mod
 
 from .cli_helpers import one_line_error, run
 

@@ -6,11 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from facekeypoints import predict, specialists, training
-from facekeypoints import recipe as recipe_mod
+from facekeypoints import data
 from facekeypoints.data import load_training
 from facekeypoints.errors import UserError
+from facekeypoints.inference import loading
 from facekeypoints.keypoints import COLUMNS, flip_permutation
+from facekeypoints.training import loop, specialists
+from facekeypoints.training import recipe as recipe_mod
 
 SMALL = {"conv": [[8, 3], [16, 2], [16, 2]], "dense": [32, 32], "dropout": [], "epochs": 2,
          "patience": 0, "batch_size": 32}
@@ -31,8 +33,8 @@ def test_each_specialist_trains_on_every_row_with_its_own_keypoints(synthetic_fi
     recipe = recipe_mod.load("model8")
     faces = load_training(synthetic_files["training.csv"])
     nose = specialists.member_recipe(recipe, "nose", recipe.groups["nose"])
-    train_set, val_set = training.prepare_data(nose, synthetic_files["training.csv"])
-    complete = training.prepare_data(recipe.replace(groups={}), synthetic_files["training.csv"])
+    train_set, val_set = data.prepare_data(nose, synthetic_files["training.csv"])
+    complete = data.prepare_data(recipe.replace(groups={}), synthetic_files["training.csv"])
     assert len(train_set) + len(val_set) == int((~np.isnan(faces.y[:, 20])).sum())
     assert len(train_set) > 2 * len(complete[0])  # far more rows than the dropna model sees
 
@@ -46,13 +48,13 @@ def group_run(tmp_path_factory, synthetic_files):
 
 
 def test_group_saves_and_loads_as_one_predictor_of_all_30_values(group_run, synthetic_files):
-    model = predict.load(group_run)
+    model = loading.load(group_run)
     assert model.columns == list(COLUMNS)
     faces = load_training(synthetic_files["training.csv"])
     pred = model.predict(faces.X[:5])
     assert pred.shape == (5, 30) and np.isfinite(pred).all()
     # Each column comes from its own specialist.
-    nose = predict.load(group_run / "nose")
+    nose = loading.load(group_run / "nose")
     assert np.allclose(pred[:, 20:22], nose.predict(faces.X[:5]), atol=1e-5)
 
 
@@ -61,27 +63,27 @@ def test_a_missing_or_mismatched_member_is_a_clear_error(group_run, tmp_path):
     shutil.copytree(group_run, broken)
     shutil.rmtree(broken / "nose")
     with pytest.raises(UserError, match="specialist 'nose' is missing"):
-        predict.load(broken)
+        loading.load(broken)
     mismatched = tmp_path / "mismatched"
     shutil.copytree(group_run, mismatched)
     manifest = json.loads((mismatched / "specialists.json").read_text())
     manifest["groups"]["nose"] = ["nose_tip_y", "nose_tip_x"]
     (mismatched / "specialists.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="specialist 'nose' predicts"):
-        predict.load(mismatched)
+        loading.load(mismatched)
 
 
 def test_transfer_copies_the_body_and_freezing_keeps_it_fixed(tmp_path, synthetic_files):
     base_recipe = recipe_mod.load("model7", SMALL)
-    base = training.train(base_recipe, synthetic_files["training.csv"], tmp_path / "base",
+    base = loop.train(base_recipe, synthetic_files["training.csv"], tmp_path / "base",
                        log=lambda s: None)
-    base_net = predict.load(base.path).net
+    base_net = loading.load(base.path).net
     recipe = recipe_mod.load("model9", SMALL | {"pretrained": str(base.path),
                                                 "freeze": "until:3", "epochs": 2,
                                                 "groups": {"nose": ["nose_tip"]}})
     out = specialists.train_group(recipe, synthetic_files["training.csv"], tmp_path / "m9",
                                   log=lambda s: None)
-    nose = predict.load(out.path / "nose").net
+    nose = loading.load(out.path / "nose").net
     # Frozen for all of its 2 epochs: every layer but the new 2-unit head is the base's.
     for mine, theirs in zip(nose.weights[:-2], base_net.weights[:-2], strict=True):
         assert np.array_equal(np.asarray(mine), np.asarray(theirs))
@@ -90,15 +92,74 @@ def test_transfer_copies_the_body_and_freezing_keeps_it_fixed(tmp_path, syntheti
     conv_frozen = recipe.replace(freeze="conv", body_learning_rate=None)
     out2 = specialists.train_group(conv_frozen, synthetic_files["training.csv"],
                                    tmp_path / "m9conv", log=lambda s: None)
-    conv_net = predict.load(out2.path / "nose").net
+    conv_net = loading.load(out2.path / "nose").net
     assert np.array_equal(np.asarray(conv_net.weights[0]), np.asarray(base_net.weights[0]))
     assert not np.array_equal(np.asarray(conv_net.weights[-4]), np.asarray(base_net.weights[-4]))
 
 
 def test_transfer_from_a_different_architecture_is_refused(tmp_path, synthetic_files):
-    base = training.train(recipe_mod.load("model1", {"epochs": 1}), synthetic_files["training.csv"],
+    base = loop.train(recipe_mod.load("model1", {"epochs": 1}), synthetic_files["training.csv"],
                        tmp_path / "base", log=lambda s: None)
     recipe = recipe_mod.load("model9", SMALL | {"pretrained": str(base.path)})
     with pytest.raises(UserError, match="weighted layers"):
         specialists.train_group(recipe, synthetic_files["training.csv"], tmp_path / "m9",
                                 log=lambda s: None)
+
+
+def test_a_group_interrupted_mid_member_resumes_that_member_where_it_stopped(
+        tmp_path, synthetic_files):
+    """SIGTERM during the first specialist: the message names the group, and `--resume` of the
+    group continues that member from its checkpoint (epochs and optimiser state) instead of
+    taking its folder for finished."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from facekeypoints.training.runs import RunFolder, load_arrays
+
+    out = tmp_path / "group"
+    groups = 'groups={eyes=["left_eye_center","right_eye_center"],nose=["nose_tip"]}'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facekeypoints.cli", "train", "--recipe", "model8", "--data",
+         str(synthetic_files["training.csv"]), "--out", str(out), "--epochs", "30",
+         "--set", groups, "--set", "conv=[[4,3],[4,2],[4,2]]", "--set", "dense=[8,8]",
+         "--set", "dropout=[]"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    eyes = RunFolder(out / "eyes")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(eyes.read_history()) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert f"continue with: facekeypoints train --out {out} --resume" in err
+    stopped_at = eyes.state()["epoch"]
+    assert 3 <= stopped_at < 30 and eyes.status() == "interrupted"
+    assert RunFolder(out).status() == "interrupted"
+    assert not (out / "nose").exists()
+
+    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "train", "--out",
+                           str(out), "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming {eyes.path} at epoch {stopped_at} of 30" in done.stdout
+    assert [int(r["epoch"]) for r in eyes.read_history()] == list(range(1, 31))
+    rows, batch = json.loads(eyes.data.read_text())["train_rows"], eyes.load_recipe().batch_size
+    steps = -(-rows // batch)
+    iterations = load_arrays(eyes.checkpoint / "optimizer.npz")[0]
+    assert int(iterations) == 30 * steps  # not (30 - stopped_at) * steps: the state went on
+    assert RunFolder(out).status() == "finished" and RunFolder(out / "nose").status() == "finished"
+
+
+def test_transfer_learning_takes_one_keras_net_and_names_anything_else(
+        tmp_path, group_run, tiny_onnx, synthetic_files):
+    from facekeypoints.training import recipe as recipes
+
+    mesh_run = tmp_path / "mesh"
+    mesh_run.mkdir()
+    (mesh_run / "recipe.toml").write_text(recipes.load("mesh").to_toml())
+    for base, expected in [(group_run, "a group of specialists"), (tiny_onnx, "a .onnx file"),
+                           (mesh_run, "a mesh run"), (tmp_path / "gone", "no such run")]:
+        with pytest.raises(UserError, match=expected) as error:
+            specialists.load_base(str(base))
+        assert f"pretrained = {base}" in str(error.value) and "\n" not in str(error.value)

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facekeypoints import recipe as recipe_mod
-from facekeypoints import submission, training
 from facekeypoints.errors import DataError
+from facekeypoints.inference import submission
+from facekeypoints.training import loop
+from facekeypoints.training import recipe as recipe_mod
 
 
 def test_writer_matches_kaggles_sample_submission_format(tmp_path, shared_faces):
@@ -23,10 +24,10 @@ def test_writer_matches_kaggles_sample_submission_format(tmp_path, shared_faces)
 
 def test_submit_fills_every_lookup_row_and_scores(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 2})
-    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=print)
-    from facekeypoints import predict
+    run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run", log=print)
+    from facekeypoints.inference import loading
 
-    table = submission.predict_lookup(predict.load(run.path), synthetic_files["test.csv"],
+    table = submission.predict_lookup(loading.load(run.path), synthetic_files["test.csv"],
                                       synthetic_files["IdLookupTable.csv"])
     lookup = pd.read_csv(synthetic_files["IdLookupTable.csv"])
     assert list(table["RowId"]) == list(lookup["RowId"])

@@ -5,10 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from facekeypoints import photos, predict
+from facekeypoints import geometry
+from facekeypoints.inference import loading
 from facekeypoints.keypoints import MEAN_SHAPE
-from facekeypoints.photo_eval import load_truth
-from facekeypoints.tracking import FaceTracker, OneEuroFilter, shape_error
+from facekeypoints.photos import FacePipeline, framing, reading
+from facekeypoints.photos.scores import load_truth
+from facekeypoints.photos.tracking import FaceTracker, OneEuroFilter, shape_error
 
 from .conftest import SHARED
 
@@ -30,10 +32,10 @@ def _rotate(rgb: np.ndarray, points: np.ndarray, degrees: float):
 
 @pytest.mark.parametrize("degrees", [-30, 20])
 def test_a_rolled_face_is_cropped_upright_and_its_keypoints_map_back(degrees):
-    rgb, truth = photos.read_photo(YOUTUBE / NAME), _truth()
+    rgb, truth = reading.read_photo(YOUTUBE / NAME), _truth()
     turned, turned_truth = _rotate(rgb, truth, degrees)
-    upright = photos.align_transform(turned_truth, upright=True)
-    plain = photos.align_transform(turned_truth)
+    upright = framing.align_transform(turned_truth, upright=True)
+    plain = framing.align_transform(turned_truth)
     in_crop = turned_truth @ upright[:, :2].T + upright[:, 2]
     eyes = in_crop[0] - in_crop[1]  # the eye line is level in the upright crop ...
     assert abs(np.degrees(np.arctan2(eyes[1], eyes[0]))) < 5
@@ -42,27 +44,27 @@ def test_a_rolled_face_is_cropped_upright_and_its_keypoints_map_back(degrees):
     assert abs(tilt) > abs(degrees) - 8  # ... and stays tilted without the rotation
     # the upright crop of the turned photo is the upright crop of the original photo
     grey, turned_grey = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (rgb, turned))
-    original = photos.crop_face(grey, photos.align_transform(truth, upright=True))
-    again = photos.crop_face(turned_grey, upright)
+    original = framing.crop_face(grey, framing.align_transform(truth, upright=True))
+    again = framing.crop_face(turned_grey, upright)
     assert np.abs(original - again)[16:80, 16:80].mean() < 0.03
     # crop coordinates go back to the turned photo exactly
-    assert np.abs(photos.to_photo(in_crop, upright) - turned_truth).max() < 1e-9
+    assert np.abs(geometry.apply(geometry.invert(upright), in_crop) - turned_truth).max() < 1e-9
     assert shape_error(in_crop) < 4 and shape_error(np.random.default_rng(0)
                                                     .uniform(0, 96, (15, 2))) > 10
 
 
 def test_the_pipeline_crops_a_rolled_face_upright_on_its_own_keypoints(photo_onnx):
     """Re-framing fits a similarity to the predicted keypoints: the crop turns with the face."""
-    rgb, truth = photos.read_photo(YOUTUBE / NAME), _truth()
+    rgb, truth = reading.read_photo(YOUTUBE / NAME), _truth()
     turned, turned_truth = _rotate(rgb, truth, 25)
-    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog", refine=1)
+    pipeline = FacePipeline(loading.load(photo_onnx), "hog", refine=1)
     grey = cv2.cvtColor(turned, cv2.COLOR_RGB2GRAY)
     # keypoints that sit where the turned face is: the crop follows them, rotation included
-    matrix = photos.align_transform(turned_truth, upright=pipeline.upright)
+    matrix = framing.align_transform(turned_truth, upright=pipeline.upright)
     angle = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
     assert abs(angle - 25) < 6  # turning the photo back by the face's roll
     (points,) = pipeline.predict_at(grey, [matrix])
-    crop = photos.crop_face(grey, matrix) * 255
+    crop = framing.crop_face(grey, matrix) * 255
     assert points.shape == (15, 2) and crop.std() > 10  # a real face, not a blank border
 
 
@@ -81,8 +83,8 @@ def _moving_video(rgb: np.ndarray, frames: int, step: float, leave: range = rang
 
 
 def test_the_tracker_follows_a_face_and_finds_it_again_when_it_comes_back(photo_onnx):
-    rgb = photos.read_photo(YOUTUBE / NAME)
-    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog")
+    rgb = reading.read_photo(YOUTUBE / NAME)
+    pipeline = FacePipeline(loading.load(photo_onnx), "hog")
     tracker = FaceTracker(pipeline, smooth=False, redetect_every=0, verify_every=5)
     counts = []
     for i, (frame, _) in enumerate(_moving_video(rgb, 30, 2.0, leave=range(10, 20))):
@@ -95,9 +97,9 @@ def test_the_tracker_follows_a_face_and_finds_it_again_when_it_comes_back(photo_
 
 
 def test_following_costs_less_than_detecting_every_frame(photo_onnx):
-    rgb = photos.read_photo(YOUTUBE / NAME)
+    rgb = reading.read_photo(YOUTUBE / NAME)
     frames = _moving_video(rgb, 12, 1.0)
-    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog")
+    pipeline = FacePipeline(loading.load(photo_onnx), "hog")
     tracker = FaceTracker(pipeline, smooth=False, redetect_every=0, verify_every=0)
     tracked = [tracker(f, i / 25) for i, (f, _) in enumerate(frames)]
     assert tracker.detections == 1 and all(len(faces) == 1 for faces in tracked)
@@ -123,11 +125,11 @@ def test_one_euro_steadies_a_still_point_and_follows_a_moving_one():
 
 
 def test_smoothing_steadies_the_keypoints_of_a_still_face_in_noisy_frames(photo_onnx):
-    rgb = photos.read_photo(YOUTUBE / NAME).astype(np.float32)
+    rgb = reading.read_photo(YOUTUBE / NAME).astype(np.float32)
     rng = np.random.default_rng(1)
     frames = [np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
               for _ in range(40)]
-    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog")
+    pipeline = FacePipeline(loading.load(photo_onnx), "hog")
     jitter = {}
     for smooth in (False, True):
         tracker = FaceTracker(pipeline, smooth=smooth, redetect_every=0)
@@ -153,9 +155,9 @@ def test_webcam_and_input_mistakes_are_one_line_errors(tmp_path, tiny_onnx):
 
 def test_smoothing_keeps_up_with_a_moving_face(photo_onnx):
     """A face gliding 2 px a frame: the smoothed keypoints follow it, a little behind."""
-    rgb = photos.read_photo(YOUTUBE / NAME)
+    rgb = reading.read_photo(YOUTUBE / NAME)
     frames = _moving_video(rgb, 30, 2.0)
-    pipeline = photos.FacePipeline(predict.load(photo_onnx), "hog")
+    pipeline = FacePipeline(loading.load(photo_onnx), "hog")
     centres = {}
     for smooth in (False, True):
         tracker = FaceTracker(pipeline, smooth=smooth, redetect_every=0)

@@ -10,10 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from facekeypoints import predict, runs, training
-from facekeypoints import recipe as recipe_mod
+from facekeypoints import data
 from facekeypoints.errors import UserError
-from facekeypoints.evaluation import rmse_pixels
+from facekeypoints.inference import loading
+from facekeypoints.keypoints import rmse_pixels
+from facekeypoints.training import loop, runs
+from facekeypoints.training import recipe as recipe_mod
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
@@ -24,7 +26,7 @@ def _epochs(run_dir):
 
 def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 3})
-    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+    run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                          log=lambda s: None)
     assert recipe_mod.load(str(run.recipe)) == recipe
     assert _epochs(run.path) == [1, 2, 3]
@@ -34,9 +36,9 @@ def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, syntheti
     assert history[-1]["elapsed"] == pytest.approx(sum(r["seconds"] for r in history), rel=1e-3)
     assert run.model.is_file() and json.loads(run.data.read_text())["split"] == "person"
     assert run.state()["epoch"] == 3
-    model = predict.load(run.path)
+    model = loading.load(run.path)
     assert model.columns == recipe.columns
-    from facekeypoints.evaluation import compare_runs, compare_table
+    from facekeypoints.inference.evaluation import compare_runs, compare_table
 
     frame = compare_runs([run.path])
     best = min(r["val_rmse"] for r in history)
@@ -53,7 +55,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_files):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "keep.txt").write_text("mine")
     with pytest.raises(UserError, match="pass --resume"):
-        training.train(recipe_mod.load("model1"), synthetic_files["training.csv"], tmp_path / "run")
+        loop.train(recipe_mod.load("model1"), synthetic_files["training.csv"], tmp_path / "run")
 
 
 def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, synthetic_files):
@@ -69,7 +71,7 @@ def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, syn
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
-    proc.wait()
+    proc.wait(timeout=60)
     killed_at = runs.RunFolder(out).state()["epoch"]
     assert 5 <= killed_at < 300 and not (out / "model.keras").exists()
 
@@ -81,30 +83,62 @@ def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, syn
     assert (out / "model.keras").is_file()
 
 
+def test_a_killed_adamw_cosine_run_resumes_its_schedule_and_optimiser_state(
+        tmp_path, synthetic_files):
+    """A resume that silently started again would restart the warm-up, reset the optimiser's
+    step count and number its epochs from 1: each is checked."""
+    out = tmp_path / "fast"
+    proc = subprocess.Popen(
+        [*CLI, "train", "--recipe", "fast", "--data", str(synthetic_files["training.csv"]),
+         "--epochs", "40", "--set", "conv=[[4,3],[4,3],[4,3]]", "--set", "dense=[8,8]",
+         "--checkpoint-seconds", "0", "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = runs.RunFolder(out)
+    deadline = time.time() + 120
+    while time.time() < deadline and (run.state() or {}).get("epoch", 0) < 4:
+        time.sleep(0.05)
+    assert run.status() == "running"
+    with pytest.raises(UserError, match="still running"):
+        runs.RunFolder.claim(out, resume=True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    killed_at = run.state()["epoch"]
+    assert 4 <= killed_at < 40 and run.status() == "interrupted"
+
+    loop.train(None, None, out, resume=True, log=lambda s: None, progress=False)
+    history = run.read_history()
+    assert [int(r["epoch"]) for r in history] == list(range(1, 41))
+    rates = [r["learning_rate"] for r in history]
+    assert all(b < a for a, b in zip(rates[1:], rates[2:], strict=False)), rates  # cosine
+    steps = -(-json.loads(run.data.read_text())["train_rows"] // run.load_recipe().batch_size)
+    assert int(runs.load_arrays(run.checkpoint / "optimizer.npz")[0]) == 40 * steps
+    assert run.status() == "finished" and run.summary()["epoch"] == 40
+
+
 def test_a_finished_run_can_be_extended_past_its_planned_epochs(tmp_path, synthetic_files):
     recipe = recipe_mod.load("model1", {"epochs": 2})
-    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+    run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                       log=lambda s: None)
-    before = predict.load(run.path).net.get_weights()
-    training.train(None, None, run.path, resume=True, epochs=5, log=lambda s: None)
+    before = loading.load(run.path).net.get_weights()
+    loop.train(None, None, run.path, resume=True, epochs=5, log=lambda s: None)
     assert _epochs(run.path) == [1, 2, 3, 4, 5]
     assert run.load_recipe().epochs == 5
-    after = predict.load(run.path).net.get_weights()
+    after = loading.load(run.path).net.get_weights()
     assert not np.allclose(before[0], after[0])
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path, synthetic_files):
     # A learning rate this high makes validation loss worse after the first epochs.
     recipe = recipe_mod.load("model1", {"epochs": 60, "patience": 3, "learning_rate": 0.2})
-    run = training.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+    run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                       log=lambda s: None)
     history = run.read_history()
     best = min(history, key=lambda r: r["val_loss"])
     assert len(history) == best["epoch"] + 3 < 60
     summary = json.loads((run.path / "summary.json").read_text())
     assert summary["stopped_early"] and summary["best_epoch"] == best["epoch"]
-    _, val = training.prepare_data(recipe, synthetic_files["training.csv"])
-    pred = predict.load(run.path).predict_scaled(val.X)
+    _, val = data.prepare_data(recipe, synthetic_files["training.csv"])
+    pred = loading.load(run.path).predict_scaled(val.X)
     assert rmse_pixels(val.y, pred) == pytest.approx(best["val_rmse"], rel=1e-3)
 
 
@@ -131,23 +165,23 @@ def test_recipes_train_as_on_a_gpu_in_mixed_float16_under_xla(name, synthetic_fi
     optimiser's loss scaling in play) and the train step compiled by XLA, with FastDropout."""
     import keras
 
-    from facekeypoints import accelerator, models
+    from facekeypoints.training import accelerator, models
 
     recipe = recipe_mod.load(name, {"precision": "mixed", "batch_size": 32, "dropna": False})
     try:
         with accelerator.training_scope(recipe):
-            train_set, val_set = training.prepare_data(recipe, synthetic_files["training.csv"])
+            train_set, val_set = data.prepare_data(recipe, synthetic_files["training.csv"])
             net = models.build(recipe, len(recipe.columns))
-            trainer = training.build_trainer(recipe, net, len(train_set))
+            trainer = loop.build_trainer(recipe, net, len(train_set))
             trainer.jit_compile = keras.backend.backend() != "torch"
             before = net.get_weights()
-            training.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
+            loop.fit_epochs(trainer, train_set, recipe.batch_size, epochs=2)
         assert keras.backend.standardize_dtype(net.layers[-1].compute_dtype) == "float32"
         assert any(keras.backend.standardize_dtype(layer.compute_dtype) == "float16"
                    for layer in net.layers)
         assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
         assert all(not np.allclose(a, b) for a, b in zip(before, net.get_weights(), strict=True))
-        pred = predict.predict_scaled(net, val_set.X)
+        pred = models.predict_scaled(net, val_set.X)
         assert pred.dtype == np.float32 and np.isfinite(pred).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -158,29 +192,29 @@ def test_a_measured_mirror_axis_is_kept_and_travels_with_the_model(tmp_path, syn
     """`mirror = "measured"` measures the labels' mirror axis once (the face mesh), keeps it in
     the run folder, and flip TTA un-mirrors about it wherever the model goes: the run folder,
     its .keras file and its ONNX export predict alike."""
+    from facekeypoints.inference.export import export_onnx
     from facekeypoints.keypoints import MIRROR_X, flip_permutation, x_mask
-    from facekeypoints.onnx_export import export_onnx
 
     settings = {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]], "dense": [16, 16], "tta": True,
                 "flip": True, "mirror": "measured"}
-    run = training.train(recipe_mod.load("model2", settings), synthetic_files["training.csv"],
+    run = loop.train(recipe_mod.load("model2", settings), synthetic_files["training.csv"],
                          tmp_path / "run", log=lambda s: None)
     axis = np.array(json.loads(run.mirror_file.read_text()))
     is_x, perm = x_mask(run.load_recipe().columns), flip_permutation(run.load_recipe().columns)
     assert (axis[~is_x] == MIRROR_X).all() and np.isfinite(axis).all()
     assert (axis == axis[perm]).all() and (axis[is_x] != MIRROR_X).all()
     # resuming reads the kept axis instead of measuring again
-    assert (training.measure_mirror_axis(run, run.load_recipe(), None, print, False) == axis).all()
+    assert (loop.measure_mirror_axis(run, run.load_recipe(), None, print, False) == axis).all()
 
     X = np.random.default_rng(0).uniform(0, 1, (4, 96, 96, 1)).astype(np.float32)
-    from_run = predict.load(run.path)
-    from_keras = predict.load(run.model)
-    from_onnx = predict.load(export_onnx(from_run, tmp_path / "model.onnx"))
+    from_run = loading.load(run.path)
+    from_keras = loading.load(run.model)
+    from_onnx = loading.load(export_onnx(from_run, tmp_path / "model.onnx"))
     for model in (from_run, from_keras, from_onnx):
         np.testing.assert_array_equal(np.broadcast_to(model.mirror_axis, axis.shape), axis)
     np.testing.assert_allclose(from_onnx.predict(X), from_run.predict(X), atol=1e-3)
     assert np.abs(from_run.predict(X) - _tta_about(from_run, X, MIRROR_X)).max() > 0.1
-    assert predict.load(tiny_run.path).mirror_axis == MIRROR_X  # mirror = "pixel"
+    assert loading.load(tiny_run.path).mirror_axis == MIRROR_X  # mirror = "pixel"
 
 
 def _tta_about(model, X, axis):

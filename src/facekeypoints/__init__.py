@@ -23,7 +23,7 @@ __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
-    "synthetic_data", "train", "validation_set", "average",
+    "synthetic_data", "train", "validation_set", "average", "plot_samples", "detect_files",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
         build_model,
         compare,
         detect,
+        detect_files,
         evaluate,
         export,
         get_recipe,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
         plot_curves,
         plot_faces,
         plot_model,
+        plot_samples,
         recipes,
         score,
         submit,

@@ -10,7 +10,6 @@ synthetic faces: `tmp` is a scratch folder, `tmp_faces` the files `fk.synthetic_
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -19,28 +18,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import data as data_mod
-from . import recipe as recipe_mod
-from . import runs as runs_mod
 from .data import Faces
 from .errors import UserError
-from .evaluation import Evaluation
-from .keypoints import COLUMNS, KEYPOINTS, columns_of
-from .predict import Predictor
+from .inference.evaluation import Evaluation
+from .inference.predictor import Predictor
+from .keypoints import COLUMNS, KEYPOINTS, columns_of, unscale
 from .quiet_import import quiet_keras
-from .recipe import Given, Recipe
+from .training import recipe as recipe_mod
+from .training.recipe import Given, Recipe
+from .training.runs import HISTORY_FIELDS, RunFolder, free_folder
 
 if TYPE_CHECKING:
     import keras
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .photos import Face, FacePipeline
+    from .photos.pipeline import Face, FacePipeline
 
 __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
-    "synthetic_data", "train", "validation_set", "average",
+    "synthetic_data", "train", "validation_set", "average", "plot_samples", "detect_files",
 ]
 
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
@@ -94,7 +93,7 @@ def load_frame(path: str | Path) -> pd.DataFrame:
         ids, X = data_mod.load_test(path)
         return pd.DataFrame({"ImageId": ids, "Image": list(X[..., 0])})
     faces = data_mod.load_training(path)
-    frame = pd.DataFrame(data_mod.unscale(faces.y), columns=list(COLUMNS))
+    frame = pd.DataFrame(unscale(faces.y), columns=list(COLUMNS))
     frame["Image"] = list(faces.X[..., 0])
     if faces.persons is not None:
         frame["person"] = faces.persons
@@ -110,7 +109,7 @@ def synthetic_data(folder: str | Path, n_train: int = 800, n_test: int = 100,
     >>> sorted(fk.synthetic_data(tmp / "faces"))[:2]
     ['IdLookupTable.csv', 'solution.csv']
     """
-    from . import synthetic
+    from .data import synthetic
 
     return synthetic.write_kaggle_files(folder, n_train=n_train, n_test=n_test, seed=seed)
 
@@ -171,7 +170,7 @@ def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
     924730
     """
     quiet_keras()
-    from . import models
+    from .training import models
 
     r = get_recipe(recipe, **settings)
     return models.build(r, len(r.columns))
@@ -204,13 +203,19 @@ class Run:
 
     @property
     def recipe(self) -> Recipe:
-        return runs_mod.RunFolder(self.path).load_recipe()
+        return RunFolder(self.path).load_recipe()
+
+    @property
+    def status(self) -> str:
+        """"running", "interrupted" (resume it with `train(None, out=..., resume=True)`) or
+        "finished"."""
+        return RunFolder(self.path).status()
 
     @property
     def members(self) -> list[Run]:
         """Each specialist of a group run; [self] for one net."""
-        return [self] if not runs_mod.is_group(self.path) else \
-            [Run(p) for p in runs_mod.group_members(self.path)]
+        folder = RunFolder(self.path)
+        return [Run(m.path) for m in folder.members()] if folder.is_group else [self]
 
     @property
     def history(self) -> pd.DataFrame:
@@ -220,8 +225,7 @@ class Run:
 
         frames = []
         for member in self.members:
-            frame = pd.DataFrame(runs_mod.RunFolder(member.path).read_history(),
-                                 columns=runs_mod.HISTORY_FIELDS)
+            frame = pd.DataFrame(RunFolder(member.path).read_history(), columns=HISTORY_FIELDS)
             frame["epoch"] = frame["epoch"].astype(int)
             if member is not self:
                 frame.insert(0, "member", member.path.name)
@@ -279,11 +283,8 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
         if given:
             raise UserError(f"{given[0].origin}: a resumed run keeps its recipe; only the epochs "
                             "can change (start a new run to change settings)")
-        if not (Path(out) / "recipe.toml").is_file():
-            raise UserError(f"--out {out}: no run to resume there (no recipe.toml)")
-        resolved, out = runs_mod.RunFolder(Path(out)).load_recipe(), Path(out)
-        if resolved.model == "mesh":
-            data = data or json.loads((out / "data.json").read_text())["data"]
+        out = Path(out)
+        resolved = RunFolder.claim(out, resume=True).load_recipe()
     else:
         if recipe is None or data is None:
             raise UserError("train needs a recipe and a data file (--recipe NAME --data FILE), "
@@ -291,23 +292,26 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
         if epochs is not None:
             given = [*given, Given("epochs", epochs, epochs_origin)]
         resolved = _resolve(recipe, given)  # every setting checked before TensorFlow loads
-        out = Path(out) if out is not None else runs_mod.free_folder(Path("runs") / resolved.name)
-    if resolved.model == "mesh":  # the pretrained mesh and its head: no TensorFlow involved
-        from . import mesh
+        out = Path(out) if out is not None else free_folder(Path("runs") / resolved.name)
+        RunFolder.claim(out)  # a folder in use is refused before any data is read
+    if resolved.model == "mesh":  # the pretrained mesh and its heads: no TensorFlow involved
+        from .training import mesh
 
-        return Run(mesh.train(resolved, data, out, log, progress).path)
+        return Run(mesh.train(None if resume else resolved, data, out, resume, log,
+                              progress).path)
     quiet_keras()
-    from . import specialists, training
+    from .training import loop, specialists
 
     if resolved.groups:
-        run = specialists.train_group(resolved, data, out, epochs=epochs if resume else None,
+        run = specialists.train_group(None if resume else resolved, data, out, resume=resume,
+                                      epochs=epochs if resume else None,
                                       checkpoint_seconds=checkpoint_seconds,
                                       max_seconds=max_seconds, log=log, progress=progress)
     else:
-        run = training.train(None if resume else resolved, data, out, resume=resume,
-                             epochs=epochs if resume else None,
-                             checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
-                             log=log, progress=progress, devices=devices)
+        run = loop.train(None if resume else resolved, data, out, resume=resume,
+                         epochs=epochs if resume else None,
+                         checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
+                         log=log, progress=progress, devices=devices)
     return Run(run.path)
 
 
@@ -324,29 +328,59 @@ def load_model(model: ModelLike | Run) -> Predictor:
     >>> model.predict(X[:5]).shape, model.columns[0]
     ((5, 30), 'left_eye_center_x')
     """
-    from . import predict
+    from .inference.loading import load
 
-    return predict.load(model)
+    return load(model)
 
 
-def evaluate(model: ModelLike | Run, data: str | Path | Run | None = None,
-             tta: bool | None = None) -> Evaluation:
-    """RMSE in pixels, overall and per keypoint, on a labelled file, or where `data` is None on
-    the run's own held-out people. `tta` turns flip test-time augmentation on or off (default:
-    as the model was trained); what history.csv and `compare` log is without it.
+def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = None,
+             tta: bool | None = None, *, details: bool = False,
+             train: bool = False) -> Evaluation:
+    """RMSE in pixels, overall and per keypoint, on a labelled file or `Faces`, or where `data`
+    is None on the run's own held-out people (an average's too). `tta` turns flip test-time
+    augmentation on or off (default: as the model was trained); what history.csv and
+    `compare` log is without it. `details` adds what `facekeypoints evaluate` prints beside the
+    table: the figure without flip TTA, and on held-out people the mean-shape baseline;
+    `train` adds the RMSE on the faces the run trained on.
 
     >>> result = fk.evaluate(trained)
     >>> result.faces > 0 and 0 < result.rmse < 48, result.tta
     (True, False)
     >>> fk.evaluate(trained, tmp_faces["training.csv"]).labels > result.labels
     True
+    >>> fk.evaluate(trained, fk.validation_set(trained)).rmse == result.rmse
+    True
+    >>> full = fk.evaluate(trained, details=True, train=True)
+    >>> full.mean_shape_rmse > 0 and full.train_rmse > 0
+    True
     """
-    from .evaluation import evaluate as run_eval
+    from .inference.evaluation import evaluate as run_eval
+    from .inference.evaluation import mean_shape_rmse
 
     predictor = load_model(model)
-    if data is None or isinstance(data, Run):
-        return run_eval(predictor, validation_set(data if data is not None else model), tta)
-    return run_eval(predictor, data_mod.load_training(data), tta)
+    train_set = None
+    if isinstance(data, Faces):
+        faces, title = data, f"{len(data)} faces"
+    elif data is None or isinstance(data, Run):
+        run = data if data is not None else model
+        faces = validation_set(run)
+        train_set = validation_set(run, "train")
+        title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
+    else:
+        faces, title = data_mod.load_training(data), str(data)
+    result = run_eval(predictor, faces, tta)
+    if details:
+        result.title = title
+        if result.tta:
+            result.rmse_without_tta = run_eval(predictor, faces, tta=False).rmse
+        if train_set is not None:
+            result.mean_shape_rmse = mean_shape_rmse(train_set, faces)
+    if train:
+        if train_set is None:
+            raise UserError("--train reports the RMSE on the faces a run trained on: give a "
+                            "run folder and no --data")
+        result.train_rmse = run_eval(predictor, train_set).rmse
+    return result
 
 
 def average(*models: str | Path | Run, out: str | Path,
@@ -364,7 +398,7 @@ def average(*models: str | Path | Run, out: str | Path,
     >>> fk.load_model(tmp / "both").predict(fk.load(tmp_faces["test.csv"])[0][:2]).shape
     (2, 30)
     """
-    from . import ensemble
+    from .inference import ensemble
 
     if len(models) < 2:
         raise UserError("average: give two or more models")
@@ -393,15 +427,16 @@ def average(*models: str | Path | Run, out: str | Path,
 
 
 def _held_out_people(path: Path) -> list[str] | None:
-    info = path / "data.json"
-    if not info.is_file():
+    if not (path / "data.json").is_file():
         return None
-    return json.loads(info.read_text()).get("validation_persons")
+    return RunFolder(path).data_record().get("validation_persons")
 
 
 def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     """The faces a run held out (whole people, complete labels), or with on="train" the faces
-    it trained on, as it chose them: `.X`, `.y` (scaled), `.columns`, `.persons`.
+    it trained on, as it chose them: `.X`, `.y` (scaled), `.columns`, `.persons`. For an
+    average of runs, those its members held out (the same people, or it would not have been
+    fitted).
 
     >>> held_out = fk.validation_set(trained)
     >>> held_out.X.shape[1:], len(set(held_out.persons) & set(fk.validation_set(trained, "train")
@@ -409,11 +444,16 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     ((96, 96, 1), 0)
     """
     path = Path(getattr(run, "path", run)) if not isinstance(run, Predictor) else None
-    folder = runs_mod.RunFolder(path) if path is not None else None
-    if folder is None or not folder.data.is_file():
+    if path is not None and (path / "average.json").is_file():
+        from .inference import ensemble
+
+        members, _ = ensemble.read(path)
+        return validation_set(members[0], on)
+    if path is None or not (path / "data.json").is_file():
         raise UserError(f"MODEL {path or run}: not a run folder, so give a labelled data file "
                         "to evaluate on")
-    data_path = json.loads(folder.data.read_text())["data"]
+    folder = RunFolder(path)
+    data_path = folder.data_path()
     if not Path(data_path).exists():
         raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
                         "FILE")
@@ -428,7 +468,7 @@ def compare(*runs: str | Path | Run) -> pd.DataFrame:
     >>> fk.compare(trained)[["recipe", "epochs"]].values.tolist()
     [['model1', 2]]
     """
-    from .evaluation import compare_runs
+    from .inference.evaluation import compare_runs
 
     return compare_runs([Path(getattr(r, "path", r)) for r in runs])
 
@@ -443,7 +483,7 @@ def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
     >>> bool(np.allclose(onnx_model.predict(X[:3]), keras_model.predict(X[:3]), atol=1e-3))
     True
     """
-    from .onnx_export import export_onnx
+    from .inference.export import export_onnx
 
     path = Path(getattr(model, "path", model)) if not isinstance(model, Predictor) else None
     if out is None:
@@ -466,7 +506,7 @@ def submit(model: ModelLike | Run, test: str | Path, lookup: str | Path,
     >>> sub.columns.tolist(), len(sub) == len(open(tmp / "submission.csv").readlines()) - 1
     (['RowId', 'Location'], True)
     """
-    from . import submission
+    from .inference import submission
 
     table = submission.predict_lookup(load_model(model), test, lookup, progress)
     if out is not None:
@@ -482,7 +522,7 @@ def score(submission_file: str | Path, solution: str | Path) -> float:
     >>> 0 < fk.score(tmp / "mine.csv", tmp_faces["solution.csv"]) < 48
     True
     """
-    from . import submission
+    from .inference import submission
 
     return submission.score(submission_file, solution)[0]
 
@@ -516,6 +556,26 @@ def plot_faces(X: np.ndarray, keypoints: np.ndarray | None = None,
     return plots.face_grid(X, keypoints, truth, title, columns)
 
 
+def plot_samples(model: ModelLike | Run, data: str | Path, seed: int = 0) -> Figure:
+    """Sixteen faces of a training or test file (chosen by `seed`) with the model's keypoints
+    in red, and the labels, where the file has them, as green crosses.
+
+    >>> fig = fk.plot_samples(trained, tmp_faces["training.csv"])
+    >>> len([ax for ax in fig.axes if ax.images]), "labelled" in fig.texts[0].get_text()
+    (16, True)
+    """
+    predictor = load_model(model)
+    X, y = load(data, dropna=False)
+    truth = None if y is None else unscale(y[:, [COLUMNS.index(c) for c in predictor.columns]])
+    pick = np.sort(np.random.default_rng(seed).permutation(len(X))[:16])
+    title = f"{predictor.name}: predicted (red)" + (", labelled (green)" if truth is not None
+                                                   else "")
+    if "synthetic" in str(data).lower():
+        title = "SYNTHETIC faces - " + title
+    return plot_faces(X[pick], predictor.predict(X[pick]),
+                      None if truth is None else truth[pick], title)
+
+
 def plot_model(model: ModelLike | Run | Recipe | keras.Model) -> Figure:
     """The architecture of a trained model, a recipe (name, file or Recipe) or a Keras model:
     Keras' diagram where graphviz is installed, else its layer summary.
@@ -545,6 +605,16 @@ def _net_of(model):
 # ----------------------------------------------------------------------------- photos
 
 
+def _pipeline(model: ModelLike | Run | FacePipeline, detector: str,
+              prefer_onnx: bool = False) -> FacePipeline:
+    from .inference.loading import load as load_any
+    from .photos.pipeline import FacePipeline
+
+    if isinstance(model, FacePipeline):
+        return model
+    return FacePipeline(load_any(model, prefer_onnx=prefer_onnx), detector)
+
+
 def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline,
            detector: str = "hog") -> list[Face]:
     """Faces and their 15 keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
@@ -556,10 +626,9 @@ def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline
     >>> len(faces) > 0, faces[0].keypoints.shape
     (True, (15, 2))
     """
-    from .photos import FacePipeline, PhotoError, read_photo
+    from .photos.reading import PhotoError, read_photo
 
-    pipeline = model if isinstance(model, FacePipeline) else FacePipeline(load_model(model),
-                                                                          detector)
+    pipeline = _pipeline(model, detector)
     if isinstance(photo, np.ndarray):
         rgb = photo
         if rgb.ndim == 2:
@@ -570,3 +639,25 @@ def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline
     else:
         rgb = read_photo(photo)
     return pipeline.faces_in(rgb)
+
+
+def detect_files(inputs: Sequence[str | Path], model: ModelLike | Run | FacePipeline,
+                 out: str | Path = "detections", *, detector: str = "hog", draw: bool = True,
+                 smooth: bool = True, progress: str | bool = "auto",
+                 log: Callable[[str], None] | None = print) -> dict:
+    """What `facekeypoints detect` does: every photo and video in `inputs` (files or folders)
+    into `out`: keypoints.json and keypoints.csv, annotated pictures, and per video its
+    keypoints CSV and annotated copy (faces followed from frame to frame, smoothed unless
+    `smooth=False`). Everything readable is written even where some inputs are not; the
+    summary counts them (`unreadable`, `skipped`). An exported run loads from its ONNX file.
+
+    >>> summary = fk.detect_files([SHARED / "photos" / "dlib"], trained, tmp / "found",
+    ...                           draw=False, progress=False, log=None)
+    >>> summary["files"] > 0, (tmp / "found" / "keypoints.json").is_file()
+    (True, True)
+    """
+    from .photos.detect import run_detect
+
+    pipeline = _pipeline(model, detector, prefer_onnx=True)
+    return run_detect([str(i) for i in inputs], pipeline, Path(out), draw,
+                      log or (lambda line: None), progress, smooth)

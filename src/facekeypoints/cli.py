@@ -47,7 +47,7 @@ def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, s
           settings, tensorboard, out, resume, checkpoint_seconds, max_minutes, progress) -> None:
     """Train a recipe; writes a run folder with history, checkpoints and model.keras."""
     from . import api
-    from .recipe import Given, parse_setting
+    from .training.recipe import Given, parse_setting
 
     options = {"batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
                "seed": seed, "validation": validation, "tensorboard": tensorboard}
@@ -74,28 +74,9 @@ def evaluate(model, data_path, on_train) -> None:
 
     With flip test-time augmentation where the model uses it (as `submit` predicts), and the
     figure without it (what history.csv and `compare` log)."""
-    from . import api, data
-    from .evaluation import evaluate as run_eval
-    from .evaluation import mean_shape_rmse
+    from . import api
 
-    predictor = api.load_model(model)
-    if data_path:
-        faces = data.load_training(data_path)
-        click.echo(f"{data_path}:")
-    else:
-        train_set, faces = api.validation_set(model, "train"), api.validation_set(model)
-        click.echo(f"validation set of {model} ({len(faces)} faces):")
-    result = run_eval(predictor, faces)
-    click.echo(result.table())
-    if predictor.tta:
-        click.echo(f"without flip TTA (as history.csv and compare log it): "
-                   f"{run_eval(predictor, faces, tta=False).rmse:.3f} px")
-    if not data_path:
-        click.echo(f"mean-shape baseline on the same faces: "
-                   f"{mean_shape_rmse(train_set, faces):.3f} px")
-        if on_train:
-            click.echo(f"training RMSE (no dropout, no augmentation): "
-                       f"{run_eval(predictor, train_set).rmse:.3f} px")
+    click.echo(api.evaluate(model, data_path, details=True, train=on_train).report())
 
 
 @cli.command()
@@ -117,7 +98,7 @@ def submit(model, test_path, lookup_path, out) -> None:
 @click.option("--solution", required=True, type=click.Path(), help="RowId,Location truth file.")
 def score(submission_path, solution) -> None:
     """RMSE in pixels of a submission against a solution file."""
-    from . import submission
+    from .inference import submission
 
     rmse, rows = submission.score(submission_path, solution)
     click.echo(f"RMSE {rmse:.4f} px over {rows} rows")
@@ -146,22 +127,9 @@ def plot_curves(runs, out) -> None:
 @click.option("--seed", default=0, show_default=True, help="Which 16 faces to draw.")
 def plot_samples(model, data_path, out, seed) -> None:
     """A 4x4 grid of faces with the model's keypoints."""
-    import numpy as np
+    from . import api, plots
 
-    from . import api, data, plots
-
-    predictor = api.load_model(model)
-    X, y = api.load(data_path, dropna=False)
-    truth = None if y is None else data.unscale(
-        y[:, [api.COLUMNS.index(c) for c in predictor.columns]])
-    pick = np.sort(np.random.default_rng(seed).permutation(len(X))[:16])
-    title = f"{predictor.name}: predicted (red)" + (", labelled (green)" if truth is not None
-                                                   else "")
-    if "synthetic" in str(data_path).lower():
-        title = "SYNTHETIC faces - " + title
-    fig = api.plot_faces(X[pick], predictor.predict(X[pick]),
-                         None if truth is None else truth[pick], title)
-    click.echo(f"wrote {plots.save(fig, out, dpi=100)}")
+    click.echo(f"wrote {plots.save(api.plot_samples(model, data_path, seed), out, dpi=100)}")
 
 
 @plot.command("model")
@@ -178,7 +146,7 @@ def plot_model(model, out) -> None:
 @click.argument("name", required=False)
 def recipes(name) -> None:
     """List the built-in recipes, or print one (copy it, edit it, pass it to --recipe)."""
-    from . import recipe as recipe_mod
+    from .training import recipe as recipe_mod
 
     if name:
         click.echo(recipe_mod.builtin_text(name), nl=False)
@@ -194,7 +162,7 @@ def recipes(name) -> None:
 def compare(runs) -> None:
     """A table comparing runs: best and last validation RMSE, epochs, seconds per epoch."""
     from . import api
-    from .evaluation import compare_table
+    from .inference.evaluation import compare_table
 
     click.echo(compare_table(api.compare(*runs)))
 
@@ -226,7 +194,7 @@ def average(models, out, weights) -> None:
 def demo(out, epochs, fast_epochs) -> None:
     """The whole pipeline on built-in SYNTHETIC faces: train, plot, evaluate, submit, score."""
     from .demo import run_demo
-    from .runs import free_folder
+    from .training.runs import free_folder
 
     run_demo(Path(out) if out else free_folder(Path("runs") / "demo"), epochs, fast_epochs,
              click.echo)
@@ -241,8 +209,8 @@ def _model_option(func):
 
 def _require_model(model: str | None) -> str:
     if not model:
-        raise UserError("--model is needed: a run folder, .keras or .onnx file; train one with "
-                        "`facekeypoints train --recipe fast --data training.csv`")
+        raise UserError("--model is needed: a run folder, .keras or .onnx file; for photos "
+                        "train one with `facekeypoints train --recipe mesh --data training.csv`")
     return model
 
 
@@ -270,21 +238,24 @@ def detect(inputs, model, detector, out, no_draw, progress, no_smooth, webcam,
 
     Exit code 0: every input was read; 3: some could not be (each is named above, and the
     rest are written as usual); 2: a usage error, or nothing to process at all."""
-    from .detection import run_detect, run_webcam
+    from . import api
     from .errors import SomeInputsUnreadable
-    from .photos import FacePipeline
-    from .predict import load
 
     if bool(inputs) == (webcam is not None):
         raise UserError("detect needs photos, folders or videos to read, or --webcam N "
                         "(one of the two)")
-    pipeline = FacePipeline(load(_require_model(model), prefer_onnx=True), detector)
     log = lambda line: click.echo(line, err=True)  # noqa: E731
     if webcam is not None:
+        from .inference.loading import load
+        from .photos.detect import run_webcam
+        from .photos.pipeline import FacePipeline
+
+        pipeline = FacePipeline(load(_require_model(model), prefer_onnx=True), detector)
         run_webcam(webcam, pipeline, Path(out), not no_draw, log, max_frames, not no_smooth)
         return
-    summary = run_detect(list(inputs), pipeline, Path(out), not no_draw, log, progress,
-                         not no_smooth)
+    summary = api.detect_files(inputs, _require_model(model), out, detector=detector,
+                               draw=not no_draw, smooth=not no_smooth, progress=progress,
+                               log=log)
     failed = summary["unreadable"] + len(summary["skipped"])
     if failed:
         total = summary["files"] + len(summary["skipped"])
@@ -299,9 +270,9 @@ def detect(inputs, model, detector, out, no_draw, progress, no_smooth, webcam,
 @click.option("--detector", default="hog", show_default=True, type=click.Choice(["hog", "haar"]))
 def evaluate_photos(folder, truth, model, detector) -> None:
     """Detection rate, normalised mean error per keypoint, and ms per face on photographs."""
-    from .photo_eval import evaluate_photos as run
-    from .photos import FacePipeline
-    from .predict import load
+    from .inference.loading import load
+    from .photos.pipeline import FacePipeline
+    from .photos.scores import evaluate_photos as run
 
     pipeline = FacePipeline(load(_require_model(model)), detector)
     scores = run(pipeline, folder, truth)
@@ -334,8 +305,8 @@ def serve(model, host, port, detector, token, runs_folder, upload_mb, max_pixels
     """A local web page and HTTP API: POST /api/keypoints (multipart field `image`),
     GET /api/health, docs at /docs, the page at /."""
     try:
-        from .server import Limits
-        from .server import serve as run_server
+        from .serve.app import serve as run_server
+        from .serve.service import Limits
     except ImportError as e:
         raise UserError(f"serve needs the web extras ({e.name} is missing): "
                         "pip install 'facekeypoints[serve]'") from None

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from . import api, plots
 from .errors import UserError
-from .evaluation import mean_shape_rmse
 
 
 def run_demo(out: Path, cnn_epochs: int = 20, fast_epochs: int = 15,
@@ -30,10 +29,10 @@ def run_demo(out: Path, cnn_epochs: int = 20, fast_epochs: int = 15,
                         out / "curves.png")
     log(f"== learning curves: {curves}")
     for run in runs:
-        result = run.evaluate()
-        baseline = mean_shape_rmse(api.validation_set(run, "train"), api.validation_set(run))
+        result = api.evaluate(run, details=True)
         log(f"== {run.path.name}: validation RMSE {result.rmse:.3f} px "
-            f"({'with' if result.tta else 'no'} flip TTA; mean-shape baseline {baseline:.3f} px)")
+            f"({'with' if result.tta else 'no'} flip TTA; mean-shape baseline "
+            f"{result.mean_shape_rmse:.3f} px)")
 
     best = runs[-1]
     X, _ = api.load(files["test.csv"])

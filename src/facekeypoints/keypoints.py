@@ -89,3 +89,26 @@ def keypoint_names(columns: list[str] | tuple[str, ...]) -> list[str]:
 
 def columns_of(keypoints: list[str] | tuple[str, ...]) -> list[str]:
     return [f"{k}_{axis}" for k in keypoints for axis in ("x", "y")]
+
+
+# ----------------------------------------------------------------------------- units
+
+CENTRE = IMAGE_SIZE / 2
+
+
+def scale(y_pixels: np.ndarray) -> np.ndarray:
+    """Pixels of the 96x96 face -> the units the nets learn, (y - 48) / 48, in [-1, 1]."""
+    return ((np.asarray(y_pixels, dtype=np.float32) - CENTRE) / CENTRE).astype(np.float32)
+
+
+def unscale(y_scaled: np.ndarray) -> np.ndarray:
+    return np.asarray(y_scaled, dtype=np.float32) * CENTRE + CENTRE
+
+
+def rmse_pixels(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """RMSE in pixels over the labels present (scaled units times 48); NaN with none."""
+    present = ~np.isnan(y_true)
+    if not present.any():
+        return float("nan")
+    err = (y_pred - np.nan_to_num(y_true))[present]
+    return float(np.sqrt(np.mean(err**2)) * CENTRE)

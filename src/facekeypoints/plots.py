@@ -27,13 +27,13 @@ def save(fig: Figure, out: str | Path, dpi: int = 110) -> Path:
 
 def learning_curves(runs: list[str | Path], title: str = "") -> Figure:
     """Train (solid) and validation (dashed) loss of several runs on a log scale, and val RMSE."""
-    from .runs import RunFolder, group_members
+    from .training.runs import RunFolder
 
-    runs = [member for path in runs for member in group_members(path)]
+    folders = [member for path in runs for member in RunFolder(Path(path)).members()]
     fig = Figure(figsize=(12, 4.5))
     ax_loss, ax_rmse = fig.subplots(1, 2)
-    for i, path in enumerate(runs):
-        run = RunFolder(Path(path))
+    for i, run in enumerate(folders):
+        path = run.path
         hist = run.read_history()
         if not hist:
             raise UserError(f"{path}: the run has no history.csv yet")

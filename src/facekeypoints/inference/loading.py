@@ -1,0 +1,91 @@
+"""MODEL as the command line takes it, loaded: a run folder (one net, a group of specialists, a
+mesh run or an average of models), a saved .keras file or an exported .onnx file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+from ..keypoints import COLUMNS
+from ..quiet_import import quiet_keras
+from ..training.runs import MANIFEST, RunFolder
+from . import ensemble
+from .predictor import GroupPredictor, OnnxPredictor, Predictor
+
+
+def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
+    """A Predictor for MODEL; one passes through. With `prefer_onnx`, a run folder whose net
+    was exported (model.onnx, newer than model.keras) loads that: no TensorFlow."""
+    if isinstance(model, Predictor):
+        return model
+    path = Path(getattr(model, "path", model))  # a Run object stands for its folder
+    if not path.exists():
+        raise UserError(f"MODEL {path}: no such run folder or model file")
+    if path.is_dir() and RunFolder(path).is_group:
+        return _load_group(path)
+    if path.is_dir() and (path / ensemble.MANIFEST).is_file():
+        members, weights = ensemble.read(path)
+        return ensemble.AveragePredictor([load(m) for m in members], weights, path.name)
+    if path.is_dir():
+        run = RunFolder(path)
+        recipe = run.load_recipe()
+        if recipe.model == "mesh":
+            from . import mesh
+
+            return mesh.load(run, recipe)
+        onnx_file, keras_file = path / "model.onnx", path / "model.keras"
+        if prefer_onnx and onnx_file.is_file() and (not keras_file.is_file() or (
+                onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
+            return OnnxPredictor(onnx_file)
+        quiet_keras()
+        predictor = Predictor(run.trained_net(recipe), recipe.columns, recipe.tta,
+                              recipe.name)
+        predictor.mirror_axis = run.mirror_axis()
+        return predictor
+    if path.suffix == ".onnx":
+        return OnnxPredictor(path)
+    if path.suffix != ".keras":
+        raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
+    quiet_keras()
+    import keras
+
+    from ..training import models  # noqa: F401 - registers our layers with Keras' loader
+
+    try:
+        net = keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here
+        raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
+    columns, tta = _columns_beside(path, int(net.output_shape[-1]))
+    predictor = Predictor(net, columns, tta, path.stem)
+    predictor.mirror_axis = RunFolder(path.parent).mirror_axis()
+    return predictor
+
+
+def _load_group(path: Path) -> GroupPredictor:
+    manifest = json.loads((path / MANIFEST).read_text())
+    members = {}
+    for group, columns in manifest["groups"].items():
+        folder = path / group
+        if not folder.is_dir():
+            raise UserError(f"{path}: specialist {group!r} is missing ({folder} not found)")
+        member = load(folder)
+        if member.columns != columns:
+            raise UserError(f"{path}: specialist {group!r} predicts {member.columns}, the group "
+                            f"expects {columns}")
+        members[group] = member
+    return GroupPredictor(members, path.name)
+
+
+def _columns_beside(path: Path, n_out: int) -> tuple[list[str], bool]:
+    """A model inside a run folder takes its columns from there; a bare one must predict all 30."""
+    data_json, recipe_toml = path.parent / "data.json", path.parent / "recipe.toml"
+    if data_json.is_file() and recipe_toml.is_file():
+        from ..training import recipe as recipe_mod
+
+        columns = json.loads(data_json.read_text())["columns"]
+        return columns, recipe_mod.load(str(recipe_toml)).tta
+    if n_out != len(COLUMNS):
+        raise UserError(f"MODEL {path}: predicts {n_out} values and has no run folder naming "
+                        "them; expected 30")
+    return list(COLUMNS), False

@@ -1,0 +1,43 @@
+"""The face mesh and its head as one predictor: what evaluate, submit, detect and the API take.
+It needs no TensorFlow (ONNX Runtime and NumPy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..mesh.backbone import FaceMesh
+from ..mesh.heads import MeshHead, PhotoHead
+from ..training.recipe import Recipe
+from ..training.runs import RunFolder
+from .predictor import Predictor
+
+
+class MeshPredictor(Predictor):
+    """Where the mesh finds no face in a crop (its face score below 0.5) the head still
+    predicts from the points it gave, and says so: `predict_scored`'s second array."""
+
+    def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
+                 photo_head: PhotoHead, photos: bool = False):
+        super().__init__(None, columns, tta, name)
+        self.head, self.photo_head, self.mesh = head, photo_head, FaceMesh()
+        self.photos = photos
+        self.mirror_axis = (photo_head if photos else head).mirror_axis
+
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, scores = self.mesh(X)
+        return (self.photo_head if self.photos else self.head)(points), scores
+
+    def for_photos(self) -> MeshPredictor:
+        """The same model with the head for crops cut from photographs (see PhotoHead)."""
+        return MeshPredictor(self.head, self.columns, self.tta, self.name, self.photo_head,
+                             photos=True)
+
+
+def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
+    head = run.path / "head.npz"
+    if not head.is_file():
+        raise UserError(f"{run.path}: the mesh run has no head.npz yet (resume it with "
+                        f"facekeypoints train --out {run.path} --resume)")
+    return MeshPredictor(MeshHead.load(head), recipe.columns, recipe.tta, recipe.name,
+                         PhotoHead.load(run.path / "photo_head.npz"))

@@ -1,0 +1,132 @@
+"""Predictors: faces in, keypoints out, whatever the model is (a Keras net, an ONNX file, a
+group of specialists; the mesh and averages in their own modules). `loading.load` makes one
+from what the command line calls MODEL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..keypoints import (
+    COLUMNS,
+    IMAGE_SIZE,
+    MIRROR_X,
+    flip_permutation,
+    mirror_keypoints,
+    unscale,
+    x_mask,
+)
+
+
+class Predictor:
+    """Faces (N, 96, 96, 1) in [0, 1] -> keypoints in pixels, one column per name in `columns`.
+
+    `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
+    prediction with its mirror image's."""
+
+    mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
+
+    def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
+        self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, {len(self.columns) // 2} keypoints"
+                f"{', flip TTA' if self.tta else ''})")
+
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model on a batch: scaled keypoints, and each face's face score in [0, 1] where
+        the model gives one (the mesh does), else None."""
+        from ..training.models import predict_scaled
+
+        return predict_scaled(self.net, X), None
+
+    def predict_scored(self, X: np.ndarray,
+                       tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled keypoints, and whether the model saw a face in each crop (its face score at
+        least 0.5; True for models without a score). `tta` overrides the model's flips."""
+        X = _faces(X)
+        if not (self.tta if tta is None else tta):
+            y, scores = self.run(X)
+            return y, _seen(scores, len(X))
+        # average with the mirror image, mirrored back; one call for both (a video frame's one
+        # face pays a model call's overhead once); the faces' own scores say what was seen
+        both, scores = self.run(np.concatenate([X, X[:, :, ::-1, :]]))
+        y, mirrored = both[:len(X)], both[len(X):]
+        y = (y + mirror_keypoints(mirrored, flip_permutation(self.columns),
+                                  x_mask(self.columns), axis=self.mirror_axis)) / 2
+        return y, _seen(scores, len(X))
+
+    def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""
+        return self.predict_scored(X, tta)[0]
+
+    def predict(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
+        """Keypoints in pixels of the 96x96 face, clipped to the image, shape (N, columns)."""
+        return np.clip(unscale(self.predict_scaled(X, tta)), 0.0, float(IMAGE_SIZE))
+
+
+def _seen(scores: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones(n, bool) if scores is None else np.asarray(scores[:n]) >= 0.5
+
+
+def _faces(X: np.ndarray) -> np.ndarray:
+    """(N, 96, 96, 1) float32 in [0, 1]; (N, 96, 96) and (96, 96) faces are accepted too."""
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == 2:
+        X = X[None]
+    if X.ndim == 3:
+        X = X[..., None]
+    if X.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise UserError(f"faces of shape {X.shape}: expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 1) "
+                        "grey images in [0, 1]")
+    return X
+
+
+class OnnxPredictor(Predictor):
+    """The same predictor on ONNX Runtime: no TensorFlow import, fast cold start."""
+
+    def __init__(self, path: Path):
+        import onnx
+        import onnxruntime as ort
+
+        try:
+            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
+                    .metadata_props}
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - any failure to load is the file's fault
+            raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
+                from None
+        columns = json.loads(meta.get("facekeypoints.columns", json.dumps(list(COLUMNS))))
+        super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
+                         meta.get("facekeypoints.name", path.stem))
+        self.input_name = self.session.get_inputs()[0].name
+        if "facekeypoints.mirror_axis" in meta:
+            self.mirror_axis = np.array(json.loads(meta["facekeypoints.mirror_axis"]))
+
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        if len(X) == 0:
+            return np.zeros((0, len(self.columns)), np.float32), None
+        return self.session.run(None, {self.input_name: np.asarray(X, np.float32)})[0], None
+
+
+class GroupPredictor(Predictor):
+    """Several specialists predicting together: all their columns, in Kaggle order."""
+
+    def __init__(self, members: dict[str, Predictor], name: str):
+        columns = [c for c in COLUMNS if any(c in m.columns for m in members.values())]
+        super().__init__(None, columns, any(m.tta for m in members.values()), name)
+        self.members = members
+
+    def predict_scored(self, X: np.ndarray,
+                       tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        X = _faces(X)
+        out = np.full((len(X), len(self.columns)), np.nan, np.float32)
+        for member in self.members.values():
+            idx = [self.columns.index(c) for c in member.columns]
+            out[:, idx] = member.predict_scaled(X, tta)
+        return out, np.ones(len(X), bool)
+
+

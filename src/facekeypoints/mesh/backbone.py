@@ -1,0 +1,61 @@
+"""MediaPipe's face mesh (Apache-2.0; `pretrained/face_mesh.onnx`, converted by
+tools/convert_face_mesh.py), frozen: 468 points on a face, and its face score.
+
+The mesh sees each 96x96 face with a replicated border (it was trained on looser crops) at
+192x192 in RGB; its points come back in the face's own pixels."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..keypoints import IMAGE_SIZE
+from ..progress import Progress
+
+MESH_INPUT = 192
+POINTS = 468
+BORDER = 24  # pixels of replicated border around the 96x96 face: the mesh's own framing
+
+
+def model_path() -> Path:
+    return Path(str(resources.files("facekeypoints") / "pretrained" / "face_mesh.onnx"))
+
+
+class FaceMesh:
+    """The frozen backbone: faces (N, 96, 96, 1) in [0, 1] -> points (N, 468, 2) in the face's
+    pixels, and the mesh's face score (N,) in [0, 1]."""
+
+    _session = None
+
+    def __init__(self) -> None:
+        if FaceMesh._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            FaceMesh._session = ort.InferenceSession(str(model_path()), options,
+                                                     providers=["CPUExecutionProvider"])
+        self.session = FaceMesh._session
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, X: np.ndarray, progress: str | bool = False) -> tuple[np.ndarray,
+                                                                             np.ndarray]:
+        points = np.empty((len(X), POINTS, 2), np.float32)
+        scores = np.empty(len(X), np.float32)
+        side = IMAGE_SIZE + 2 * BORDER
+        with Progress(len(X), "face mesh", "face", mode=progress, every=10.0) as bar:
+            for i, face in enumerate(np.asarray(X, np.float32)[..., 0]):
+                framed = cv2.copyMakeBorder(face, BORDER, BORDER, BORDER, BORDER,
+                                            cv2.BORDER_REPLICATE)
+                image = cv2.resize(framed, (MESH_INPUT, MESH_INPUT),
+                                   interpolation=cv2.INTER_LINEAR)
+                rgb = np.repeat(image[None, :, :, None], 3, axis=3)
+                raw, score = self.session.run(None, {self.input: rgb})
+                # mesh pixels (pixel centres at integers + 0.5 in its own convention) -> ours
+                points[i] = raw.reshape(POINTS, 3)[:, :2] * (side / MESH_INPUT) - BORDER
+                scores[i] = 1 / (1 + np.exp(-float(np.ravel(score)[0])))
+                bar.update(1)
+        return points, scores

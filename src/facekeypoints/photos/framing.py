@@ -1,0 +1,71 @@
+"""Framing: where in a photo the 96x96 face is cut, so that it looks like the training faces.
+
+A detector's box gives the first crop (its framing measured per detector); each face is then
+re-framed on its own predicted keypoints, placed on the training faces' mean shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .. import geometry
+from ..geometry import Box
+from ..keypoints import IMAGE_SIZE, MEAN_SHAPE
+
+
+@dataclass(frozen=True)
+class Framing:
+    """The square crop around a detector box that matches how training faces are framed:
+    side = scale * box width, centred at box centre + (dx, dy) * box width."""
+
+    scale: float
+    dx: float
+    dy: float
+
+
+# Measured on ../shared/data/photos (bench/framing.py): the median ideal crop per detector.
+FRAMING = {"haar": Framing(1.037, 0.012, 0.006), "hog": Framing(1.141, 0.023, -0.059)}
+NAIVE = Framing(1.0, 0.0, 0.0)
+
+
+def reframe_box(box: Box, framing: Framing, target: Framing) -> Box:
+    """The box that `target` crops exactly as `framing` crops `box` (same side, same centre)."""
+    width = box.width * framing.scale / target.scale
+    cx = box.left + box.width / 2 + framing.dx * box.width - target.dx * width
+    cy = box.top + box.height / 2 + framing.dy * box.width - target.dy * width
+    return Box(cx - width / 2, cy - width / 2, width, width, 0.0)
+
+
+def crop_transform(box: Box, framing: Framing) -> np.ndarray:
+    """2x3 affine from photo pixels to the 96x96 crop's pixels (pixel centres at integers)."""
+    side = framing.scale * box.width
+    cx = box.left + box.width / 2 + framing.dx * box.width
+    cy = box.top + box.height / 2 + framing.dy * box.width
+    s = IMAGE_SIZE / side
+    # Photo pixel centre p maps to crop coordinate (p + 0.5 - (c - side/2)) * s - 0.5.
+    tx = (0.5 - (cx - side / 2)) * s - 0.5
+    ty = (0.5 - (cy - side / 2)) * s - 0.5
+    return np.array([[s, 0.0, tx], [0.0, s, ty]])
+
+
+def align_transform(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE,
+                    upright: bool = False) -> np.ndarray:
+    """2x3 affine that puts photo keypoints (15, 2) closest, in least squares, to `shape` in a
+    96x96 crop: scale and shift only, as the training faces were framed, or with `upright` also
+    the rotation (a similarity), so that a face that rolls is cropped upright."""
+    return geometry.fit_similarity(points, shape, rotate=upright)
+
+
+def crop_face(grey: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The 96x96 face in [0, 1], area-averaged when shrinking, edges replicated."""
+    s = geometry.scale_of(matrix)
+    if s < 0.5:  # shrink in steps, so the crop is averaged, not aliased
+        pre = max(1, int(1 / s) // 2)
+        small = cv2.resize(grey, None, fx=1 / pre, fy=1 / pre, interpolation=cv2.INTER_AREA)
+        matrix = matrix @ np.array([[pre, 0, (pre - 1) / 2], [0, pre, (pre - 1) / 2], [0, 0, 1]])
+        grey = small
+    crop = cv2.warpAffine(grey, matrix, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop.astype(np.float32) / 255.0

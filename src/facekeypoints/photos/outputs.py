@@ -1,0 +1,69 @@
+"""What `detect`, the server and the page give back: keypoints drawn on the photo, the JSON
+record of a photo, CSV rows (one per face, one column per keypoint coordinate)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..files import atomic_write
+from ..keypoints import COLUMNS
+from .pipeline import Face
+
+CSV_FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score",
+              *COLUMNS]
+
+
+def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """The photo with each face's box and keypoints drawn, sized to the face."""
+    out = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    for face in faces:
+        b = face.box
+        thick = max(1, int(round(b.width / 80)))
+        cv2.rectangle(out, (int(b.left), int(b.top)), (int(b.left + b.width),
+                                                       int(b.top + b.height)), (255, 160, 0),
+                      thick)
+        radius = max(1, int(math.ceil(b.width / 60)))
+        for x, y in face.keypoints:
+            cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
+    return out
+
+
+def photo_record(name: str, rgb: np.ndarray, faces: list[Face], seconds: float) -> dict:
+    """One photo's entry in keypoints.json, as `detect`, the API and the page give it."""
+    return {"file": name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+            "faces": [f.as_dict() for f in faces], "seconds": round(seconds, 4)}
+
+
+def face_rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
+    rows = []
+    for i, face in enumerate(faces):
+        b = face.box
+        row = {"file": file, "frame": frame, "face": i, "box_left": f"{b.left:.1f}",
+               "box_top": f"{b.top:.1f}", "box_width": f"{b.width:.1f}",
+               "box_height": f"{b.height:.1f}", "score": f"{b.score:.4f}"}
+        row.update({c: f"{v:.2f}" for c, v in zip(COLUMNS, face.keypoints.reshape(-1),
+                                                   strict=True)})
+        rows.append(row)
+    return rows
+
+
+def csv_text(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_jpeg(path: Path, bgr: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise UserError(f"{path}: could not encode the annotated picture")
+    atomic_write(path, lambda tmp: tmp.write_bytes(encoded.tobytes()), suffix=".jpg")

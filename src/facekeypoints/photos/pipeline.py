@@ -1,0 +1,92 @@
+"""The photo pipeline: find faces, frame each as the training faces are framed, predict, re-frame
+each face upright on its own keypoints and predict again, and map the keypoints back to the
+photo's own pixels."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import geometry
+from ..geometry import Box
+from ..keypoints import IMAGE_SIZE, KEYPOINTS
+from .detectors import find_faces, make_detector
+from .framing import FRAMING, Framing, align_transform, crop_face, crop_transform
+from .reading import PhotoError, read_photo
+
+
+@dataclass
+class Face:
+    box: Box
+    keypoints: np.ndarray  # (15, 2) photo pixels, in KEYPOINTS order
+
+    def as_dict(self) -> dict:
+        return {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
+                        "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
+                "score": round(self.box.score, 4),
+                "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
+                              for k, (x, y) in zip(KEYPOINTS, self.keypoints, strict=True)}}
+
+
+@dataclass
+class PhotoResult:
+    file: str
+    width: int
+    height: int
+    faces: list[Face] = field(default_factory=list)
+    error: str = ""
+    seconds: float = 0.0
+
+
+class FacePipeline:
+    """Detector + framing + keypoint model, applied to RGB frames."""
+
+    def __init__(self, model, detector_name: str = "hog", framing: Framing | None = None,
+                 refine: int = 2, upright: bool = True):
+        # a model with a head of its own for photo crops (the face mesh) uses it here
+        self.model = model.for_photos() if hasattr(model, "for_photos") else model
+        self.detector = make_detector(detector_name)
+        self.framing = framing or FRAMING[detector_name]
+        self.refine = refine  # passes that re-frame each face on its own predicted keypoints
+        self.upright = upright  # re-framing also turns a face that rolls upright
+
+    def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        boxes = find_faces(self.detector, grey) if boxes is None else boxes
+        if not boxes:
+            return []
+        matrices = [crop_transform(b, self.framing) for b in boxes]
+        points = self.predict_at(grey, matrices)
+        for _ in range(self.refine):
+            matrices = [align_transform(p, upright=self.upright) for p in points]
+            refined = self.predict_at(grey, matrices)
+            points = [new if _plausible(new, box, m) else old
+                      for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
+        return [Face(b, p) for b, p in zip(boxes, points, strict=True)]
+
+    def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
+        crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
+        pred = self.model.predict(crops)  # (n, 30) crop pixels
+        return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
+                for p, m in zip(pred, matrices, strict=True)]
+
+    def photo(self, path: Path) -> PhotoResult:
+        start = time.perf_counter()
+        try:
+            rgb = read_photo(path)
+        except PhotoError as e:
+            return PhotoResult(str(path), 0, 0, error=str(e))
+        faces = self.faces_in(rgb)
+        return PhotoResult(str(path), rgb.shape[1], rgb.shape[0], faces,
+                           seconds=time.perf_counter() - start)
+
+
+def _plausible(points: np.ndarray, box: Box, matrix: np.ndarray) -> bool:
+    """A re-framed face must stay in its detector box at a size near the box's, else re-framing
+    has drifted (a poor first guess) and the earlier keypoints are kept."""
+    side = IMAGE_SIZE / geometry.scale_of(matrix)
+    return box.contains(points.mean(axis=0)) and 0.6 * box.width <= side <= 2.0 * box.width

@@ -1,0 +1,96 @@
+"""Videos, frame by frame: the one loop that `detect`, the webcam, the server and the page all
+follow faces through, and the annotated copy each of them writes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from .pipeline import Face
+
+# Codecs whose encoders OpenCV's wheels carry: MPEG-4 part 2 for files, VP8 in WebM for a
+# browser to play.
+CODECS = {".mp4": "mp4v", ".webm": "VP80"}
+
+
+@dataclass
+class Frame:
+    index: int
+    rgb: np.ndarray
+    faces: list[Face]
+    seconds: float  # spent finding this frame's faces
+
+
+def follow(capture, faces_of: Callable[[np.ndarray, float], list[Face]], fps: float,
+           live: bool = False, max_frames: int | None = None,
+           check: Callable[[int, np.ndarray], None] | None = None) -> Iterator[Frame]:
+    """Each frame of an open `cv2.VideoCapture` with its faces, `faces_of(rgb, t)` (a
+    FaceTracker, say) called with the frame's time: its place in the video, or for a `live`
+    source the clock. `check(index, rgb)` may refuse a frame before its faces are found (a
+    size or length limit) by raising."""
+    index = 0
+    while max_frames is None or index < max_frames:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if check is not None:
+            check(index, rgb)
+        start = time.perf_counter()
+        faces = faces_of(rgb, time.monotonic() if live else index / fps)
+        yield Frame(index, rgb, faces, time.perf_counter() - start)
+        index += 1
+
+
+class AnnotatedVideo:
+    """A drawn copy of a video, written to a hidden file beside `path` and renamed to it when
+    complete; a codec that cannot be opened is a one-line error, and a failed or interrupted
+    copy leaves no file behind. Use it as a context manager."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), fps
+        if self.path.suffix not in CODECS:
+            raise UserError(f"{self.path}: annotated videos are {' or '.join(CODECS)} files")
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp{self.path.suffix}")
+        self.writer = None
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self.writer is None:
+            codec = CODECS[self.path.suffix]
+            height, width = bgr.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec),
+                                          self.fps, (width, height))
+            if not self.writer.isOpened():
+                self.writer = None
+                self.tmp.unlink(missing_ok=True)
+                raise UserError(f"{self.path}: OpenCV cannot write a {codec} video of "
+                                f"{width}x{height} at {self.fps:g} fps here")
+        self.writer.write(bgr)
+
+    @property
+    def started(self) -> bool:
+        return self.writer is not None
+
+    def close(self, keep: bool = True) -> bool:
+        """Finish the file (or with `keep=False` throw it away); whether a video was written."""
+        written = self.writer is not None and keep
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if written:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return written
+
+    def __enter__(self) -> AnnotatedVideo:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.close(keep=kind is None)
