@@ -3,7 +3,9 @@
 MediaPipe 0.10.21 is the last release that ships its .tflite models inside the wheel, and it
 cannot be installed beside TensorFlow 2.21 (protobuf), so this script only downloads the wheel
 (no install), takes `face_landmark.tflite` and its Apache-2.0 licence out of it, converts the
-model with tf2onnx, checks the result on ONNX Runtime, and writes
+model with tf2onnx, frees its batch dimension (the converted graph fixes it at one face in two
+Reshapes; every face of a photo, and their mirror images, then go through in one call), checks
+the result on ONNX Runtime, and writes
 `src/facekeypoints/pretrained/face_mesh.onnx` beside the licence. Run once; the ONNX file is
 committed and shipped in the wheel, never downloaded at run time.
 
@@ -47,6 +49,7 @@ def main() -> None:
         onnx_path = tmp / "face_mesh.onnx"
         subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--tflite", str(tflite),
                         "--opset", "17", "--output", str(onnx_path)], check=True)
+        free_batch(onnx_path)
         check(onnx_path)
         TARGET.mkdir(parents=True, exist_ok=True)
         (TARGET / "face_mesh.onnx").write_bytes(onnx_path.read_bytes())
@@ -56,15 +59,38 @@ def main() -> None:
           f"sha256 {digest}) and LICENSE-mediapipe")
 
 
+def free_batch(path: Path) -> None:
+    """Input and outputs of any batch size: the Reshapes' fixed batch of 1 becomes -1."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    for value in [*model.graph.input, *model.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "faces"
+    shapes = {n.input[1] for n in model.graph.node if n.op_type == "Reshape"}
+    for i, init in enumerate(model.graph.initializer):
+        if init.name in shapes:
+            shape = numpy_helper.to_array(init).copy()
+            assert shape[0] == 1, (init.name, shape)
+            shape[0] = -1
+            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(shape, init.name))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def check(path: Path) -> None:
-    """The converted model runs: 192x192 RGB in, 468 (x, y, z) points and a face score out."""
+    """The converted model runs: 192x192 RGB faces in, 468 (x, y, z) points and a face score
+    each out, a batch giving what each face gives alone."""
     import numpy as np
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (points, score) = session.run(None, {session.get_inputs()[0].name:
-                                         np.zeros((1, 192, 192, 3), np.float32)})
-    assert points.size == 468 * 3 and score.size == 1, (points.shape, score.shape)
+    faces = np.random.default_rng(0).uniform(0, 1, (3, 192, 192, 3)).astype(np.float32)
+    name = session.get_inputs()[0].name
+    points, score = session.run(None, {name: faces})
+    assert points.size == 3 * 468 * 3 and score.size == 3, (points.shape, score.shape)
+    alone = session.run(None, {name: faces[1:2]})[0]
+    assert np.abs(points[1:2] - alone).max() < 1e-3, "a batch changed a face's points"
 
 
 if __name__ == "__main__":

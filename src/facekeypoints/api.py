@@ -318,10 +318,12 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
 # ----------------------------------------------------------------------------- models
 
 
-def load_model(model: ModelLike | Run) -> Predictor:
-    """Any trained model as one predictor: a run folder (one net or a group of specialists), a
-    .keras or an .onnx file. `predict(X)` gives keypoints in pixels, one column per name in
-    `columns`; `net` is the Keras model where there is one.
+def load_model(model: ModelLike | Run | None = None) -> Predictor:
+    """Any trained model as one predictor: a run folder (one net, a group of specialists, a
+    mesh run or an average), a .keras or an .onnx file, or with no model the built-in one (the
+    face mesh with heads fitted on the shared faces; no TensorFlow). `predict(X)` gives
+    keypoints in pixels, one column per name in `columns`; `net` is the Keras model where
+    there is one.
 
     >>> model = fk.load_model(trained)
     >>> X, _ = fk.load(tmp_faces["test.csv"])
@@ -605,7 +607,7 @@ def _net_of(model):
 # ----------------------------------------------------------------------------- photos
 
 
-def _pipeline(model: ModelLike | Run | FacePipeline, detector: str,
+def _pipeline(model: ModelLike | Run | FacePipeline | None, detector: str,
               prefer_onnx: bool = False) -> FacePipeline:
     from .inference.loading import load as load_any
     from .photos.pipeline import FacePipeline
@@ -615,16 +617,20 @@ def _pipeline(model: ModelLike | Run | FacePipeline, detector: str,
     return FacePipeline(load_any(model, prefer_onnx=prefer_onnx), detector)
 
 
-def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline,
+def detect(photo: str | Path | np.ndarray,
+           model: ModelLike | Run | FacePipeline | None = None,
            detector: str = "hog") -> list[Face]:
     """Faces and their 15 keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
-    (H, W) uint8 array. Each Face has `box` and `keypoints` (15, 2) in the photo's pixels, in
-    KEYPOINTS order; `as_dict()` gives detect's JSON record. Pass a `photos.FacePipeline` as
-    `model` to reuse one detector over many photos.
+    (H, W) uint8 array, with the built-in model unless `model` is given. Each Face has `box`
+    and `keypoints` (15, 2) in the photo's pixels, in KEYPOINTS order; `as_dict()` gives
+    detect's JSON record. Pass a `photos.FacePipeline` as `model` to reuse one detector over
+    many photos.
 
     >>> faces = fk.detect(SHARED / "photos" / "dlib" / "2007_007763.jpg", trained)
     >>> len(faces) > 0, faces[0].keypoints.shape
     (True, (15, 2))
+    >>> len(fk.detect(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"))  # built-in
+    1
     """
     from .photos.reading import PhotoError, read_photo
 
@@ -641,7 +647,8 @@ def detect(photo: str | Path | np.ndarray, model: ModelLike | Run | FacePipeline
     return pipeline.faces_in(rgb)
 
 
-def detect_files(inputs: Sequence[str | Path], model: ModelLike | Run | FacePipeline,
+def detect_files(inputs: Sequence[str | Path],
+                 model: ModelLike | Run | FacePipeline | None = None,
                  out: str | Path = "detections", *, detector: str = "hog", draw: bool = True,
                  smooth: bool = True, progress: str | bool = "auto",
                  log: Callable[[str], None] | None = print) -> dict:

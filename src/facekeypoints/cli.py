@@ -200,18 +200,12 @@ def demo(out, epochs, fast_epochs) -> None:
              click.echo)
 
 
-MODEL_HELP = "Run folder, .keras or .onnx model (default: $FACEKEYPOINTS_MODEL)."
+MODEL_HELP = ("Run folder, .keras or .onnx model (default: $FACEKEYPOINTS_MODEL, else the "
+              "built-in model: the face mesh, its heads fitted on the shared faces).")
 
 
 def _model_option(func):
     return click.option("--model", envvar="FACEKEYPOINTS_MODEL", help=MODEL_HELP)(func)
-
-
-def _require_model(model: str | None) -> str:
-    if not model:
-        raise UserError("--model is needed: a run folder, .keras or .onnx file; for photos "
-                        "train one with `facekeypoints train --recipe mesh --data training.csv`")
-    return model
 
 
 @cli.command()
@@ -250,10 +244,10 @@ def detect(inputs, model, detector, out, no_draw, progress, no_smooth, webcam,
         from .photos.detect import run_webcam
         from .photos.pipeline import FacePipeline
 
-        pipeline = FacePipeline(load(_require_model(model), prefer_onnx=True), detector)
+        pipeline = FacePipeline(load(model, prefer_onnx=True), detector)
         run_webcam(webcam, pipeline, Path(out), not no_draw, log, max_frames, not no_smooth)
         return
-    summary = api.detect_files(inputs, _require_model(model), out, detector=detector,
+    summary = api.detect_files(inputs, model, out, detector=detector,
                                draw=not no_draw, smooth=not no_smooth, progress=progress,
                                log=log)
     failed = summary["unreadable"] + len(summary["skipped"])
@@ -274,7 +268,7 @@ def evaluate_photos(folder, truth, model, detector) -> None:
     from .photos.pipeline import FacePipeline
     from .photos.scores import evaluate_photos as run
 
-    pipeline = FacePipeline(load(_require_model(model)), detector)
+    pipeline = FacePipeline(load(model), detector)
     scores = run(pipeline, folder, truth)
     for problem in scores.unreadable:
         click.echo(f"skipped: {problem}", err=True)
@@ -312,7 +306,7 @@ def serve(model, host, port, detector, token, runs_folder, upload_mb, max_pixels
                         "pip install 'facekeypoints[serve]'") from None
 
     limits = Limits(upload_mb, max_pixels, video_seconds, timeout)
-    run_server(_require_model(model), host, port, detector, limits, token, not no_page,
+    run_server(model, host, port, detector, limits, token, not no_page,
                runs_folder, log=lambda line: click.echo(line, err=True))
 
 

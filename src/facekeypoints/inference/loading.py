@@ -4,6 +4,7 @@ mesh run or an average of models), a saved .keras file or an exported .onnx file
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 from ..errors import UserError
@@ -14,11 +15,20 @@ from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
 
 
-def load(model: str | Path | Predictor, prefer_onnx: bool = False) -> Predictor:
-    """A Predictor for MODEL; one passes through. With `prefer_onnx`, a run folder whose net
-    was exported (model.onnx, newer than model.keras) loads that: no TensorFlow."""
+def builtin_path() -> Path:
+    """The built-in model: the face mesh's heads fitted on the shared faces (its NOTICE says
+    how, and how to refit them on your own labels)."""
+    return Path(str(resources.files("facekeypoints") / "pretrained" / "builtin"))
+
+
+def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False) -> Predictor:
+    """A Predictor for MODEL (None: the built-in model); one passes through. With
+    `prefer_onnx`, a run folder whose net was exported (model.onnx, newer than model.keras)
+    loads that: no TensorFlow."""
     if isinstance(model, Predictor):
         return model
+    if model is None:
+        model = builtin_path()
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
     if not path.exists():
         raise UserError(f"MODEL {path}: no such run folder or model file")

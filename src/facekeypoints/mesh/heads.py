@@ -62,7 +62,8 @@ class MeshHead:
 
 
 def _features(points: np.ndarray) -> np.ndarray:
-    return np.asarray(points, np.float64).reshape(len(points), -1)
+    points = np.asarray(points, np.float64)
+    return points.reshape(len(points), int(np.prod(points.shape[1:])))  # none held out: 0 rows
 
 
 class PhotoHead(MeshHead):

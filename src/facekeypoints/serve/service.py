@@ -57,12 +57,12 @@ class KeypointService:
     the model at a time (Keras models and the detector are not made for several threads)."""
 
     def __init__(self, model, detector: str = "hog", limits: Limits | None = None):
-        from ..inference.loading import load
+        from ..inference.loading import builtin_path, load
 
-        self.predictor = load(model, prefer_onnx=True)
+        self.predictor = load(model, prefer_onnx=True)  # None: the built-in model
         self.pipeline = FacePipeline(self.predictor, detector)
         self.detector, self.limits = detector, limits or Limits()
-        self.model_path = str(model)
+        self.model_path = str(model if model is not None else builtin_path())
         self._lock = threading.Lock()
 
     def deadline(self) -> float:

@@ -1,0 +1,70 @@
+"""Keypoints out of the box: the built-in model (the face mesh with heads fitted on the shared
+faces, shipped in the package) works with no model given, without TensorFlow, and is what its
+NOTICE says it is: the shipped heads are reproduced by the command the NOTICE names."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+import facekeypoints as fk
+from facekeypoints.inference.loading import builtin_path
+
+from .conftest import ROOT, SHARED
+
+PHOTO = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
+
+
+def test_the_builtin_model_ships_with_its_notice_and_loads_without_tensorflow():
+    folder = builtin_path()
+    notice = (folder / "NOTICE").read_text()
+    assert "udacity/P1_Facial_Keypoints" in notice and "tools/make_builtin_model.py" in notice
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 400_000  # heads of kilobytes
+    code = ("import sys, facekeypoints as fk; faces = fk.detect(sys.argv[1]); "
+            "print(len(faces), type(fk.load_model()).__name__, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(PHOTO)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.split() == ["1", "MeshPredictor", "False"], done.stderr[-2000:]
+
+
+def test_detect_and_serve_work_with_no_model_given(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from facekeypoints.serve.app import create_app
+
+    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "detect", str(PHOTO),
+                           "--out", str(tmp_path / "out"), "--no-draw"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "out" / "keypoints.json").read_text())[0]
+    assert len(record["faces"]) == 1
+    with TestClient(create_app(None, page=False)) as client:
+        health = client.get("/api/health").json()
+        assert health["model_kind"] == "MeshPredictor"
+        assert health["model_path"] == str(builtin_path())
+        served = client.post("/api/keypoints", files={"image": ("a.jpg", PHOTO.read_bytes())})
+    assert served.status_code == 200
+    ours = np.array(list(served.json()["faces"][0]["keypoints"].values()))
+    np.testing.assert_allclose(ours, np.array(list(record["faces"][0]["keypoints"].values())),
+                               atol=0.02)
+
+
+def test_the_shipped_heads_are_what_the_notice_command_fits(tmp_path, shared_faces):
+    spec = importlib.util.spec_from_file_location("make_builtin",
+                                                  ROOT / "tools" / "make_builtin_model.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    refit = tool.fit(shared_faces / "training.csv.gz", tmp_path / "refit")
+    tool.shrink(refit, tmp_path / "shipped-again")
+    X, _ = fk.load(shared_faces / "test.csv.gz")
+    shipped, again = fk.load_model(), fk.load_model(tmp_path / "shipped-again")
+    for a, b in [(shipped, again), (shipped.for_photos(), again.for_photos())]:
+        np.testing.assert_allclose(a.predict(X[:64]), b.predict(X[:64]), atol=1e-3)
+    for name in ("head.npz", "photo_head.npz"):
+        with np.load(builtin_path() / name) as ours, np.load(tmp_path / "shipped-again" / name) \
+                as theirs:
+            assert sorted(ours.files) == sorted(theirs.files)
+            for key in ours.files:
+                np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, atol=1e-5)
