@@ -2,8 +2,8 @@
 training faces are framed, the pipeline, following faces through video, what is written out,
 and scores against ground truth.
 
-    reading -> detectors, framing -> pipeline -> tracking, video -> outputs -> detect
-                                                                 -> scores
+    reading, framing -> detectors -> pipeline -> tracking, video, outputs, scores
+    detect (the batch job over files and folders) uses them all
 """
 
 from .pipeline import Face, FacePipeline, PhotoResult
