@@ -365,8 +365,7 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = Non
         faces, title = data, f"{len(data)} faces"
     elif data is None or isinstance(data, Run):
         run = data if data is not None else model
-        faces = validation_set(run)
-        train_set = validation_set(run, "train")
+        train_set, faces = _split(run)
         title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
     else:
         faces, title = data_mod.load_training(data), str(data)
@@ -445,12 +444,18 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     ...                                                     .persons))
     ((96, 96, 1), 0)
     """
+    train_set, val_set = _split(run)
+    return train_set if on == "train" else val_set
+
+
+def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
+    """A run's training faces and held-out faces, split once."""
     path = Path(getattr(run, "path", run)) if not isinstance(run, Predictor) else None
     if path is not None and (path / "average.json").is_file():
         from .inference import ensemble
 
         members, _ = ensemble.read(path)
-        return validation_set(members[0], on)
+        return _split(members[0])
     if path is None or not (path / "data.json").is_file():
         raise UserError(f"MODEL {path or run}: not a run folder, so give a labelled data file "
                         "to evaluate on")
@@ -459,8 +464,7 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     if not Path(data_path).exists():
         raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
                         "FILE")
-    train_set, val_set = data_mod.prepare_data(folder.load_recipe(), data_path)
-    return train_set if on == "train" else val_set
+    return data_mod.prepare_data(folder.load_recipe(), data_path)
 
 
 def compare(*runs: str | Path | Run) -> pd.DataFrame:
