@@ -59,21 +59,28 @@ def main() -> None:
           f"sha256 {digest}) and LICENSE-mediapipe")
 
 
-def free_batch(path: Path) -> None:
-    """Input and outputs of any batch size: the Reshapes' fixed batch of 1 becomes -1."""
+def free_batch(path: Path, name: str = "faces") -> None:
+    """Input and outputs of any batch size: each Reshape's fixed batch of 1 becomes -1, its other
+    sizes those that shape inference gives (a shape such as (1, -1, 16) has no free slot else)."""
+    import numpy as np
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    sizes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+             for v in [*inferred.value_info, *inferred.output]}
+    initial = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for value in [*model.graph.input, *model.graph.output]:
-        value.type.tensor_type.shape.dim[0].dim_param = "faces"
-    shapes = {n.input[1] for n in model.graph.node if n.op_type == "Reshape"}
-    for i, init in enumerate(model.graph.initializer):
-        if init.name in shapes:
-            shape = numpy_helper.to_array(init).copy()
-            assert shape[0] == 1, (init.name, shape)
-            shape[0] = -1
-            model.graph.initializer[i].CopyFrom(numpy_helper.from_array(shape, init.name))
+        value.type.tensor_type.shape.dim[0].dim_param = name
+    for node in model.graph.node:
+        if node.op_type != "Reshape":
+            continue
+        shape, known = initial[node.input[1]], sizes[node.output[0]]
+        assert shape[0] == 1 and known[0] == 1 and all(known[1:]), (node.name, shape, known)
+        node.input[1] = f"{node.output[0]}/free_batch_shape"  # its own: shapes may be shared
+        model.graph.initializer.append(numpy_helper.from_array(
+            np.array([-1, *known[1:]], shape.dtype), node.input[1]))
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 
