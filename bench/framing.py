@@ -1,13 +1,18 @@
-"""How each face detector's box should be cropped so faces look like the training faces.
+"""How each face detector's box (or points) should be cropped so faces look like the training
+faces.
 
     python bench/framing.py --model runs/fast/model.onnx
+    python bench/framing.py --detectors blazeface     # the built-in model
 
 For every true face in ../shared/data/photos/youtube that a detector finds, the ideal crop is the
 square whose 96x96 resampling puts the true keypoints closest (scale and shift, least squares) to
 the mean shape of the training labels. The median ideal crop relative to the box, fitted on half
 of the people, is that detector's framing. The other half of the people and the dlib group photos
 then give the NME (per cent of the eye distance) of: the naive crop (the box itself), the fitted
-framing, and the fitted framing 10% tighter and looser. Writes bench/results/framing.csv.
+framing, and the fitted framing 10% tighter and looser. For BlazeFace, which gives eyes and a
+mouth with its box, the same half of the people also gives where those points sit in a face
+framed upright on its true keypoints (their median: `POINTS_TEMPLATE`), and the crops framed on
+them are scored beside the box's. Writes bench/results/framing.csv.
 """
 
 from __future__ import annotations
@@ -42,15 +47,16 @@ def ideal_framing(points: np.ndarray, shape: np.ndarray, box) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--detectors", nargs="+", default=["haar", "hog"])
+    parser.add_argument("--model", help="default: the built-in model")
+    parser.add_argument("--detectors", nargs="+", default=["haar", "hog", "blazeface"])
     parser.add_argument("--out", default=str(RESULTS / "framing.csv"))
     args = parser.parse_args()
 
+    from facekeypoints import geometry
     from facekeypoints.inference import loading
     from facekeypoints.photos import FacePipeline, read_photo
     from facekeypoints.photos.detectors import find_faces, make_detector
-    from facekeypoints.photos.framing import Framing
+    from facekeypoints.photos.framing import EYES_AND_MOUTH, Framing, align_transform
     from facekeypoints.photos.scores import evaluate_photos, load_truth, match
 
     model = loading.load(args.model)
@@ -61,19 +67,23 @@ def main() -> None:
     rows = []
     for name in args.detectors:
         detector = make_detector(name)
-        ideal = []
+        ideal, placed = [], []
         for t in truths:
             if t.file.rsplit("_", 1)[0] not in fit_people:
                 continue
-            import cv2
-
-            grey = cv2.cvtColor(read_photo(PHOTOS / "youtube" / t.file), cv2.COLOR_RGB2GRAY)
-            boxes = find_faces(detector, grey)
+            boxes = find_faces(detector, read_photo(PHOTOS / "youtube" / t.file))
             j = match([t], boxes)[0]
             if j is not None:
                 ideal.append(ideal_framing(t.points, shape, boxes[j]))
+                if boxes[j].points is not None:
+                    upright = align_transform(t.points, shape, upright=True)
+                    placed.append(geometry.apply(upright, boxes[j].points[EYES_AND_MOUTH]))
         fitted = Framing(*np.round(np.median(np.array(ideal), axis=0), 3))
         print(f"{name}: fitted on {len(ideal)} faces of {len(fit_people)} people: {fitted}")
+        if placed:
+            template = np.round(np.median(np.array(placed), axis=0), 2)
+            print(f"{name}: its eyes and mouth in a face framed upright (POINTS_TEMPLATE): "
+                  f"{template.tolist()}")
         held_out = [t for t in truths if t.file.rsplit("_", 1)[0] not in fit_people]
         truth_file = Path(args.out).with_name(f"heldout_{name}.csv")
         _write_truth(held_out, truth_file)
@@ -82,8 +92,13 @@ def main() -> None:
                       "fitted, 10% looser": (Framing(fitted.scale * 1.1, fitted.dx, fitted.dy), 0),
                       "fitted + re-framed on own keypoints": (fitted, 1),
                       "fitted + re-framed twice": (fitted, 2)}
+        if placed:
+            candidates |= {"detector's eyes and mouth": (fitted, 0),
+                           "eyes and mouth + re-framed on own keypoints": (fitted, 1)}
         for label, (framing, refine) in candidates.items():
             pipeline = FacePipeline(model, name, framing, refine=refine)
+            if placed and "eyes and mouth" not in label:  # frame on the box alone
+                pipeline.detector = _BoxesOnly(pipeline.detector)
             yt = evaluate_photos(pipeline, PHOTOS / "youtube", truth_file)
             group = evaluate_photos(pipeline, PHOTOS / "dlib", PHOTOS / "dlib" / "keypoints15.csv")
             rows.append({"detector": name, "framing": label, "refine": refine,
@@ -97,6 +112,18 @@ def main() -> None:
             print(rows[-1], flush=True)
         truth_file.unlink()
     write_table(rows, args.out)
+
+
+class _BoxesOnly:
+    """A detector's boxes without its points."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.name = detector, detector.name
+
+    def __call__(self, image):
+        from dataclasses import replace
+
+        return [replace(b, points=None) for b in self.detector(image)]
 
 
 def _write_truth(truths, path: Path) -> None:

@@ -3,16 +3,20 @@ same photos and the same 15 points.
 
     pip install dlib-bin face_recognition_models    # the dlib reference (not a dependency)
     python3 -m venv /tmp/mpvenv && /tmp/mpvenv/bin/pip install mediapipe==0.10.21
-    python bench/photos_vs_dlib.py --model runs/photos/model.onnx runs/mesh \
-        --mediapipe /tmp/mpvenv/bin/python
+    python bench/photos_vs_dlib.py --mediapipe /tmp/mpvenv/bin/python     # the built-in model
+    python bench/photos_vs_dlib.py --model runs/photos/model.onnx runs/mesh
 
-Ours and dlib use the same face boxes (dlib's HOG detector, upsampled once; OpenCV's cascade
-where HOG finds none) on ../shared/data/photos (youtube: 40 people, one face each; dlib: group
-photos). dlib's 68 points are mapped to Kaggle's 15 as ../shared/data/README.md describes (eye
-centres = mean of the six eye points; the rest the matching iBUG-68 point). MediaPipe runs its
-own pipeline, whole photo in, in its own virtual environment (bench/mediapipe_anchor.py; its brow
-points follow another convention). Scores: detection rate, NME (% of the eye distance) per
-keypoint and overall, ms per face. Writes bench/results/photos_vs_dlib.csv.
+On ../shared/data/photos (youtube: 40 people, one face each; dlib: group photos), each model
+(default: the built-in one) runs as `detect` runs it with each detector: BlazeFace (the
+default), dlib's HOG (upsampled once; OpenCV's cascade where HOG finds none) and the cascade
+alone, and with BlazeFace and `--fast`. dlib's 68-point predictor runs on the HOG boxes; its
+points are mapped to Kaggle's 15 as ../shared/data/README.md describes (eye centres = mean of the
+six eye points; the rest the matching iBUG-68 point). MediaPipe runs its own pipeline, whole
+photo in, in its own virtual environment (bench/mediapipe_anchor.py; its brow points follow
+another convention). Scores: detection rate, NME (% of the eye distance) per keypoint and
+overall, ms per face with detection included: the median of --repeats runs, every method once
+per round, and its ratio to the first row's (this 2-core machine varies by a fifth from run to
+run). Writes bench/results/photos_vs_dlib.csv.
 """
 
 from __future__ import annotations
@@ -53,7 +57,10 @@ class DlibLandmarks:
         self.predictor = dlib.shape_predictor(model)
         self.rectangle = dlib.rectangle
 
-    def __call__(self, grey: np.ndarray, boxes) -> list[np.ndarray]:
+    def __call__(self, rgb: np.ndarray, boxes) -> list[np.ndarray]:
+        import cv2
+
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         out = []
         for b in boxes:
             rect = self.rectangle(int(b.left), int(b.top), int(b.left + b.width),
@@ -64,8 +71,6 @@ class DlibLandmarks:
 
 
 def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
-    import cv2
-
     from facekeypoints.photos import read_photo
     from facekeypoints.photos.scores import load_truth, match
 
@@ -75,9 +80,9 @@ def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
         by_file.setdefault(t.file, []).append(t)
     errors, seconds, found_faces = [], 0.0, 0
     for name, faces in by_file.items():
-        grey = cv2.cvtColor(read_photo(folder / name), cv2.COLOR_RGB2GRAY)
+        rgb = read_photo(folder / name)
         start = time.perf_counter()
-        boxes, points, *took = predict_faces(grey, name)
+        boxes, points, *took = predict_faces(rgb, name)
         seconds += took[0] if took else time.perf_counter() - start  # its own clock if given
         found_faces += len(boxes)
         for t, j in zip(faces, match(faces, boxes), strict=True):
@@ -104,7 +109,7 @@ def mediapipe_faces(python: str, folder: Path):
                           check=True)
     found = {Path(k).name: v for k, v in json.loads(done.stdout).items()}
 
-    def faces(grey, name: str):
+    def faces(rgb, name: str):
         record = found[name]
         boxes = [Box(*f["box"], 1.0) for f in record["faces"]]
         return boxes, [np.array(f["points"]) for f in record["faces"]], record["seconds"]
@@ -114,49 +119,60 @@ def mediapipe_faces(python: str, folder: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", nargs="+", required=True)
+    parser.add_argument("--model", nargs="+", default=[None], help="default: the built-in one")
     parser.add_argument("--mediapipe", metavar="PYTHON",
                         help="the python of a virtual environment with mediapipe==0.10.21")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(RESULTS / "photos_vs_dlib.csv"))
     args = parser.parse_args()
-
-    import cv2
 
     from facekeypoints.inference import loading
     from facekeypoints.keypoints import KEYPOINTS
     from facekeypoints.photos import FacePipeline
-    from facekeypoints.photos.detectors import find_faces
+    from facekeypoints.photos.detectors import HogDetector, find_faces
 
-    pipelines = {Path(m).name if Path(m).is_dir() else Path(m).parent.name:
-                 FacePipeline(loading.load(m, prefer_onnx=True), "hog") for m in args.model}
-    detector = next(iter(pipelines.values())).detector
-    dlib68 = DlibLandmarks()
+    def name_of(m: str | None) -> str:
+        return "built-in" if m is None else Path(m).name if Path(m).is_dir() \
+            else Path(m).parent.name
+
+    methods = {}
+    for m in args.model:
+        model = loading.load(m, prefer_onnx=True)
+        for detector, fast in [("blazeface", False), ("blazeface", True), ("hog", False),
+                               ("haar", False)]:
+            label = f"facekeypoints {name_of(m)}, {detector}{' --fast' if fast else ''}"
+            methods[label] = FacePipeline(model, detector, fast=fast)
+    hog, dlib68 = HogDetector(), DlibLandmarks()
 
     def ours(pipeline):
-        def faces(grey, name):
-            boxes = find_faces(detector, grey)
-            found = pipeline.faces_in(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), boxes)
-            return boxes, [f.keypoints for f in found]
+        def faces(rgb, name):
+            found = pipeline.faces_in(rgb)
+            return [f.box for f in found], [f.keypoints for f in found]
         return faces
 
-    def dlib_faces(grey, name):
-        boxes = find_faces(detector, grey)
-        return boxes, dlib68(grey, boxes)
+    def dlib_faces(rgb, name):
+        boxes = find_faces(hog, rgb)
+        return boxes, dlib68(rgb, boxes)
 
     rows = []
     for folder in ("youtube", "dlib"):
-        methods = {f"facekeypoints {n}": ours(p) for n, p in pipelines.items()}
-        methods["dlib 68-point"] = dlib_faces
+        fns = {label: ours(p) for label, p in methods.items()}
+        fns["dlib 68-point, hog"] = dlib_faces
         if args.mediapipe:
-            methods["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
-        for label, fn in methods.items():
-            s = score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
+            fns["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
+        rounds = [{label: score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
+                   for label, fn in fns.items()} for _ in range(args.repeats)]
+        first = None
+        for label in fns:
+            s = rounds[0][label]
+            ms = float(np.median([r[label]["ms_per_face"] for r in rounds]))
+            first = first or ms
             rows.append({"photos": folder, "method": label, "faces": s["faces"],
                          "detected_pct": s["detected_pct"], "nme_pct": s["nme_pct"],
-                         "ms_per_face": s["ms_per_face"],
+                         "ms_per_face": round(ms, 1), "time_vs_first": round(ms / first, 2),
                          **{k: round(v, 2) for k, v in zip(KEYPOINTS, s["per_keypoint"],
                                                            strict=True)}})
-            print({k: rows[-1][k] for k in list(rows[-1])[:6]}, flush=True)
+            print({k: rows[-1][k] for k in list(rows[-1])[:7]}, flush=True)
     write_table(rows, args.out)
 
 

@@ -1,12 +1,14 @@
 """Tracked video: speed on a 640x480 stream, and jitter with and without smoothing.
 
-    python bench/video.py --model runs/photos-wide/model.onnx runs/mesh
+    python bench/video.py                      # the built-in model, BlazeFace
+    python bench/video.py --model runs/photos-wide/model.onnx runs/mesh --detector hog
 
 The stream: a real face (each of a few youtube photos of ../shared/data/photos in turn, 90 frames
 each) on a 640x480 frame, still for 30 frames, then gliding 2 px a frame, with camera noise
 (Gaussian, 4 grey levels) on every frame. For each model: frames per second and ms per face of
 `detect`'s frame loop (FaceTracker: the detector on the first frame and when a face is lost),
-against finding faces in every frame (the photo pipeline); and jitter, the mean frame-to-frame
+against finding faces in every frame (the photo pipeline), as `detect` runs it and with
+`--fast` (one crop per face and frame, no mirror image); and jitter, the mean frame-to-frame
 motion of the keypoints of a still face, in per cent of its eye distance, raw and smoothed
 (One Euro). Timings are the medians of --repeats runs (3), each on a fresh pipeline: this
 2-core machine varies by a fifth from run to run. Writes bench/results/video.csv.
@@ -44,12 +46,13 @@ def eye_distance(points: np.ndarray) -> float:
     return float(np.linalg.norm(points[0] - points[1]))
 
 
-def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
+def run(model_path: str | None, frames: list, smooth: bool, track: bool, detector: str,
+        fast: bool) -> dict:
     from facekeypoints.inference.loading import load
     from facekeypoints.photos import FacePipeline
     from facekeypoints.photos.tracking import FaceTracker
 
-    pipeline = FacePipeline(load(model_path, prefer_onnx=True), "hog")
+    pipeline = FacePipeline(load(model_path, prefer_onnx=True), detector, fast=fast)
     tracker = FaceTracker(pipeline, smooth=smooth)
     times, faces, jitter, last = [], 0, [], None
     for i, (frame, still) in enumerate(frames):
@@ -62,8 +65,9 @@ def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
             jitter.append(np.linalg.norm(points - last, axis=1).mean() / eye_distance(points))
         last = points
     busy = sum(times)
-    return {"model": model_path, "mode": ("tracked" if track else "detect every frame")
-            + (", smoothed" if smooth and track else ""),
+    return {"model": model_path or "built-in", "detector": detector,
+            "mode": ("tracked" if track else "detect every frame")
+            + (", smoothed" if smooth and track else "") + (", --fast" if fast else ""),
             "frames": len(frames), "faces": faces,
             "frames_per_second": round(len(frames) / busy, 1),
             "ms_per_face": round(1000 * busy / max(faces, 1), 2),
@@ -74,15 +78,19 @@ def run(model_path: str, frames: list, smooth: bool, track: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", nargs="+", required=True)
+    parser.add_argument("--model", nargs="+", default=[None], help="default: the built-in one")
+    parser.add_argument("--detector", default="blazeface")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     frames = list(stream())
     rows = []
     timings = ("frames_per_second", "ms_per_face", "median_frame_ms")
     for model in args.model:
-        for smooth, track in [(False, False), (False, True), (True, True)]:
-            runs = [run(model, frames, smooth, track) for _ in range(args.repeats)]
+        for smooth, track, fast in [(False, False, False), (False, True, False),
+                                    (True, True, False), (False, False, True),
+                                    (True, True, True)]:
+            runs = [run(model, frames, smooth, track, args.detector, fast)
+                    for _ in range(args.repeats)]
             rows.append(runs[0] | {k: statistics.median(r[k] for r in runs) for k in timings})
             print(rows[-1], [r["ms_per_face"] for r in runs], flush=True)
     write_table(rows, RESULTS / "video.csv")

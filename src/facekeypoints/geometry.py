@@ -5,20 +5,22 @@ stack of them (N, 2, 3) for a batch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass
 class Box:
-    """A face detector's box, in pixels, and its score."""
+    """A face detector's box, in pixels, and its score; `points` are the landmarks the detector
+    gives with it, where it gives any (BlazeFace: eyes, nose tip, mouth, ears), in pixels."""
 
     left: float
     top: float
     width: float
     height: float
     score: float
+    points: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def centre(self) -> np.ndarray:
@@ -31,7 +33,12 @@ class Box:
 
     def scaled(self, factor: float) -> Box:
         return Box(self.left * factor, self.top * factor, self.width * factor,
-                   self.height * factor, self.score)
+                   self.height * factor, self.score,
+                   None if self.points is None else self.points * factor)
+
+    def moved(self, dx: float, dy: float) -> Box:
+        return Box(self.left + dx, self.top + dy, self.width, self.height, self.score,
+                   None if self.points is None else self.points + (dx, dy))
 
 
 def fit_similarity(points: np.ndarray, target: np.ndarray, rotate: bool = True) -> np.ndarray:

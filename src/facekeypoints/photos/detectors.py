@@ -1,5 +1,6 @@
-"""Face detectors: dlib's HOG (with OpenCV's cascade where it finds none) and the cascade alone,
-and the search of a whole photo, shrunk where it is large, with a second look at small ones."""
+"""Face detectors: BlazeFace (the default; blazeface.py), dlib's HOG (with OpenCV's cascade where
+it finds none) and the cascade alone, and the search of a whole photo, shrunk where it is large,
+with a second look at small ones. Each takes a grey or an RGB image and converts as it needs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..geometry import Box
+from .blazeface import BlazeFace
 from .framing import FRAMING, reframe_box
 
 DETECT_MAX_SIDE = 1600  # faces are found on a copy no larger than this, then mapped back
@@ -27,7 +29,8 @@ class HaarDetector:
             raise UserError(f"OpenCV's face cascade is missing ({path}); reinstall "
                             "opencv-python-headless<5")
 
-    def __call__(self, grey: np.ndarray) -> list[Box]:
+    def __call__(self, image: np.ndarray) -> list[Box]:
+        grey = _grey(image)
         min_side = max(20, int(min(grey.shape) * 0.05))
         boxes, _, weights = self.cascade.detectMultiScale3(
             grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side),
@@ -55,7 +58,8 @@ class HogDetector:
         self.detector, self.upsample = dlib.get_frontal_face_detector(), upsample
         self.fallback = HaarDetector() if fallback else None
 
-    def __call__(self, grey: np.ndarray) -> list[Box]:
+    def __call__(self, image: np.ndarray) -> list[Box]:
+        grey = _grey(image)
         upsample = self.upsample if max(grey.shape) <= 800 else 0
         rects, scores, _ = self.detector.run(grey, upsample, 0.0)
         boxes = [Box(r.left(), r.top(), r.width(), r.height(), float(s))
@@ -65,7 +69,11 @@ class HogDetector:
         return [reframe_box(b, FRAMING["haar"], FRAMING["hog"]) for b in self.fallback(grey)]
 
 
-DETECTORS = {"haar": HaarDetector, "hog": HogDetector}
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+DETECTORS = {"blazeface": BlazeFace, "hog": HogDetector, "haar": HaarDetector}
 
 
 def make_detector(name: str):
@@ -74,17 +82,17 @@ def make_detector(name: str):
     return DETECTORS[name]()
 
 
-def find_faces(detector, grey: np.ndarray) -> list[Box]:
+def find_faces(detector, image: np.ndarray) -> list[Box]:
     """Detect on a copy no larger than DETECT_MAX_SIDE, boxes mapped back to full size. A small
     photo where nothing is found may be a face cropped tight, its edges cutting it: it gets a
     margin of half its size and a second look (the last youtube face, docs/photos.md)."""
-    factor = min(1.0, DETECT_MAX_SIDE / max(grey.shape))
-    small = grey if factor == 1.0 else cv2.resize(grey, None, fx=factor, fy=factor,
-                                                  interpolation=cv2.INTER_AREA)
+    longer = max(image.shape[:2])
+    factor = min(1.0, DETECT_MAX_SIDE / longer)
+    small = image if factor == 1.0 else cv2.resize(image, None, fx=factor, fy=factor,
+                                                   interpolation=cv2.INTER_AREA)
     boxes = [b.scaled(1 / factor) for b in detector(small)]
-    if boxes or max(grey.shape) > TIGHT_PHOTO_SIDE:
+    if boxes or longer > TIGHT_PHOTO_SIDE:
         return boxes
-    pad = max(grey.shape) // 2
-    padded = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return [Box(b.left - pad, b.top - pad, b.width, b.height, b.score)
-            for b in detector(padded)]
+    pad = longer // 2
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    return [b.moved(-pad, -pad) for b in detector(padded)]

@@ -1,6 +1,11 @@
 """The photo pipeline: find faces, frame each as the training faces are framed, predict, re-frame
 each face upright on its own keypoints and predict again, and map the keypoints back to the
-photo's own pixels."""
+photo's own pixels.
+
+How many passes pay for themselves was measured (bench/framing.py, docs/photos.md): a face
+framed on BlazeFace's eyes and mouth needs no re-framing (it gains nothing), a face framed on a
+box two passes; each pass with its mirror image (flip TTA) where the model has it. `fast` keeps
+the first pass alone, without the mirror image."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from .. import geometry
 from ..geometry import Box
 from ..keypoints import IMAGE_SIZE, KEYPOINTS
 from .detectors import find_faces, make_detector
-from .framing import FRAMING, Framing, align_transform, crop_face, crop_transform
+from .framing import FRAMING, Framing, align_transform, crop_face, first_transform
 from .reading import PhotoError, read_photo
 
 
@@ -45,32 +50,40 @@ class PhotoResult:
 class FacePipeline:
     """Detector + framing + keypoint model, applied to RGB frames."""
 
-    def __init__(self, model, detector_name: str = "hog", framing: Framing | None = None,
-                 refine: int = 2, upright: bool = True):
+    def __init__(self, model, detector_name: str = "blazeface", framing: Framing | None = None,
+                 refine: int | None = None, upright: bool = True, fast: bool = False):
         # a model with a head of its own for photo crops (the face mesh) uses it here
         self.model = model.for_photos() if hasattr(model, "for_photos") else model
         self.detector = make_detector(detector_name)
         self.framing = framing or FRAMING[detector_name]
-        self.refine = refine  # passes that re-frame each face on its own predicted keypoints
+        # passes that re-frame each face on its own predicted keypoints
+        self.fast = fast
+        self.refine = 0 if fast else refine
+        self.tta = False if fast else None  # None: the model's own choice
         self.upright = upright  # re-framing also turns a face that rolls upright
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        boxes = find_faces(self.detector, grey) if boxes is None else boxes
+        boxes = find_faces(self.detector, rgb) if boxes is None else boxes
         if not boxes:
             return []
-        matrices = [crop_transform(b, self.framing) for b in boxes]
+        matrices = [first_transform(b, self.framing) for b in boxes]
         points = self.predict_at(grey, matrices)
-        for _ in range(self.refine):
+        for _ in range(self.passes_after(boxes)):
             matrices = [align_transform(p, upright=self.upright) for p in points]
             refined = self.predict_at(grey, matrices)
             points = [new if _plausible(new, box, m) else old
                       for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
         return [Face(b, p) for b, p in zip(boxes, points, strict=True)]
 
+    def passes_after(self, boxes: list[Box]) -> int:
+        if self.refine is not None:
+            return self.refine
+        return 0 if all(b.points is not None for b in boxes) else 2
+
     def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
-        pred = self.model.predict(crops)  # (n, 30) crop pixels
+        pred = self.model.predict(crops, tta=self.tta)  # (n, 30) crop pixels
         return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
                 for p, m in zip(pred, matrices, strict=True)]
 

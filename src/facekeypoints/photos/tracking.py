@@ -74,10 +74,11 @@ class FaceTracker:
     net places a face-like shape even on a wall); then the detector runs on the whole frame."""
 
     def __init__(self, pipeline: FacePipeline, smooth: bool = True, redetect_every: int = 30,
-                 verify_every: int = 5, passes: int = 2, max_shape_error: float = 6.0,
+                 verify_every: int = 5, passes: int | None = None, max_shape_error: float = 6.0,
                  min_cutoff: float = 1.0, beta: float = 0.05):
         self.pipeline, self.smooth, self.redetect_every = pipeline, smooth, redetect_every
-        self.passes = passes  # crops per face and frame, each framed on the last keypoints
+        # crops per face and frame, each framed on the last keypoints: one where fast
+        self.passes = passes if passes is not None else 1 if pipeline.fast else 2
         self.verify_every, self.max_shape_error = verify_every, max_shape_error
         self.filter_settings = (min_cutoff, beta)
         self.tracks: list[Track] = []
@@ -90,7 +91,7 @@ class FaceTracker:
         smoother = OneEuroFilter(*self.filter_settings) if self.smooth else None
         return Track(face.box, face.keypoints, smoother)
 
-    def _follow(self, grey: np.ndarray) -> list[Track]:
+    def _follow(self, rgb: np.ndarray, grey: np.ndarray) -> list[Track]:
         """Each track's face in this frame, framed from its last keypoints; the lost dropped."""
         if not self.tracks:
             return []
@@ -102,7 +103,7 @@ class FaceTracker:
         height, width = grey.shape
         verify = self.verify_every and self.frame_index % self.verify_every == 0
         for track, new, matrix in zip(self.tracks, points, matrices, strict=True):
-            if verify and not self._face_near(grey, track):
+            if verify and not self._face_near(rgb, track):
                 continue
             cx, cy = new.mean(axis=0)
             inside = 0 <= cx < width and 0 <= cy < height
@@ -115,18 +116,18 @@ class FaceTracker:
                 kept.append(track)
         return kept
 
-    def _face_near(self, grey: np.ndarray, track: Track) -> bool:
+    def _face_near(self, image: np.ndarray, track: Track) -> bool:
         """Whether the detector sees a face in a window of twice the track's box around it, the
         window shrunk so the face is about 80 px wide (a few ms)."""
         box = track.box
         cx, cy = box.left + box.width / 2, box.top + box.height / 2
         half = box.width
         x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-        x1, y1 = min(grey.shape[1], int(cx + half)), min(grey.shape[0], int(cy + half))
+        x1, y1 = min(image.shape[1], int(cx + half)), min(image.shape[0], int(cy + half))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return False
         factor = min(1.0, 80.0 / box.width)
-        window = grey[y0:y1, x0:x1]
+        window = image[y0:y1, x0:x1]
         if factor < 1.0:
             window = cv2.resize(window, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         return bool(self.pipeline.detector(window))
@@ -135,14 +136,14 @@ class FaceTracker:
         """The faces in the next frame; `t` its time in seconds (default: 30 frames a second)."""
         t = self.frame_index / 30.0 if t is None else t
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        followed = self._follow(grey)
+        followed = self._follow(rgb, grey)
         lost = len(followed) < len(self.tracks)
         due = self.redetect_every and self.frame_index % self.redetect_every == 0
         self.tracks = followed
         if lost or due or not self.tracks:
             self.detections += 1
             quick = due and not lost and self.tracks  # a look for newcomers: large faces only
-            boxes = find_faces(self.quick if quick else self.pipeline.detector, grey)
+            boxes = find_faces(self.quick if quick else self.pipeline.detector, rgb)
             # a detection on a face already followed is not a new face: not predicted again
             boxes = [b for b in boxes
                      if not any(b.contains(track.points.mean(axis=0)) for track in self.tracks)]

@@ -158,7 +158,7 @@ def _responses(ok: dict) -> dict:
                 (422, "the form lacks the field"), (504, "took longer than the time limit")]}}
 
 
-def create_app(model, detector: str = "hog", limits: Limits | None = None,
+def create_app(model, detector: str = "blazeface", limits: Limits | None = None,
                token: str | None = None, page: bool = True, runs_folder: str | None = None):
     """The ASGI app: the API under /api, OpenAPI docs at /docs, the web page at /."""
     service = KeypointService(model, detector, limits)
@@ -245,7 +245,7 @@ def create_app(model, detector: str = "hog", limits: Limits | None = None,
     return app
 
 
-def serve(model, host: str = "127.0.0.1", port: int = 8000, detector: str = "hog",
+def serve(model, host: str = "127.0.0.1", port: int = 8000, detector: str = "blazeface",
           limits: Limits | None = None, token: str | None = None, page: bool = True,
           runs_folder: str | None = None, log=print) -> None:
     import uvicorn

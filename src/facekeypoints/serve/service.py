@@ -56,7 +56,7 @@ class KeypointService:
     """The model, the detector and the limits, shared by the API and the page. One request uses
     the model at a time (Keras models and the detector are not made for several threads)."""
 
-    def __init__(self, model, detector: str = "hog", limits: Limits | None = None):
+    def __init__(self, model, detector: str = "blazeface", limits: Limits | None = None):
         from ..inference.loading import builtin_path, load
 
         self.predictor = load(model, prefer_onnx=True)  # None: the built-in model
