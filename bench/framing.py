@@ -76,7 +76,8 @@ def main() -> None:
             if j is not None:
                 ideal.append(ideal_framing(t.points, shape, boxes[j]))
                 if boxes[j].points is not None:
-                    upright = align_transform(t.points, shape, upright=True)
+                    # on the shape the pipeline re-frames faces on (keypoints.MEAN_SHAPE)
+                    upright = align_transform(t.points, upright=True)
                     placed.append(geometry.apply(upright, boxes[j].points[EYES_AND_MOUTH]))
         fitted = Framing(*np.round(np.median(np.array(ideal), axis=0), 3))
         print(f"{name}: fitted on {len(ideal)} faces of {len(fit_people)} people: {fitted}")

@@ -10,8 +10,10 @@ each) on a 640x480 frame, still for 30 frames, then gliding 2 px a frame, with c
 against finding faces in every frame (the photo pipeline), as `detect` runs it and with
 `--fast` (one crop per face and frame, no mirror image); and jitter, the mean frame-to-frame
 motion of the keypoints of a still face, in per cent of its eye distance, raw and smoothed
-(One Euro). Timings are the medians of --repeats runs (3), each on a fresh pipeline: this
-2-core machine varies by a fifth from run to run. Writes bench/results/video.csv.
+(One Euro); and NME, the mean keypoint error in per cent of the true eye distance over every
+frame, against each photo's true keypoints moved with it. Timings are the medians of --repeats
+runs (3), each on a fresh pipeline: this 2-core machine varies by a fifth from run to run.
+Writes bench/results/video.csv.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ FACES = ["Lincoln_Chafee_52.jpg", "Condoleezza_Rice_20.jpg", "Marc_Shaiman_10.jp
 
 
 def stream(seed: int = 0):
-    """(frame, still) pairs: 640x480 RGB frames of a real face, still then moving."""
+    """(frame, still, true keypoints) triples: 640x480 RGB frames of a real face, still then
+    moving."""
     from facekeypoints.photos import read_photo
+    from facekeypoints.photos.scores import load_truth
 
+    truth = {t.file: t.points for t in load_truth(PHOTOS / "youtube" / "keypoints15.csv")}
     rng = np.random.default_rng(seed)
     for name in FACES:
         face = read_photo(PHOTOS / "youtube" / name)
@@ -39,7 +44,7 @@ def stream(seed: int = 0):
             frame = np.full((480, 640, 3), 110, np.float32)
             frame[100:100 + h, x:x + w] = face
             frame += rng.normal(0, 4, frame.shape)
-            yield np.clip(frame, 0, 255).astype(np.uint8), i < 30
+            yield np.clip(frame, 0, 255).astype(np.uint8), i < 30, truth[name] + (x, 100)
 
 
 def eye_distance(points: np.ndarray) -> float:
@@ -47,33 +52,37 @@ def eye_distance(points: np.ndarray) -> float:
 
 
 def run(model_path: str | None, frames: list, smooth: bool, track: bool, detector: str,
-        fast: bool) -> dict:
+        fast: bool, passes: int | None) -> dict:
     from facekeypoints.inference.loading import load
     from facekeypoints.photos import FacePipeline
     from facekeypoints.photos.tracking import FaceTracker
 
     pipeline = FacePipeline(load(model_path, prefer_onnx=True), detector, fast=fast)
-    tracker = FaceTracker(pipeline, smooth=smooth)
-    times, faces, jitter, last = [], 0, [], None
-    for i, (frame, still) in enumerate(frames):
+    tracker = FaceTracker(pipeline, smooth=smooth, passes=passes)
+    times, faces, jitter, errors, last = [], 0, [], [], None
+    for i, (frame, still, truth) in enumerate(frames):
         start = time.perf_counter()
         found = tracker(frame, i / 30) if track else pipeline.faces_in(frame)
         times.append(time.perf_counter() - start)
         faces += len(found)
         points = found[0].keypoints if found else None
+        if points is not None:
+            errors.append(np.linalg.norm(points - truth, axis=1).mean() / eye_distance(truth))
         if still and points is not None and last is not None and i % 90 > 5:
             jitter.append(np.linalg.norm(points - last, axis=1).mean() / eye_distance(points))
         last = points
     busy = sum(times)
     return {"model": model_path or "built-in", "detector": detector,
             "mode": ("tracked" if track else "detect every frame")
-            + (", smoothed" if smooth and track else "") + (", --fast" if fast else ""),
+            + (", smoothed" if smooth and track else "") + (", --fast" if fast else "")
+            + (f", {tracker.passes} pass{'es' if tracker.passes > 1 else ''}" if track else ""),
             "frames": len(frames), "faces": faces,
             "frames_per_second": round(len(frames) / busy, 1),
             "ms_per_face": round(1000 * busy / max(faces, 1), 2),
             "median_frame_ms": round(1000 * statistics.median(times), 2),
             "detector_frames": tracker.detections if track else len(frames),
-            "still_jitter_pct": round(100 * float(np.mean(jitter)), 3)}
+            "still_jitter_pct": round(100 * float(np.mean(jitter)), 3),
+            "nme_pct": round(100 * float(np.mean(errors)), 2)}
 
 
 def main() -> None:
@@ -81,15 +90,18 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", default=[None], help="default: the built-in one")
     parser.add_argument("--detector", default="blazeface")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--passes", type=int, nargs="+", default=[None],
+                        help="crops per tracked face and frame (default: the tracker's)")
     args = parser.parse_args()
     frames = list(stream())
     rows = []
     timings = ("frames_per_second", "ms_per_face", "median_frame_ms")
     for model in args.model:
-        for smooth, track, fast in [(False, False, False), (False, True, False),
-                                    (True, True, False), (False, False, True),
-                                    (True, True, True)]:
-            runs = [run(model, frames, smooth, track, args.detector, fast)
+        modes = [(False, False, False, None), (False, False, True, None)]
+        modes += [(smooth, True, fast, passes) for passes in args.passes
+                  for smooth, fast in [(False, False), (True, False), (True, True)]]
+        for smooth, track, fast, passes in modes:
+            runs = [run(model, frames, smooth, track, args.detector, fast, passes)
                     for _ in range(args.repeats)]
             rows.append(runs[0] | {k: statistics.median(r[k] for r in runs) for k in timings})
             print(rows[-1], [r["ms_per_face"] for r in runs], flush=True)

@@ -28,6 +28,9 @@ class Predictor:
     prediction with its mirror image's."""
 
     mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
+    # crops per followed face and video frame, each framed on the last keypoints: a CNN follows
+    # a moving face only part of the way in one (docs/photos.md)
+    track_passes = 2
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name

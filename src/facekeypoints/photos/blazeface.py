@@ -112,6 +112,9 @@ class _Model:
         self.spec = spec
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # its threads sleep when done instead of spinning against the keypoint model's next
+        # (0.6-0.9 ms a photo, bench/photo_pipeline.py's loop, two cores)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         path = Path(str(resources.files("facekeypoints") / "pretrained" / spec.file))
         self.session = ort.InferenceSession(str(path), options,
                                             providers=["CPUExecutionProvider"])
@@ -127,7 +130,9 @@ class _Model:
         resized = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA if scale < 1
                              else cv2.INTER_LINEAR)
         out = np.full((self.spec.side, self.spec.side, 3), -1.0, np.float32)
-        out[:h, :w] = resized / 127.5 - 1.0
+        out[:h, :w] = resized
+        out[:h, :w] *= 1 / 127.5
+        out[:h, :w] -= 1.0
         return out
 
     def __call__(self, rgb: np.ndarray, squares: list[tuple[int, int, int]],

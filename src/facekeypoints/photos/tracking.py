@@ -78,7 +78,8 @@ class FaceTracker:
                  min_cutoff: float = 1.0, beta: float = 0.05):
         self.pipeline, self.smooth, self.redetect_every = pipeline, smooth, redetect_every
         # crops per face and frame, each framed on the last keypoints: one where fast
-        self.passes = passes if passes is not None else 1 if pipeline.fast else 2
+        self.passes = passes if passes is not None else 1 if pipeline.fast else \
+            getattr(pipeline.model, "track_passes", 2)
         self.verify_every, self.max_shape_error = verify_every, max_shape_error
         self.filter_settings = (min_cutoff, beta)
         self.tracks: list[Track] = []
