@@ -81,6 +81,10 @@ def free_batch(path: Path, name: str = "faces") -> None:
         node.input[1] = f"{node.output[0]}/free_batch_shape"  # its own: shapes may be shared
         model.graph.initializer.append(numpy_helper.from_array(
             np.array([-1, *known[1:]], shape.dtype), node.input[1]))
+    used = {name for node in model.graph.node for name in node.input}
+    unused = [init for init in model.graph.initializer if init.name not in used]
+    for init in unused:  # the old shapes
+        model.graph.initializer.remove(init)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 
