@@ -96,6 +96,23 @@ def test_the_tracker_follows_a_face_and_finds_it_again_when_it_comes_back(photo_
     assert tracker.detections == 1 + 10 + 1
 
 
+def test_the_builtin_model_follows_a_face_with_blazeface_in_one_pass_a_frame(photo_onnx):
+    """The mesh follows a face in one crop a frame (a CNN in two, `--fast` in one), BlazeFace
+    finds it once, and every frame's keypoints stay on the moving face."""
+    rgb = reading.read_photo(YOUTUBE / NAME)
+    truth = _truth()
+    eyes = np.linalg.norm(truth[0] - truth[1])
+    tracker = FaceTracker(FacePipeline(loading.load(None)), smooth=False, redetect_every=0)
+    assert tracker.passes == 1
+    assert FaceTracker(FacePipeline(loading.load(photo_onnx), "hog")).passes == 2
+    assert FaceTracker(FacePipeline(loading.load(photo_onnx), "hog", fast=True)).passes == 1
+    for i, (frame, x) in enumerate(_moving_video(rgb, 20, 3.0)):
+        (face,) = tracker(frame, i / 25)
+        moved = truth + [round(x), 20]
+        assert np.linalg.norm(face.keypoints - moved, axis=1).mean() < 0.12 * eyes, i
+    assert tracker.detections == 1
+
+
 def test_following_costs_less_than_detecting_every_frame(photo_onnx):
     rgb = reading.read_photo(YOUTUBE / NAME)
     frames = _moving_video(rgb, 12, 1.0)

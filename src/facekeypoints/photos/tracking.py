@@ -16,6 +16,7 @@ import numpy as np
 from .. import geometry
 from ..geometry import Box
 from ..keypoints import IMAGE_SIZE, MEAN_SHAPE
+from .blazeface import BlazeFace
 from .detectors import HogDetector, find_faces
 from .framing import align_transform
 from .pipeline import Face, FacePipeline
@@ -84,9 +85,10 @@ class FaceTracker:
         self.filter_settings = (min_cutoff, beta)
         self.tracks: list[Track] = []
         self.frame_index, self.detections = 0, 0
-        detector = pipeline.detector
+        detector = pipeline.detector  # the look for newcomers: the whole frame, coarsely
         self.quick = (HogDetector(upsample=0, fallback=False) if isinstance(detector, HogDetector)
-                      else detector)
+                      else BlazeFace(detector.threshold, tiled=False)
+                      if isinstance(detector, BlazeFace) else detector)
 
     def _new_track(self, face: Face) -> Track:
         smoother = OneEuroFilter(*self.filter_settings) if self.smooth else None
