@@ -68,3 +68,19 @@ def test_the_shipped_heads_are_what_the_notice_command_fits(tmp_path, shared_fac
             assert sorted(ours.files) == sorted(theirs.files)
             for key in ours.files:
                 np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-4, atol=1e-5)
+
+
+def test_what_blazeface_takes_for_a_face_and_the_mesh_does_not_is_dropped():
+    """In this photo BlazeFace also finds a logo; the mesh, shown it, says there is no face
+    (its face score), and the built-in pipeline returns the one true face."""
+    from facekeypoints.photos import FacePipeline, read_photo
+    from facekeypoints.photos.detectors import find_faces
+    from facekeypoints.photos.scores import load_truth, match
+
+    name = "Kirk_Ferentz_22.jpg"
+    rgb = read_photo(PHOTO.parent / name)
+    truth = [t for t in load_truth(PHOTO.parent / "keypoints15.csv") if t.file == name]
+    pipeline = FacePipeline(fk.load_model())
+    assert len(find_faces(pipeline.detector, rgb)) == 2
+    faces = pipeline.faces_in(rgb)
+    assert len(faces) == 1 and match(truth, [faces[0].box]) == [0]

@@ -38,7 +38,7 @@ class Spec:
 
 SHORT = Spec("blazeface_short.onnx", 128, (8, 16), (2, 6))
 FULL = Spec("blazeface_full.onnx", 192, (4,), (1,))
-THRESHOLD = 0.5  # face score; MediaPipe's own default for both models
+THRESHOLD = 0.5  # face score; MediaPipe's Python default (min_detection_confidence)
 NMS_IOU = 0.3
 FULL_ABOVE = 2 * FULL.side  # photos larger than this also get the full range model and tiles
 EDGE = 0.02  # a tile's detection this close to its edge is cut by it: the whole photo's, or none
