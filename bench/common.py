@@ -1,8 +1,10 @@
-"""What the benchmark scripts share: where the data is, and how a result table is written."""
+"""What the benchmark scripts share: where the data is, how a result table is written, and a
+detector seen without its points."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,3 +28,13 @@ def write_table(rows: list[dict], out: str | Path) -> None:
     for r in rows:
         print("| " + " | ".join(str(r.get(k, "")) for k in fields) + " |")
     print(f"wrote {out}")
+
+
+class BoxesOnly:
+    """A detector's boxes without its points: the first crop from the box alone."""
+
+    def __init__(self, detector) -> None:
+        self.detector, self.name = detector, detector.name
+
+    def __call__(self, image):
+        return [replace(b, points=None) for b in self.detector(image)]

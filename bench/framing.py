@@ -22,7 +22,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from common import FACES, PHOTOS, RESULTS, write_table
+from common import FACES, PHOTOS, RESULTS, BoxesOnly, write_table
 
 
 def mean_shape() -> np.ndarray:
@@ -99,7 +99,7 @@ def main() -> None:
         for label, (framing, refine) in candidates.items():
             pipeline = FacePipeline(model, name, framing, refine=refine)
             if placed and "eyes and mouth" not in label:  # frame on the box alone
-                pipeline.detector = _BoxesOnly(pipeline.detector)
+                pipeline.detector = BoxesOnly(pipeline.detector)
             yt = evaluate_photos(pipeline, PHOTOS / "youtube", truth_file)
             group = evaluate_photos(pipeline, PHOTOS / "dlib", PHOTOS / "dlib" / "keypoints15.csv")
             rows.append({"detector": name, "framing": label, "refine": refine,
@@ -113,18 +113,6 @@ def main() -> None:
             print(rows[-1], flush=True)
         truth_file.unlink()
     write_table(rows, args.out)
-
-
-class _BoxesOnly:
-    """A detector's boxes without its points."""
-
-    def __init__(self, detector) -> None:
-        self.detector, self.name = detector, detector.name
-
-    def __call__(self, image):
-        from dataclasses import replace
-
-        return [replace(b, points=None) for b in self.detector(image)]
 
 
 def _write_truth(truths, path: Path) -> None:

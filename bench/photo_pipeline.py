@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import replace
 
 import numpy as np
-from common import PHOTOS, RESULTS, write_table
+from common import PHOTOS, RESULTS, BoxesOnly, write_table
 
 CHOICES = [  # (label, detector, first crop from points, re-framing passes, flip TTA)
     ("HOG box, re-framed twice, TTA (as before)", "hog", False, 2, True),
@@ -32,16 +31,6 @@ CHOICES = [  # (label, detector, first crop from points, re-framing passes, flip
     ("BlazeFace eyes and mouth, one pass, TTA (the default)", "blazeface", True, 0, True),
     ("BlazeFace eyes and mouth, one pass, no TTA (--fast)", "blazeface", True, 0, False),
 ]
-
-
-class BoxesOnly:
-    """A detector's boxes without its points: the first crop from the box alone."""
-
-    def __init__(self, detector) -> None:
-        self.detector, self.name = detector, detector.name
-
-    def __call__(self, image):
-        return [replace(b, points=None) for b in self.detector(image)]
 
 
 def pipeline_for(model, detector: str, points: bool, refine: int, tta: bool):

@@ -16,7 +16,6 @@ committed and shipped in the wheel, never downloaded at run time.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import subprocess
 import sys
@@ -24,19 +23,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from convert_face_mesh import LICENCE, TARGET, download_wheel, free_batch
+from convert_face_mesh import LICENCE, TARGET, download_wheel, free_batch, wheel_option
 
 MODELS = {"short": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
           "full": "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite"}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheel", type=Path, help="a downloaded mediapipe 0.10.21 wheel")
-    args = parser.parse_args()
+    given = wheel_option(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wheel = args.wheel or download_wheel(tmp)
+        wheel = given or download_wheel(tmp)
         with zipfile.ZipFile(wheel) as archive:
             for kind, member in MODELS.items():
                 tflite = tmp / Path(member).name

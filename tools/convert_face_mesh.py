@@ -35,13 +35,18 @@ def download_wheel(folder: Path) -> Path:
     return next(folder.glob("mediapipe-*.whl"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def wheel_option(doc: str) -> Path | None:
+    """The --wheel a converter was given (None: download it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--wheel", type=Path, help="a downloaded mediapipe 0.10.21 wheel")
-    args = parser.parse_args()
+    return parser.parse_args().wheel
+
+
+def main() -> None:
+    given = wheel_option(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        wheel = args.wheel or download_wheel(tmp)
+        wheel = given or download_wheel(tmp)
         with zipfile.ZipFile(wheel) as archive:
             tflite = tmp / "face_landmark.tflite"
             tflite.write_bytes(archive.read(MEMBER))

@@ -56,8 +56,8 @@ class FacePipeline:
         self.model = model.for_photos() if hasattr(model, "for_photos") else model
         self.detector = make_detector(detector_name)
         self.framing = framing or FRAMING[detector_name]
-        # passes that re-frame each face on its own predicted keypoints
         self.fast = fast
+        # passes that re-frame each face on its own predicted keypoints (None: by detector)
         self.refine = 0 if fast else refine
         self.tta = False if fast else None  # None: the model's own choice
         self.upright = upright  # re-framing also turns a face that rolls upright
