@@ -35,13 +35,17 @@ class MeshHead:
         weights = np.zeros((F.shape[1], y.shape[1]))
         bias = np.zeros(y.shape[1])
         ridge = alpha * np.eye(F.shape[1])
-        for j in range(y.shape[1]):
-            rows = ~np.isnan(y[:, j])
+        # columns labelled on the same rows share one system (68 points: one for all 136)
+        masks, group = np.unique(~np.isnan(y).T, axis=0, return_inverse=True)
+        for rows, columns in zip(masks, (np.flatnonzero(group == g) for g in range(len(masks))),
+                                 strict=True):
             if rows.sum() < 2:
-                raise UserError(f"column {j}: fewer than two labelled faces to fit the head on")
-            bias[j] = y[rows, j].mean()
-            weights[:, j] = np.linalg.solve(A[rows].T @ A[rows] + ridge,
-                                            A[rows].T @ (y[rows, j] - bias[j]))
+                raise UserError(f"column {columns[0]}: fewer than two labelled faces to fit the "
+                                "head on")
+            bias[columns] = y[np.ix_(rows, columns)].mean(axis=0)
+            weights[:, columns] = np.linalg.solve(A[rows].T @ A[rows] + ridge,
+                                                  A[rows].T @ (y[np.ix_(rows, columns)]
+                                                               - bias[columns]))
         return cls(points.mean(axis=0), mean, scale, weights, bias)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
