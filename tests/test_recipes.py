@@ -46,7 +46,7 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
     ({"epochz": 3}, "unknown setting(s) epochz"),
     ({"model": "resnet"}, "model='resnet': expected mlp, cnn or mesh"),
     ({"dropout": [0.5, 1.5]}, "dropout"),
-    ({"columns": ["nose_tip_x"]}, "pairs of Kaggle keypoint columns"),
+    ({"columns": ["nose_tip_x"]}, "pairs of keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),
     ({"groups": {"eyes": 42}}, "groups={'eyes': 42}: expected a table of lists of strings"),
     ({"padding": "full"}, "padding='full': expected valid or same"),

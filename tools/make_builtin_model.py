@@ -1,13 +1,14 @@
-"""Fit the built-in model and place it in the package: the face mesh's heads (plain and photo)
-fitted with the `mesh` recipe on every person of ../shared/data/faces (no one held out: the
-faces it is judged on, the youtube photos and the Kaggle test people, are other people).
+"""Fit a built-in model and place it in the package: the face mesh's heads (plain and photo)
+fitted with the `mesh` recipe on every person of ../shared/data/faces (Kaggle's 15 keypoints,
+`builtin`) or ../shared/data/faces68 (iBUG's 68, `builtin68`); no one held out: the faces it
+is judged on, the youtube photos and the Kaggle test people, are other people.
 
-    python tools/make_builtin_model.py [--data ../shared/data/faces/training.csv.gz]
+    python tools/make_builtin_model.py [--name builtin|builtin68] [--data FILE]
 
 It runs `facekeypoints train --recipe mesh --data DATA --set validation=0` into a scratch
-folder, then keeps what a mesh run needs to predict (recipe.toml, head.npz, photo_head.npz),
-the heads' arrays as float32 (half the size; predictions move by under 1e-4 px), in
-src/facekeypoints/pretrained/builtin/. tests/test_builtin.py refits it the same way and checks
+folder, then keeps what a mesh run needs to predict (recipe.toml, scheme.json, head.npz,
+photo_head.npz), the heads' arrays as float32 (half the size; predictions move by under 1e-4 px),
+in src/facekeypoints/pretrained/NAME/. tests/test_builtin.py refits it the same way and checks
 the shipped heads against the refit.
 """
 
@@ -21,9 +22,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "faces" / "training.csv.gz"
-TARGET = ROOT / "src" / "facekeypoints" / "pretrained" / "builtin"
-KEPT = ("recipe.toml", "head.npz", "photo_head.npz")
+SHARED = ROOT.parent / "shared" / "data"
+DATA = {"builtin": SHARED / "faces" / "training.csv.gz",
+        "builtin68": SHARED / "faces68" / "training.csv.gz"}
+PRETRAINED = ROOT / "src" / "facekeypoints" / "pretrained"
+KEPT = ("recipe.toml", "scheme.json", "head.npz", "photo_head.npz")
 
 
 def fit(data: Path, out: Path) -> Path:
@@ -46,12 +49,14 @@ def shrink(run: Path, target: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--name", choices=sorted(DATA), default="builtin")
+    parser.add_argument("--data", type=Path, help="default: the shared faces of its scheme")
     args = parser.parse_args()
+    target = PRETRAINED / args.name
     with tempfile.TemporaryDirectory() as tmp:
-        run = fit(args.data, Path(tmp) / "builtin")
-        shrink(run, TARGET)
-    print(f"wrote {', '.join(KEPT)} to {TARGET}")
+        run = fit(args.data or DATA[args.name], Path(tmp) / args.name)
+        shrink(run, target)
+    print(f"wrote {', '.join(KEPT)} to {target}")
 
 
 if __name__ == "__main__":

@@ -66,13 +66,13 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
     >>> X_test.shape, nothing
     ((100, 96, 96, 1), None)
     """
-    if data_mod.kind_of(path) == "test":
+    if not Path(path).is_dir() and data_mod.kind_of(path) == "test":
         return data_mod.load_test(path)[1], None
-    faces = data_mod.load_training(path)
+    faces = data_mod.load_training(path)  # any scheme's columns, or a folder with .pts files
     if columns is not None:
         faces = faces.select(_columns(columns), dropna)
     elif dropna:
-        faces = faces.select(list(COLUMNS), dropna)
+        faces = faces.select(faces.columns, dropna)
     return faces.X, faces.y
 
 
@@ -93,7 +93,7 @@ def load_frame(path: str | Path) -> pd.DataFrame:
         ids, X = data_mod.load_test(path)
         return pd.DataFrame({"ImageId": ids, "Image": list(X[..., 0])})
     faces = data_mod.load_training(path)
-    frame = pd.DataFrame(unscale(faces.y), columns=list(COLUMNS))
+    frame = pd.DataFrame(unscale(faces.y), columns=list(faces.columns))
     frame["Image"] = list(faces.X[..., 0])
     if faces.persons is not None:
         frame["person"] = faces.persons
@@ -118,14 +118,14 @@ def _columns(names: Sequence[str]) -> list[str]:
     if isinstance(names, str):
         names = [names]
     out = []
-    for name in names:
-        if name in KEYPOINTS:
-            out += columns_of([name])
-        elif name in COLUMNS:
+    for name in names:  # any scheme's: the data file says whether it has them
+        if isinstance(name, str) and name.endswith(("_x", "_y")) and name[:-2].isidentifier():
             out.append(name)
+        elif isinstance(name, str) and name.isidentifier():
+            out += columns_of([name])
         else:
-            raise UserError(f"columns: unknown keypoint or column {name!r}; expected names such "
-                            f"as {KEYPOINTS[0]!r} or {COLUMNS[0]!r}")
+            raise UserError(f"columns: {name!r} is not a keypoint or column name; expected "
+                            f"names such as {KEYPOINTS[0]!r} or {COLUMNS[0]!r}")
     return list(dict.fromkeys(out))
 
 
@@ -164,7 +164,8 @@ def _resolve(source: str | Path | Recipe, given: list[Given]) -> Recipe:
 
 
 def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
-    """The Keras net a recipe trains (untrained), to look at or to train your own way.
+    """The Keras net a recipe trains (untrained), to look at or to train your own way: for
+    Kaggle's 30 columns unless the recipe names its columns.
 
     >>> fk.build_model("model1").count_params()
     924730
@@ -173,7 +174,7 @@ def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
     from .training import models
 
     r = get_recipe(recipe, **settings)
-    return models.build(r, len(r.columns))
+    return models.build(r, len(r.columns or COLUMNS))
 
 
 # ----------------------------------------------------------------------------- training
@@ -307,11 +308,13 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
                                       epochs=epochs if resume else None,
                                       checkpoint_seconds=checkpoint_seconds,
                                       max_seconds=max_seconds, log=log, progress=progress)
-    else:
+    else:  # one net, started from a pretrained one's body where the recipe names one
+        prepare = specialists.transfer(specialists.load_base(resolved.pretrained),
+                                       resolved.pretrained) if resolved.pretrained else None
         run = loop.train(None if resume else resolved, data, out, resume=resume,
                          epochs=epochs if resume else None,
                          checkpoint_seconds=checkpoint_seconds, max_seconds=max_seconds,
-                         log=log, progress=progress, devices=devices)
+                         log=log, progress=progress, devices=devices, prepare=prepare)
     return Run(run.path)
 
 
@@ -548,9 +551,11 @@ def plot_curves(*runs: str | Path | Run, title: str = "") -> Figure:
 
 
 def plot_faces(X: np.ndarray, keypoints: np.ndarray | None = None,
-               truth: np.ndarray | None = None, title: str = "", columns: int = 4) -> Figure:
-    """Up to columns x columns faces with keypoints in pixels ((N, 30) x, y pairs, as
-    `predict` gives them): predicted in red, `truth` as green crosses (NaN where missing).
+               truth: np.ndarray | None = None, title: str = "", columns: int = 4,
+               lines: Sequence[Sequence[int]] = ()) -> Figure:
+    """Up to columns x columns faces with keypoints in pixels ((N, 2 x points) x, y pairs, as
+    `predict` gives them): predicted in red, `truth` as green crosses (NaN where missing);
+    `lines` (index lists, as `Predictor.scheme_lines()` gives) joins predicted points.
 
     >>> X, y = fk.load(tmp_faces["training.csv"])
     >>> fig = fk.plot_faces(X[:8], fk.load_model(trained).predict(X[:8]), truth=y[:8] * 48 + 48)
@@ -559,7 +564,7 @@ def plot_faces(X: np.ndarray, keypoints: np.ndarray | None = None,
     """
     from . import plots
 
-    return plots.face_grid(X, keypoints, truth, title, columns)
+    return plots.face_grid(X, keypoints, truth, title, columns, lines)
 
 
 def plot_samples(model: ModelLike | Run, data: str | Path, seed: int = 0) -> Figure:
@@ -571,15 +576,19 @@ def plot_samples(model: ModelLike | Run, data: str | Path, seed: int = 0) -> Fig
     (16, True)
     """
     predictor = load_model(model)
-    X, y = load(data, dropna=False)
-    truth = None if y is None else unscale(y[:, [COLUMNS.index(c) for c in predictor.columns]])
+    if Path(data).is_dir() or data_mod.kind_of(data) == "training":
+        faces = data_mod.load_training(data)
+        X, truth = faces.X, unscale(faces.select(predictor.columns, dropna=False).y)
+    else:
+        X, truth = load(data, dropna=False)
     pick = np.sort(np.random.default_rng(seed).permutation(len(X))[:16])
     title = f"{predictor.name}: predicted (red)" + (", labelled (green)" if truth is not None
                                                    else "")
     if "synthetic" in str(data).lower():
         title = "SYNTHETIC faces - " + title
     return plot_faces(X[pick], predictor.predict(X[pick]),
-                      None if truth is None else truth[pick], title)
+                      None if truth is None else truth[pick], title,
+                      lines=predictor.scheme_lines())
 
 
 def plot_model(model: ModelLike | Run | Recipe | keras.Model) -> Figure:
@@ -624,10 +633,11 @@ def _pipeline(model: ModelLike | Run | FacePipeline | None, detector: str, fast:
 def detect(photo: str | Path | np.ndarray,
            model: ModelLike | Run | FacePipeline | None = None,
            detector: str = "blazeface", fast: bool = False) -> list[Face]:
-    """Faces and their 15 keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
-    (H, W) uint8 array, with the built-in model unless `model` is given. Each Face has `box`
-    and `keypoints` (15, 2) in the photo's pixels, in KEYPOINTS order; `as_dict()` gives
-    detect's JSON record. Pass a `photos.FacePipeline` as `model` to reuse one detector over
+    """Faces and their keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
+    (H, W) uint8 array, with the built-in model unless `model` is given ("builtin68": iBUG's
+    68 points, "mesh468": the mesh's own). Each Face has `box`, `keypoints` (points, 2) in the
+    photo's pixels and their `names` (the model's scheme's); `as_dict()` gives detect's JSON
+    record. Pass a `photos.FacePipeline` as `model` to reuse one detector over
     many photos. `detector`: blazeface, hog or haar; `fast`: one pass per face, no mirror
     image (a third of the time, a little less accurate).
 
@@ -636,6 +646,8 @@ def detect(photo: str | Path | np.ndarray,
     (True, (15, 2))
     >>> len(fk.detect(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"))  # built-in
     1
+    >>> fk.detect(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg", "builtin68")[0].names[:3]
+    ('p0', 'p1', 'p2')
     """
     from .photos.reading import PhotoError, read_photo
 

@@ -18,12 +18,17 @@ def cli() -> None:
 
 
 # Settings that have an option of their own; the same names work with --set.
-SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", "validation")
+SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", "validation",
+                   "scheme")
 
 
 @cli.command()
 @click.option("--recipe", "recipe_name", help="Recipe name (see `recipes`) or a .toml file.")
-@click.option("--data", "data_path", type=click.Path(), help="training.csv, .csv.gz or .zip")
+@click.option("--data", "data_path", type=click.Path(),
+              help="training.csv, .csv.gz or .zip (any scheme's columns), or a folder of images "
+                   "with iBUG .pts files.")
+@click.option("--scheme", help="The labels' landmark scheme: kaggle15, ibug68, mesh468 or a "
+                               ".toml file (default: what the data's header says).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs (extends a resumed run).")
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
@@ -43,14 +48,16 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
               help="Stop (and save) after this much training time.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
-def train(recipe_name, data_path, epochs, batch_size, learning_rate, patience, seed, validation,
-          settings, tensorboard, out, resume, checkpoint_seconds, max_minutes, progress) -> None:
+def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, patience, seed,
+          validation, settings, tensorboard, out, resume, checkpoint_seconds, max_minutes,
+          progress) -> None:
     """Train a recipe; writes a run folder with history, checkpoints and model.keras."""
     from . import api
     from .training.recipe import Given, parse_setting
 
     options = {"batch_size": batch_size, "learning_rate": learning_rate, "patience": patience,
-               "seed": seed, "validation": validation, "tensorboard": tensorboard}
+               "seed": seed, "validation": validation, "tensorboard": tensorboard,
+               "scheme": scheme}
     given = [parse_setting(pair) for pair in settings]
     given += [Given(key, value, f"--{key.replace('_', '-')}" + ("" if value is True
                                                                  else f" {value}"))
@@ -200,8 +207,9 @@ def demo(out, epochs, fast_epochs) -> None:
              click.echo)
 
 
-MODEL_HELP = ("Run folder, .keras or .onnx model (default: $FACEKEYPOINTS_MODEL, else the "
-              "built-in model: the face mesh, its heads fitted on the shared faces).")
+MODEL_HELP = ("Run folder, .keras or .onnx model, or a built-in one: builtin (Kaggle's 15 "
+              "keypoints), builtin68 (iBUG's 68 points) or mesh468 (the face mesh's 468). "
+              "Default: $FACEKEYPOINTS_MODEL, else builtin.")
 
 
 def _model_option(func):

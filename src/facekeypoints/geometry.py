@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 
@@ -79,3 +80,17 @@ def invert(matrix: np.ndarray) -> np.ndarray:
 def scale_of(matrix: np.ndarray) -> float:
     """How much a similarity enlarges: its output units per input unit."""
     return float(np.hypot(matrix[0, 0], matrix[1, 0]))
+
+
+def crop(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size x size crop that `matrix` maps the image onto, in [0, 1]: area-averaged when
+    shrinking, edges replicated."""
+    s = scale_of(matrix)
+    if s < 0.5:  # shrink in steps, so the crop is averaged, not aliased
+        pre = max(1, int(1 / s) // 2)
+        small = cv2.resize(grey, None, fx=1 / pre, fy=1 / pre, interpolation=cv2.INTER_AREA)
+        matrix = matrix @ np.array([[pre, 0, (pre - 1) / 2], [0, pre, (pre - 1) / 2], [0, 0, 1]])
+        grey = small
+    out = cv2.warpAffine(grey, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return out.astype(np.float32) / 255.0

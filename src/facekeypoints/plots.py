@@ -60,9 +60,10 @@ def learning_curves(runs: list[str | Path], title: str = "") -> Figure:
 
 
 def face_grid(X: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray | None = None,
-              title: str = "", columns: int = 4) -> Figure:
-    """Up to columns x columns faces, predicted keypoints in red, true ones (where given, NaN
-    where missing) as green crosses. Keypoints in pixels, (N, 30) as x, y pairs."""
+              title: str = "", columns: int = 4, lines=()) -> Figure:
+    """Up to columns x columns faces, predicted keypoints in red (joined by the scheme's
+    `lines`, index lists), true ones (where given, NaN where missing) as green crosses.
+    Keypoints in pixels, (N, 2 x points) as x, y pairs."""
     n = min(len(X), columns * columns)
     rows = max(1, int(np.ceil(n / columns)))
     fig = Figure(figsize=(2 * columns, 2 * rows + 0.4))
@@ -75,7 +76,9 @@ def face_grid(X: np.ndarray, pred: np.ndarray | None = None, truth: np.ndarray |
         if truth is not None:
             ax.scatter(truth[i, 0::2], truth[i, 1::2], s=10, c="lime", marker="x", lw=1)
         if pred is not None:
-            ax.scatter(pred[i, 0::2], pred[i, 1::2], s=8, c="red")
+            for line in lines:
+                ax.plot(pred[i, 0::2][list(line)], pred[i, 1::2][list(line)], c="red", lw=0.6)
+            ax.scatter(pred[i, 0::2], pred[i, 1::2], s=3 if len(pred[i]) > 30 else 8, c="red")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

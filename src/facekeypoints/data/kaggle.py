@@ -2,6 +2,7 @@
 
 `X` is (N, 96, 96, 1) float32 in [0, 1]; `y` is (N, len(columns)) float32 scaled to [-1, 1] by
 (y - 48) / 48, with NaN where a label is missing. Rows are numbered from 1, not counting the header.
+A training file's keypoint columns may be any scheme's (`schemes`): the header says which.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pandas as pd
 
 from ..errors import DataError, UserError
 from ..keypoints import COLUMNS, IMAGE_SIZE, PIXELS, scale
+from ..schemes import Scheme, for_columns
+from ..schemes import load as load_scheme
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Faces:
     rows: np.ndarray  # 1-based row numbers in the source file
     persons: np.ndarray | None = None  # person of each row, when known
     path: str = ""
+    scheme: Scheme | None = None  # the landmark scheme the columns belong to
 
     def __len__(self) -> int:
         return len(self.X)
@@ -39,12 +43,17 @@ class Faces:
     def subset(self, index: np.ndarray) -> Faces:
         persons = None if self.persons is None else self.persons[index]
         return Faces(self.X[index], self.y[index], self.columns, self.rows[index], persons,
-                     self.path)
+                     self.path, self.scheme)
 
     def select(self, columns: list[str], dropna: bool) -> Faces:
         """Keep some keypoint columns; with dropna, keep only rows where all of them are present."""
+        unknown = [c for c in columns if c not in self.columns]
+        if unknown:
+            raise UserError(f"{self.path}: has no column {unknown[0]} (its columns: "
+                            f"{', '.join(self.columns[:4])}, ...)")
         idx = [self.columns.index(c) for c in columns]
-        faces = Faces(self.X, self.y[:, idx], list(columns), self.rows, self.persons, self.path)
+        faces = Faces(self.X, self.y[:, idx], list(columns), self.rows, self.persons, self.path,
+                      self.scheme)
         if dropna:
             faces = faces.subset(np.flatnonzero(~np.isnan(faces.y).any(axis=1)))
         return faces
@@ -95,12 +104,13 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0]
 
 
-def check_columns(frame: pd.DataFrame, expected: list[str], path: str | Path) -> None:
+def check_columns(frame: pd.DataFrame, expected: list[str], path: str | Path,
+                  what: str = "as in Kaggle's file") -> None:
     missing = [c for c in expected if c not in frame.columns]
     extra = [c for c in frame.columns if c not in expected]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)}; expected {len(expected)} "
-                              "columns as in Kaggle's file", row=None)
+                              f"columns {what}", row=None)
     if extra:
         raise DataError(path, f"unexpected column(s) {', '.join(map(str, extra))}")
 
@@ -166,15 +176,25 @@ def _raise_bad_row(text: str, path: str | Path, column: str, row: int) -> None:
 # ----------------------------------------------------------------------------- Kaggle files
 
 
-def load_training(path: str | Path, sources: str | Path | None = None) -> Faces:
-    """Kaggle's training.csv: 30 keypoint columns (blank = missing) and an Image column.
+def load_training(path: str | Path, sources: str | Path | None = None,
+                  scheme: Scheme | str | None = None) -> Faces:
+    """Kaggle's training.csv: keypoint columns (blank = missing) and an Image column. The
+    columns are Kaggle's 30, or any scheme's x/y pairs (iBUG's 68: p0_x, ..., p67_y); `scheme`
+    names it where the header alone cannot (a user's own).
 
     The arrays are read-only and the last few files read are kept: a notebook, the specialists
     and evaluate read one file many times, and parsing 7,049 Kaggle rows takes seconds."""
+    scheme = None if scheme is None else load_scheme(scheme)
+    if Path(path).is_dir():  # images with iBUG .pts files (300-W's layout)
+        from .pts import load_folder
+
+        return load_folder(path, scheme)
     key = _file_key(path, sources)
+    if key is not None:
+        key = (*key, scheme.to_json() if scheme else "")
     if key is not None and key in _TRAINING_CACHE:
         return _TRAINING_CACHE[key]
-    faces = _parse_training(path, sources)
+    faces = _parse_training(path, sources, scheme)
     for array in (faces.X, faces.y, faces.rows):
         array.flags.writeable = False
     if key is not None:
@@ -198,14 +218,31 @@ def _file_key(path: str | Path, sources: str | Path | None) -> tuple | None:
     return tuple(stats)
 
 
-def _parse_training(path: str | Path, sources: str | Path | None) -> Faces:
+def _parse_training(path: str | Path, sources: str | Path | None,
+                    scheme: Scheme | None) -> Faces:
     frame = read_csv(path)
-    check_columns(frame, [*COLUMNS, "Image"], path)
-    y = parse_numbers(frame, list(COLUMNS), path, 0.0, float(IMAGE_SIZE), allow_missing=True)
+    scheme = scheme or scheme_of(list(frame.columns), path)
+    columns = scheme.columns
+    check_columns(frame, [*columns, "Image"], path,
+                  "as in Kaggle's file" if scheme.name == "kaggle15"
+                  else f"(scheme {scheme.name}: its points' x and y, then Image)")
+    low, high = scheme.bounds
+    y = parse_numbers(frame, columns, path, low, high, allow_missing=True)
     images = parse_images(frame["Image"], path)
     X = (images[..., None].astype(np.float32) / 255.0)
     persons = load_persons(path, len(frame), sources)
-    return Faces(X, scale(y), list(COLUMNS), np.arange(1, len(frame) + 1), persons, str(path))
+    return Faces(X, scale(y), columns, np.arange(1, len(frame) + 1), persons, str(path),
+                 scheme)
+
+
+def scheme_of(header: list[str], path: str | Path) -> Scheme:
+    """The built-in scheme a file's keypoint columns belong to (every column but Image)."""
+    points = [c for c in header if c != "Image"]
+    if not points or not all(c.endswith(("_x", "_y")) for c in points):
+        odd = next((c for c in points if not c.endswith(("_x", "_y"))), "none")
+        raise DataError(path, f"column {odd} is not a keypoint's x or y; expected Kaggle's "
+                              f"columns ({COLUMNS[0]}, ..., Image) or another scheme's")
+    return for_columns(points, str(path))
 
 
 def kind_of(path: str | Path) -> str:
@@ -213,7 +250,7 @@ def kind_of(path: str | Path) -> str:
     header = list(read_csv(path, nrows=1).columns)
     if "ImageId" in header:
         return "test"
-    if any(c in header for c in COLUMNS):
+    if any(c in header for c in COLUMNS) or any(c.endswith("_x") for c in header):
         return "training"
     raise DataError(path, f"neither Kaggle's training format ({COLUMNS[0]}, ..., Image) nor its "
                           f"test format (ImageId, Image); found columns {', '.join(header[:5])}")
@@ -275,12 +312,24 @@ def load_persons(data_path: str | Path, rows: int,
                  sources: str | Path | None = None) -> np.ndarray | None:
     """Person of each row from training_sources.csv beside the data (or given), if there is one."""
     if sources is None:
-        candidate = Path(data_path).parent / "training_sources.csv"
-        if not candidate.exists():
+        sources = _sources_near(Path(data_path), rows)
+        if sources is None:
             return None
-        sources = candidate
     frame = read_csv(sources)
     check_columns(frame, ["row", "source_file"], sources)
     if len(frame) != rows:
         raise DataError(sources, f"has {len(frame)} rows but the data file has {rows}")
     return np.array([person_of(f) for f in frame["source_file"]])
+
+
+def _sources_near(data_path: Path, rows: int) -> Path | None:
+    """training_sources.csv beside the data, or beside a sibling folder's copy of the same faces
+    (faces68/ shares faces/'s: same rows, same order): the one with as many rows."""
+    beside = data_path.parent / "training_sources.csv"
+    if beside.exists():
+        return beside
+    for candidate in sorted(data_path.parent.parent.glob("*/training_sources.csv")):
+        with open(candidate, "rb") as f:
+            if sum(1 for _ in f) - 1 == rows:
+                return candidate
+    return None

@@ -36,17 +36,20 @@ def shuffle(faces: Faces, seed: int) -> Faces:
     return faces.subset(np.random.default_rng(seed).permutation(len(faces)))
 
 
-def prepare_data(recipe, data_path: str | Path) -> tuple[Faces, Faces]:
-    """Hold out people first (the same people for every recipe with this seed), then select.
+def prepare_data(recipe, data_path: str | Path, scheme=None) -> tuple[Faces, Faces]:
+    """Hold out people first (the same people for every recipe with this seed), then select
+    the recipe's columns (none named: all of the file's).
 
     Validation always uses the held-out people's complete faces (every selected keypoint
     labelled), so curves of recipes that train on complete rows or on every label compare."""
-    train_set, val_set = split(load_training(data_path), recipe.validation,
-                              recipe.seed if recipe.split_seed is None else recipe.split_seed)
-    train_set = train_set.select(recipe.columns, recipe.dropna)
-    val_set = val_set.select(recipe.columns, dropna=True)
+    faces = load_training(data_path, scheme=scheme)
+    columns = recipe.columns or faces.columns
+    train_set, val_set = split(faces, recipe.validation,
+                               recipe.seed if recipe.split_seed is None else recipe.split_seed)
+    train_set = train_set.select(columns, recipe.dropna)
+    val_set = val_set.select(columns, dropna=True)
     if len(train_set) < 2:
         raise UserError(f"{data_path}: only {len(train_set)} training rows have all of the "
-                        f"recipe's {len(recipe.columns)} columns; set dropna = false or pick "
+                        f"recipe's {len(columns)} columns; set dropna = false or pick "
                         "columns")
     return train_set, val_set

@@ -30,7 +30,7 @@ class AveragePredictor(Predictor):
                 raise UserError(f"average: {member.name} predicts other keypoints than "
                                 f"{members[0].name}; average models of the same columns")
         # flip TTA as its members use it; `tta=False` turns it off in every member
-        super().__init__(None, columns, any(m.tta for m in members), name)
+        super().__init__(None, columns, any(m.tta for m in members), name, members[0].scheme)
         self.members, self.weights = members, np.asarray(weights, np.float64)
 
     def for_photos(self) -> AveragePredictor:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data import Faces
 from ..errors import UserError
-from ..keypoints import CENTRE, keypoint_names, scale
+from ..keypoints import CENTRE, keypoint_names, scale, unscale
 from ..training.runs import RunFolder
 from .predictor import Predictor
 
@@ -60,13 +60,17 @@ class Evaluation:
 def evaluate(predictor: Predictor, faces: Faces, tta: bool | None = None) -> Evaluation:
     """Compare predictions with the labels that are present, in pixels. `tta` overrides the
     model's own flip test-time augmentation (None: as the model was trained to predict)."""
-    missing = [c for c in predictor.columns if c not in faces.columns]
+    columns = predictor.columns
+    pred = np.clip(unscale(predictor.predict_scaled(faces.X, tta)), *predictor.scheme.bounds)
+    missing = [c for c in columns if c not in faces.columns]
+    if missing and predictor.scheme.kaggle15 and faces.scheme is not None \
+            and faces.scheme.name == "kaggle15":  # a 68-point model on Kaggle's 15 labels
+        pred, columns = predictor.scheme.to_kaggle15(pred, columns)
+        missing = []
     if missing:
         raise UserError(f"the data has no column {missing[0]} that the model predicts")
-    truth = faces.y[:, [faces.columns.index(c) for c in predictor.columns]]
-    pred = predictor.predict_scaled(faces.X, tta)
-    pred = scale(np.clip(pred * CENTRE + CENTRE, 0, 2 * CENTRE))
-    result = from_arrays(truth, pred, predictor.columns)
+    truth = faces.y[:, [faces.columns.index(c) for c in columns]]
+    result = from_arrays(truth, scale(pred), columns)
     result.tta = predictor.tta if tta is None else tta
     return result
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import schemes
 from ..errors import UserError
 from ..files import atomic_write
 from .predictor import Predictor
@@ -29,6 +30,7 @@ def export_onnx(predictor: Predictor, out: str | Path) -> Path:
         for key, value in (("columns", json.dumps(predictor.columns)),
                            ("tta", "true" if predictor.tta else "false"),
                            ("name", predictor.name),
+                           ("scheme", json.dumps(schemes.record(predictor.scheme))),
                            ("mirror_axis", json.dumps(np.broadcast_to(
                                predictor.mirror_axis, len(predictor.columns)).tolist()))):
             entry = model.metadata_props.add()

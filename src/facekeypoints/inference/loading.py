@@ -14,21 +14,32 @@ from ..training.runs import MANIFEST, RunFolder
 from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
 
+# MODEL names that need no file of the user's: the face mesh's heads for Kaggle's 15 points and
+# for iBUG's 68 (fitted on the shared faces; pretrained/NOTICE says how to refit them), and the
+# mesh's own 468 points
+BUILTIN_MODELS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG's 68 points",
+                  "mesh468": "the face mesh's own 468 points"}
 
-def builtin_path() -> Path:
-    """The built-in model: the face mesh's heads fitted on the shared faces (its NOTICE says
-    how, and how to refit them on your own labels)."""
-    return Path(str(resources.files("facekeypoints") / "pretrained" / "builtin"))
+
+def builtin_path(name: str = "builtin") -> Path:
+    """A built-in model's folder (its NOTICE says how it was fitted, and how to refit it)."""
+    return Path(str(resources.files("facekeypoints") / "pretrained" / name))
 
 
 def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False) -> Predictor:
-    """A Predictor for MODEL (None: the built-in model); one passes through. With
-    `prefer_onnx`, a run folder whose net was exported (model.onnx, newer than model.keras)
-    loads that: no TensorFlow."""
+    """A Predictor for MODEL (None: the built-in model; `builtin68`, `mesh468`: the others in
+    BUILTIN_MODELS); one passes through. With `prefer_onnx`, a run folder whose net was exported
+    (model.onnx, newer than model.keras) loads that: no TensorFlow."""
     if isinstance(model, Predictor):
         return model
     if model is None:
-        model = builtin_path()
+        model = "builtin"
+    if isinstance(model, str) and model in BUILTIN_MODELS and not Path(model).exists():
+        if model == "mesh468":
+            from .mesh import MeshPointsPredictor
+
+            return MeshPointsPredictor()
+        model = builtin_path(model)
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
     if not path.exists():
         raise UserError(f"MODEL {path}: no such run folder or model file")
@@ -50,7 +61,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
             return OnnxPredictor(onnx_file)
         quiet_keras()
         predictor = Predictor(run.trained_net(recipe), recipe.columns, recipe.tta,
-                              recipe.name)
+                              recipe.name, run.scheme(recipe.columns))
         predictor.mirror_axis = run.mirror_axis()
         return predictor
     if path.suffix == ".onnx":
@@ -67,7 +78,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
     except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
-    predictor = Predictor(net, columns, tta, path.stem)
+    predictor = Predictor(net, columns, tta, path.stem, RunFolder(path.parent).scheme(columns))
     predictor.mirror_axis = RunFolder(path.parent).mirror_axis()
     return predictor
 

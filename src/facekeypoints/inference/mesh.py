@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import schemes
 from ..errors import UserError
+from ..keypoints import scale
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
 from ..training.recipe import Recipe
@@ -21,8 +23,8 @@ class MeshPredictor(Predictor):
     track_passes = 1
 
     def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
-                 photo_head: PhotoHead, photos: bool = False):
-        super().__init__(None, columns, tta, name)
+                 photo_head: PhotoHead, photos: bool = False, scheme=None):
+        super().__init__(None, columns, tta, name, scheme)
         self.head, self.photo_head, self.mesh = head, photo_head, FaceMesh()
         self.photos = photos
         self.mirror_axis = (photo_head if photos else head).mirror_axis
@@ -34,7 +36,23 @@ class MeshPredictor(Predictor):
     def for_photos(self) -> MeshPredictor:
         """The same model with the head for crops cut from photographs (see PhotoHead)."""
         return MeshPredictor(self.head, self.columns, self.tta, self.name, self.photo_head,
-                             photos=True)
+                             photos=True, scheme=self.scheme)
+
+
+class MeshPointsPredictor(Predictor):
+    """The face mesh's own 468 points (scheme mesh468), as MediaPipe places them: no head, no
+    flips. Its points are MediaPipe's convention, not fitted to anyone's labels."""
+
+    track_passes = 1
+
+    def __init__(self):
+        scheme = schemes.builtin("mesh468")
+        super().__init__(None, scheme.columns, False, "mesh468", scheme)
+        self.mesh = FaceMesh()
+
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, scores = self.mesh(X)
+        return scale(points.reshape(len(X), -1)), scores
 
 
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
@@ -43,4 +61,5 @@ def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
         raise UserError(f"{run.path}: the mesh run has no head.npz yet (resume it with "
                         f"facekeypoints train --out {run.path} --resume)")
     return MeshPredictor(MeshHead.load(head), recipe.columns, recipe.tta, recipe.name,
-                         PhotoHead.load(run.path / "photo_head.npz"))
+                         PhotoHead.load(run.path / "photo_head.npz"),
+                         scheme=run.scheme(recipe.columns))

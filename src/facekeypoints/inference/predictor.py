@@ -9,31 +9,46 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import schemes
 from ..errors import UserError
-from ..keypoints import (
-    COLUMNS,
-    IMAGE_SIZE,
-    MIRROR_X,
-    flip_permutation,
-    mirror_keypoints,
-    unscale,
-    x_mask,
-)
+from ..keypoints import COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
+from ..schemes import Scheme
 
 
 class Predictor:
     """Faces (N, 96, 96, 1) in [0, 1] -> keypoints in pixels, one column per name in `columns`.
 
     `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
-    prediction with its mirror image's."""
+    prediction with its mirror image's; `scheme` is the landmark scheme of the columns (by
+    default the built-in one they belong to)."""
 
     mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
     # crops per followed face and video frame, each framed on the last keypoints: a CNN follows
     # a moving face only part of the way in one (docs/photos.md)
     track_passes = 2
 
-    def __init__(self, net, columns: list[str], tta: bool = False, name: str = ""):
+    def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
+                 scheme: Scheme | None = None):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
+        self.scheme = scheme or schemes.for_columns(self.columns, f"model {name}")
+
+    @property
+    def keypoints(self) -> list[str]:
+        """The names of the points the model gives, in order."""
+        return [c[:-2] for c in self.columns[::2]]
+
+    def scheme_lines(self) -> list[list[int]]:
+        """The scheme's lines to draw, as indices of the model's points (those it gives)."""
+        index = {k: i for i, k in enumerate(self.keypoints)}
+        return [[index[p] for p in line] for line in self.scheme.lines
+                if all(p in index for p in line)]
+
+    @property
+    def mean_shape(self) -> np.ndarray:
+        """Where the model's points sit in a face framed as its training faces were (the
+        photo pipeline re-frames faces on it)."""
+        index = {p: i for i, p in enumerate(self.scheme.points)}
+        return self.scheme.mean_shape[[index[k] for k in self.keypoints]]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, {len(self.columns) // 2} keypoints"
@@ -58,7 +73,7 @@ class Predictor:
         # face pays a model call's overhead once); the faces' own scores say what was seen
         both, scores = self.run(np.concatenate([X, X[:, :, ::-1, :]]))
         y, mirrored = both[:len(X)], both[len(X):]
-        y = (y + mirror_keypoints(mirrored, flip_permutation(self.columns),
+        y = (y + mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
                                   x_mask(self.columns), axis=self.mirror_axis)) / 2
         return y, _seen(scores, len(X))
 
@@ -67,8 +82,9 @@ class Predictor:
         return self.predict_scored(X, tta)[0]
 
     def predict(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
-        """Keypoints in pixels of the 96x96 face, clipped to the image, shape (N, columns)."""
-        return np.clip(unscale(self.predict_scaled(X, tta)), 0.0, float(IMAGE_SIZE))
+        """Keypoints in pixels of the 96x96 face, shape (N, columns), clipped to the image (a
+        scheme whose points may leave it, a jaw line, to a crop either side)."""
+        return np.clip(unscale(self.predict_scaled(X, tta)), *self.scheme.bounds)
 
 
 def _seen(scores: np.ndarray | None, n: int) -> np.ndarray:
@@ -103,8 +119,10 @@ class OnnxPredictor(Predictor):
             raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
                 from None
         columns = json.loads(meta.get("facekeypoints.columns", json.dumps(list(COLUMNS))))
+        scheme = schemes.load(json.loads(meta["facekeypoints.scheme"])) \
+            if "facekeypoints.scheme" in meta else None
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
-                         meta.get("facekeypoints.name", path.stem))
+                         meta.get("facekeypoints.name", path.stem), scheme)
         self.input_name = self.session.get_inputs()[0].name
         if "facekeypoints.mirror_axis" in meta:
             self.mirror_axis = np.array(json.loads(meta["facekeypoints.mirror_axis"]))
@@ -119,8 +137,9 @@ class GroupPredictor(Predictor):
     """Several specialists predicting together: all their columns, in Kaggle order."""
 
     def __init__(self, members: dict[str, Predictor], name: str):
-        columns = [c for c in COLUMNS if any(c in m.columns for m in members.values())]
-        super().__init__(None, columns, any(m.tta for m in members.values()), name)
+        scheme = next(iter(members.values())).scheme
+        columns = [c for c in scheme.columns if any(c in m.columns for m in members.values())]
+        super().__init__(None, columns, any(m.tta for m in members.values()), name, scheme)
         self.members = members
 
     def predict_scored(self, X: np.ndarray,

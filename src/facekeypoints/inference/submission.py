@@ -10,6 +10,7 @@ import pandas as pd
 from .. import data
 from ..errors import DataError, UserError
 from ..files import atomic_write_text
+from ..keypoints import COLUMNS, IMAGE_SIZE
 from ..progress import Progress
 from .predictor import Predictor
 
@@ -21,15 +22,22 @@ def predict_lookup(predictor: Predictor, test_path: str | Path, lookup_path: str
     """RowId, Location for every row of the lookup table, in its order."""
     ids, X = data.load_test(test_path)
     lookup = data.load_lookup(lookup_path, known_ids=ids)
-    missing = sorted(set(lookup["FeatureName"]) - set(predictor.columns))
+    # a model of another scheme (iBUG's 68) submits Kaggle's 15 derived from its points
+    derive = predictor.scheme.name != "kaggle15" and bool(predictor.scheme.kaggle15)
+    columns = list(COLUMNS) if derive else predictor.columns
+    missing = sorted(set(lookup["FeatureName"]) - set(columns))
     if missing:
         raise UserError(f"{lookup_path}: asks for {missing[0]}, which the model does not predict")
     parts = []
     with Progress(len(X), "submit", "face", mode=progress, every=5.0) as bar:
         for i in range(0, len(X), PREDICT_CHUNK):
-            parts.append(predictor.predict(X[i : i + PREDICT_CHUNK]))
+            pred = predictor.predict(X[i : i + PREDICT_CHUNK])
+            if derive:  # within the image, as Kaggle's keypoints are
+                pred = np.clip(predictor.scheme.to_kaggle15(pred, predictor.columns)[0], 0.0,
+                               float(IMAGE_SIZE))
+            parts.append(pred)
             bar.update(len(parts[-1]))
-    return lookup_locations(lookup, ids, predictor.columns, np.concatenate(parts))
+    return lookup_locations(lookup, ids, columns, np.concatenate(parts))
 
 
 def lookup_locations(lookup: pd.DataFrame, ids: np.ndarray, columns: list[str],

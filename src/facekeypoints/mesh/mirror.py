@@ -6,15 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..keypoints import (
-    IMAGE_SIZE,
-    MIRROR_X,
-    flip_permutation,
-    mirror_keypoints,
-    unscale,
-    x_mask,
-)
+from ..keypoints import IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
 from ..keypoints import scale as scale_keypoints
+from ..schemes import Scheme, flip_permutation
 from .backbone import FaceMesh
 from .heads import MeshHead, PhotoHead
 
@@ -23,16 +17,18 @@ from .heads import MeshHead, PhotoHead
 LOOSE_FRAMING = {"rotate": 15.0, "shift": 8.0, "zoom": 0.15}
 
 
-def mirrored_labels(y: np.ndarray, columns: list[str], axis=MIRROR_X) -> np.ndarray:
+def mirrored_labels(y: np.ndarray, columns: list[str], axis=MIRROR_X,
+                    scheme: Scheme | None = None) -> np.ndarray:
     """Scaled labels of the mirror images: mirrored, left and right swapped, missing kept."""
-    perm = flip_permutation(columns)
+    perm = flip_permutation(columns, scheme)
     mirrored = mirror_keypoints(np.nan_to_num(y), perm, x_mask(columns), axis=axis)
     mirrored[np.isnan(y[:, perm])] = np.nan
     return mirrored
 
 
 def mirror_axis(head: type[MeshHead], points: np.ndarray, y: np.ndarray,
-                mirrored_points: np.ndarray, columns: list[str], alpha: float) -> np.ndarray:
+                mirrored_points: np.ndarray, columns: list[str], alpha: float,
+                scheme: Scheme | None = None) -> np.ndarray:
     """Where each column's x mirrors for this kind of head, measured: the head fitted on the
     faces as they are predicts their mirror images, and the labels' own convention comes along.
     Labels that follow the pixel-centre convention mirror about MIRROR_X; labels counted from 1
@@ -41,7 +37,7 @@ def mirror_axis(head: type[MeshHead], points: np.ndarray, y: np.ndarray,
     head also reads where a face sits in its crop, which mirroring moves, so each head measures
     its own. A left/right pair shares its axis."""
     predicted = unscale(head.fit(points, y, alpha)(mirrored_points))
-    perm = flip_permutation(columns)
+    perm = flip_permutation(columns, scheme)
     axis = np.nanmedian(predicted + unscale(y)[:, perm], axis=0)
     axis = (axis + axis[perm]) / 2
     return np.where(x_mask(columns), axis, MIRROR_X)
@@ -70,12 +66,12 @@ def reframe(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, rotate: floa
 
 
 def measure_mirror_axis(faces, columns: list[str], seed: int, progress: str | bool = False,
-                        ridge: float = 0.3) -> np.ndarray:
+                        ridge: float = 0.3, scheme: Scheme | None = None) -> np.ndarray:
     """`mirror_axis` for any flip-trained model, with the mesh as the measuring instrument: the
     faces framed loosely (so the head cannot read a position prior) and their mirror images."""
     X, y = reframe(faces.X, unscale(faces.y), np.random.default_rng(seed), **LOOSE_FRAMING)
     points, mirrored = points_and_mirrors(FaceMesh(), X, progress)
-    return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge)
+    return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge, scheme)
 
 
 def points_and_mirrors(mesh: FaceMesh, X: np.ndarray, progress) -> tuple[np.ndarray,

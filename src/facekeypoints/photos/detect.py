@@ -58,7 +58,7 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
             rows += face_rows(str(path), result.faces)
             bar.update(1, faces=total_faces)
     atomic_write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
-    atomic_write_text(out / "keypoints.csv", csv_text(rows))
+    atomic_write_text(out / "keypoints.csv", csv_text(rows, pipeline.model.columns))
     summary = {"files": len(files), "faces": total_faces,
                "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
     log(f"{summary['files']} file(s), {total_faces} face(s), {summary['unreadable']} unreadable; "
@@ -125,7 +125,7 @@ def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path
     finally:
         bar.close()
         capture.release()
-    atomic_write_text(out / f"{stem}_keypoints.csv", csv_text(rows))
+    atomic_write_text(out / f"{stem}_keypoints.csv", csv_text(rows, pipeline.model.columns))
     speed = index / busy if busy else 0.0
     per_face = 1000 * busy / len(rows) if rows else 0.0
     log(f"{name}: {index} frames, {len(rows)} face(s) found, {speed:.0f} frames per second "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from .. import geometry
@@ -80,12 +79,4 @@ def align_transform(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE,
 
 def crop_face(grey: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """The 96x96 face in [0, 1], area-averaged when shrinking, edges replicated."""
-    s = geometry.scale_of(matrix)
-    if s < 0.5:  # shrink in steps, so the crop is averaged, not aliased
-        pre = max(1, int(1 / s) // 2)
-        small = cv2.resize(grey, None, fx=1 / pre, fy=1 / pre, interpolation=cv2.INTER_AREA)
-        matrix = matrix @ np.array([[pre, 0, (pre - 1) / 2], [0, pre, (pre - 1) / 2], [0, 0, 1]])
-        grey = small
-    crop = cv2.warpAffine(grey, matrix, (IMAGE_SIZE, IMAGE_SIZE), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return crop.astype(np.float32) / 255.0
+    return geometry.crop(grey, matrix, IMAGE_SIZE)

@@ -16,8 +16,7 @@ from ..files import atomic_write
 from ..keypoints import COLUMNS
 from .pipeline import Face
 
-CSV_FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score",
-              *COLUMNS]
+FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score"]
 
 
 def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -30,6 +29,11 @@ def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
                                                        int(b.top + b.height)), (255, 160, 0),
                       thick)
         radius = max(1, int(math.ceil(b.width / 60)))
+        if face.lines:  # a scheme with outlines (iBUG's 68): thinner points on its lines
+            radius = max(1, radius // 2)
+            for line in face.lines:
+                path = np.round(face.keypoints[list(line)]).astype(np.int32)
+                cv2.polylines(out, [path], False, (0, 220, 0), max(1, thick // 2), cv2.LINE_AA)
         for x, y in face.keypoints:
             cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
     return out
@@ -48,15 +52,17 @@ def face_rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]
         row = {"file": file, "frame": frame, "face": i, "box_left": f"{b.left:.1f}",
                "box_top": f"{b.top:.1f}", "box_width": f"{b.width:.1f}",
                "box_height": f"{b.height:.1f}", "score": f"{b.score:.4f}"}
-        row.update({c: f"{v:.2f}" for c, v in zip(COLUMNS, face.keypoints.reshape(-1),
+        columns = [f"{k}_{axis}" for k in face.names for axis in ("x", "y")]
+        row.update({c: f"{v:.2f}" for c, v in zip(columns, face.keypoints.reshape(-1),
                                                    strict=True)})
         rows.append(row)
     return rows
 
 
-def csv_text(rows: list[dict]) -> str:
+def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...] = COLUMNS) -> str:
+    """keypoints.csv: a row per face, the model's keypoint columns after the box and score."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, [*FIELDS, *columns], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

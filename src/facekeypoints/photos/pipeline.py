@@ -27,14 +27,16 @@ from .reading import PhotoError, read_photo
 @dataclass
 class Face:
     box: Box
-    keypoints: np.ndarray  # (15, 2) photo pixels, in KEYPOINTS order
+    keypoints: np.ndarray  # (points, 2) photo pixels, in the order of `names`
+    names: tuple[str, ...] = KEYPOINTS  # the model's points (its scheme's, or some of them)
+    lines: tuple[tuple[int, ...], ...] = ()  # the scheme's lines to draw, as indices
 
     def as_dict(self) -> dict:
         return {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
                         "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
                 "score": round(self.box.score, 4),
                 "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
-                              for k, (x, y) in zip(KEYPOINTS, self.keypoints, strict=True)}}
+                              for k, (x, y) in zip(self.names, self.keypoints, strict=True)}}
 
 
 @dataclass
@@ -61,6 +63,12 @@ class FacePipeline:
         self.refine = 0 if fast else refine
         self.tta = False if fast else None  # None: the model's own choice
         self.upright = upright  # re-framing also turns a face that rolls upright
+        self.names = tuple(self.model.keypoints)
+        self.shape = self.model.mean_shape  # re-framing puts each face's points on it
+        self.lines = tuple(tuple(line) for line in self.model.scheme_lines())
+
+    def face(self, box: Box, points: np.ndarray) -> Face:
+        return Face(box, points, self.names, self.lines)
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -74,11 +82,11 @@ class FacePipeline:
         boxes, points, matrices = ([x[i] for i in np.flatnonzero(seen)]
                                    for x in (boxes, points, matrices))
         for _ in range(self.passes_after(boxes)):
-            matrices = [align_transform(p, upright=self.upright) for p in points]
+            matrices = [align_transform(p, self.shape, upright=self.upright) for p in points]
             refined = self.predict_at(grey, matrices)
             points = [new if _plausible(new, box, m) else old
                       for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
-        return [Face(b, p) for b, p in zip(boxes, points, strict=True)]
+        return [self.face(b, p) for b, p in zip(boxes, points, strict=True)]
 
     def passes_after(self, boxes: list[Box]) -> int:
         if self.refine is not None:
@@ -93,7 +101,7 @@ class FacePipeline:
         """Keypoints in photo pixels for each crop, and whether the model saw a face in it."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
         scaled, seen = self.model.predict_scored(crops, tta=self.tta)
-        pred = np.clip(unscale(scaled), 0.0, float(IMAGE_SIZE))  # (n, 30) crop pixels
+        pred = np.clip(unscale(scaled), *self.model.scheme.bounds)  # (n, columns) crop pixels
         return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
                 for p, m in zip(pred, matrices, strict=True)], seen
 

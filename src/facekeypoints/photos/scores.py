@@ -1,6 +1,9 @@
 """Keypoints on photographs against ground truth: detection rate, normalised mean error, speed.
 
-NME = mean distance between predicted and true points / distance between the true eye centres.
+NME = mean distance between predicted and true points / distance between the true eye centres
+(each eye's centre the mean of the eye points its scheme names: iBUG's six, Kaggle's centre).
+Truth may be in any scheme (keypoints15.csv, landmarks68.csv); a model is scored on the points it
+shares with the truth, or on Kaggle's 15 derived from its own where the truth has only those.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import check_columns, read_csv
-from ..errors import DataError
+from ..data import read_csv
+from ..data.kaggle import scheme_of
+from ..errors import DataError, UserError
 from ..geometry import Box
-from ..keypoints import COLUMNS, KEYPOINTS
+from ..schemes import Scheme
 from .pipeline import FacePipeline
 from .reading import PhotoError, read_photo
 
@@ -23,24 +27,57 @@ from .reading import PhotoError, read_photo
 @dataclass
 class TruthFace:
     file: str
-    points: np.ndarray  # (15, 2)
+    points: np.ndarray  # (points, 2) in the truth's scheme's order
+    interocular: float  # distance between the true eye centres
 
-    @property
-    def interocular(self) -> float:
-        return float(np.linalg.norm(self.points[0] - self.points[1]))
+
+# columns of a truth file that are not keypoints: the photo, and the face's annotated box
+TRUTH_FIELDS = ("file", "face", "box_left", "box_top", "box_width", "box_height")
 
 
 def load_truth(path: str | Path) -> list[TruthFace]:
-    """keypoints15.csv: a `file` column and the 30 keypoint columns (one row per face)."""
+    return read_truth(path)[0]
+
+
+def read_truth(path: str | Path) -> tuple[list[TruthFace], Scheme]:
+    """keypoints15.csv or landmarks68.csv: a `file` column and a scheme's keypoint columns (one
+    row per face; a face number and box may come with them)."""
     frame = read_csv(path)
-    missing = [c for c in ["file", *COLUMNS] if c not in frame.columns]
+    if "file" not in frame.columns:
+        raise DataError(path, "missing column file; expected file, then keypoint columns "
+                              "(such as left_eye_center_x or p0_x)")
+    scheme = scheme_of([c for c in frame.columns if c not in TRUTH_FIELDS], path)
+    columns = scheme.columns
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
-        check_columns(frame, ["file", *COLUMNS], path)
-    values = frame[list(COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        raise DataError(path, f"missing column(s) {', '.join(missing[:4])}; scheme "
+                              f"{scheme.name} has {len(columns)}")
+    values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     if np.isnan(values).any():
         row, col = map(int, np.argwhere(np.isnan(values))[0])
-        raise DataError(path, "expected a number", row + 1, COLUMNS[col])
-    return [TruthFace(f, v.reshape(-1, 2)) for f, v in zip(frame["file"], values, strict=True)]
+        raise DataError(path, "expected a number", row + 1, columns[col])
+    points = values.reshape(len(frame), -1, 2)
+    eyes = scheme.eye_centres(points)
+    interocular = np.linalg.norm(eyes[:, 0] - eyes[:, 1], axis=1)
+    return [TruthFace(f, p, float(d)) for f, p, d in zip(frame["file"], points, interocular,
+                                                          strict=True)], scheme
+
+
+def comparable(model, truth: Scheme, where: str):
+    """How to put a model's points beside the truth's: the truth's points (indices) that the
+    model gives, in its order, and a function from the model's points to those compared."""
+    names = list(model.keypoints)
+    if all(n in truth.points for n in names):
+        return names, [truth.points.index(n) for n in names], lambda points: points
+    if truth.name == "kaggle15" and model.scheme.kaggle15:
+        columns = model.columns
+
+        def derived(points: np.ndarray) -> np.ndarray:
+            return model.scheme.to_kaggle15(points.reshape(1, -1), columns)[0].reshape(-1, 2)
+
+        return list(truth.points), list(range(len(truth.points))), derived
+    raise UserError(f"--truth {where}: holds {truth.name}'s points, the model gives "
+                    f"{model.scheme.name}'s ({names[0]}, ...); give truth in the model's scheme")
 
 
 def match(truths: list[TruthFace], boxes: list[Box]) -> list[int | None]:
@@ -84,7 +121,8 @@ class PhotoScores:
 
 def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
                     truth_path: str | Path) -> PhotoScores:
-    truths = load_truth(truth_path)
+    truths, scheme = read_truth(truth_path)
+    names, index, compared = comparable(pipeline.model, scheme, str(truth_path))
     by_file: dict[str, list[TruthFace]] = {}
     for t in truths:
         by_file.setdefault(t.file, []).append(t)
@@ -101,11 +139,11 @@ def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
         detected_faces += len(found)
         for t, j in zip(faces, match(faces, [f.box for f in found]), strict=True):
             if j is not None:
-                dist = np.linalg.norm(found[j].keypoints - t.points, axis=1)
+                dist = np.linalg.norm(compared(found[j].keypoints) - t.points[index], axis=1)
                 errors.append(dist / t.interocular)
-    per_point = np.array(errors) if errors else np.full((0, 15), np.nan)
+    per_point = np.array(errors) if errors else np.full((0, len(names)), np.nan)
     return PhotoScores(
         faces=len(truths), detected=len(errors),
-        nme_per_keypoint={k: float(per_point[:, i].mean()) for i, k in enumerate(KEYPOINTS)},
+        nme_per_keypoint={k: float(per_point[:, i].mean()) for i, k in enumerate(names)},
         nme=float(per_point.mean()) if errors else float("nan"),
         ms_per_face=1000 * seconds / max(detected_faces, 1), unreadable=unreadable)

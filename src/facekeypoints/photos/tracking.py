@@ -53,17 +53,17 @@ class OneEuroFilter:
 @dataclass
 class Track:
     box: Box
-    points: np.ndarray  # (15, 2) photo pixels, as predicted (before smoothing)
+    points: np.ndarray  # (points, 2) photo pixels, as predicted (before smoothing)
     smoother: OneEuroFilter | None
     shown: np.ndarray = field(default_factory=lambda: np.zeros((15, 2)))
 
 
-def shape_error(points: np.ndarray) -> float:
+def shape_error(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> float:
     """How far keypoints are from looking like a face: the RMS residual, in crop pixels, after
     the similarity that best puts them on the training faces' mean shape."""
-    matrix = align_transform(points, MEAN_SHAPE, upright=True)
+    matrix = align_transform(points, shape, upright=True)
     placed = geometry.apply(matrix, points)
-    return float(np.sqrt(((placed - MEAN_SHAPE) ** 2).sum(axis=1).mean()))
+    return float(np.sqrt(((placed - shape) ** 2).sum(axis=1).mean()))
 
 
 class FaceTracker:
@@ -100,7 +100,8 @@ class FaceTracker:
             return []
         points = [t.points for t in self.tracks]
         for _ in range(self.passes):  # a keypoint net follows a face only part of the way
-            matrices = [align_transform(p, upright=self.pipeline.upright) for p in points]
+            matrices = [align_transform(p, self.pipeline.shape, upright=self.pipeline.upright)
+                        for p in points]
             points = self.pipeline.predict_at(grey, matrices)
         kept = []
         height, width = grey.shape
@@ -112,7 +113,8 @@ class FaceTracker:
             inside = 0 <= cx < width and 0 <= cy < height
             side = IMAGE_SIZE / geometry.scale_of(matrix) / self.pipeline.framing.scale
             steady = 0.67 <= side / track.box.width <= 1.5
-            face_like = shape_error(geometry.apply(matrix, new)) <= self.max_shape_error
+            face_like = shape_error(geometry.apply(matrix, new),
+                                    self.pipeline.shape) <= self.max_shape_error
             if inside and steady and face_like:
                 track.points = new
                 track.box = _box_around(new, side)
@@ -157,7 +159,7 @@ class FaceTracker:
         for track in self.tracks:
             shown = track.smoother(track.points, t) if track.smoother else track.points
             track.shown = shown
-            faces.append(Face(track.box, shown))
+            faces.append(self.pipeline.face(track.box, shown))
         return faces
 
 

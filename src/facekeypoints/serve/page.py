@@ -69,7 +69,8 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
         record = photo_record(name, rgb, faces, seconds)
         folder = results.new()
         (folder / "keypoints.json").write_text(json.dumps([record], indent=1) + "\n")
-        (folder / "keypoints.csv").write_text(csv_text(face_rows(name, faces)))
+        (folder / "keypoints.csv").write_text(csv_text(face_rows(name, faces),
+                                                       service.pipeline.model.columns))
         picture = cv2.cvtColor(draw(rgb, faces), cv2.COLOR_BGR2RGB)
         return (picture, summary_line(len(faces), rgb.shape[1], rgb.shape[0], seconds), record,
                 [str(folder / "keypoints.json"), str(folder / "keypoints.csv")])
@@ -85,7 +86,7 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
                                         deadline=service.deadline())
         except RequestError as e:
             raise gr.Error(e.message) from None
-        (folder / "keypoints.csv").write_text(csv_text(rows))
+        (folder / "keypoints.csv").write_text(csv_text(rows, service.pipeline.model.columns))
         (folder / "keypoints.json").write_text(json.dumps(record, indent=1) + "\n")
         n_faces = sum(len(f["faces"]) for f in record["frames"])
         text = summary_line(n_faces, record["width"], record["height"], record["seconds"],
@@ -105,7 +106,8 @@ def build_page(service: KeypointService, runs_folder: str | None = None):
 
     health = service.health()
     with gr.Blocks(title="facekeypoints", delete_cache=(3600, 3600)) as page:
-        gr.Markdown(f"# facekeypoints\nFaces and their 15 keypoints. Model "
+        gr.Markdown(f"# facekeypoints\nFaces and their {len(health['keypoints'])} keypoints "
+                    f"(scheme `{health['scheme']}`). Model "
                     f"`{health['model']}` ({health['model_kind']}), detector `{service.detector}`."
                     f" HTTP API: `POST /api/keypoints`, docs at [/docs](/docs).")
         with gr.Tab("Photo"):

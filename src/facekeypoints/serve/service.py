@@ -16,7 +16,6 @@ from pathlib import Path, PurePath
 import cv2
 import numpy as np
 
-from ..keypoints import KEYPOINTS
 from ..photos.outputs import draw, face_rows, photo_record
 from ..photos.pipeline import Face, FacePipeline
 from ..photos.reading import VIDEO_SUFFIXES, PhotoError, PhotoTooLarge, decode_photo
@@ -74,7 +73,8 @@ class KeypointService:
 
         return {"status": "ok", "version": __version__, "model": self.predictor.name,
                 "model_path": self.model_path, "model_kind": type(self.predictor).__name__,
-                "detector": self.detector, "keypoints": list(KEYPOINTS),
+                "detector": self.detector, "scheme": self.predictor.scheme.name,
+                "keypoints": self.predictor.keypoints,
                 "limits": asdict(self.limits)}
 
     def decode(self, data: bytes, name: str) -> np.ndarray:

@@ -12,7 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..keypoints import CENTRE, MIRROR_X, flip_permutation, mirror_keypoints, x_mask
+from ..keypoints import CENTRE, MIRROR_X, mirror_keypoints, x_mask
+from ..schemes import Scheme, flip_permutation
 
 # Pixel coordinates are pixel centres, so the image's centre of rotation sits at 47.5.
 PIVOT = (MIRROR_X) / 2
@@ -28,12 +29,13 @@ class Augment(keras.layers.Layer):
 
     def __init__(self, columns: list[str], flip: bool = False, rotate: float = 0.0,
                  shift: float = 0.0, zoom: float = 0.0, brightness: float = 0.0,
-                 contrast: float = 0.0, seed: int = 0, mirror_axis=MIRROR_X, **kwargs):
+                 contrast: float = 0.0, seed: int = 0, mirror_axis=MIRROR_X,
+                 scheme: Scheme | None = None, **kwargs):
         super().__init__(dtype="float32", **kwargs)  # exact geometry, even under mixed precision
         self.columns = list(columns)
         self.flip, self.rotate, self.shift, self.zoom = flip, rotate, shift, zoom
         self.brightness, self.contrast = brightness, contrast
-        self.perm = flip_permutation(self.columns)
+        self.perm = flip_permutation(self.columns, scheme)  # left and right swap places
         self.is_x = x_mask(self.columns)
         self.mirror_axis = mirror_axis  # where the labels' x mirrors (keypoints.mirror_keypoints)
         self.seed_generator = keras.random.SeedGenerator(seed)

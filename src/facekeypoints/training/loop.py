@@ -14,17 +14,18 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..data import Faces, prepare_data
+from ..data import Faces
 from ..files import save_model_atomic
 from ..keypoints import MIRROR_X, rmse_pixels, x_mask
 from ..progress import Progress
+from ..schemes import Scheme
 from . import models, optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
 from .losses import masked_mse
 from .models import predict_scaled
 from .recipe import Recipe
-from .runs import RunFolder, RunInterrupted, data_record, load_arrays
+from .runs import RunFolder, RunInterrupted, data_record, load_arrays, training_data
 from .tensorboard_log import TensorBoardLog
 
 
@@ -172,13 +173,13 @@ def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: 
 
 
 def build_trainer(recipe: Recipe, net: keras.Model, n_train: int,
-                  mirror_axis=MIRROR_X) -> KeypointTrainer:
+                  mirror_axis=MIRROR_X, scheme: Scheme | None = None) -> KeypointTrainer:
     augment = None
     if recipe.flip or recipe.rotate or recipe.shift or recipe.zoom or recipe.brightness \
             or recipe.contrast:
         augment = Augment(recipe.columns, recipe.flip, recipe.rotate, recipe.shift, recipe.zoom,
                           recipe.brightness, recipe.contrast, seed=recipe.seed,
-                          mirror_axis=mirror_axis)
+                          mirror_axis=mirror_axis, scheme=scheme)
     trainer = KeypointTrainer(net, augment)
     steps = math.ceil(n_train / recipe.batch_size)
     trainer.compile(optimizer=optim.make_optimizer(recipe, steps))
@@ -201,16 +202,16 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     state = (run.state() or {}) if resume else {}
     if resume and epochs:
         recipe = recipe.replace(epochs=epochs)
-    train_set, val_set = prepare_data(recipe, data_path)
+    recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
     run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
-                                                       val_set))
-    axis = measure_mirror_axis(run, recipe, train_set, log, progress) \
+                                                       val_set), scheme)
+    axis = measure_mirror_axis(run, recipe, train_set, scheme, log, progress) \
         if recipe.flip and recipe.mirror == "measured" else MIRROR_X
 
     with training_scope(recipe, devices):
         net = models.build(recipe, len(recipe.columns))
         train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
-        trainer = build_trainer(recipe, train_net, len(train_set), axis)
+        trainer = build_trainer(recipe, train_net, len(train_set), axis, scheme)
         trainer.optimizer.build(trainer.trainable_variables)
     best_weights, skip = None, 0
     if state:
@@ -274,14 +275,15 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     return run
 
 
-def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, log: Callable[[str], None],
-                        progress) -> np.ndarray:
+def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, scheme: Scheme,
+                        log: Callable[[str], None], progress) -> np.ndarray:
     """The labels' mirror axis, measured once with the face mesh and kept in the run folder."""
     if run.mirror_file.is_file():
         return run.mirror_axis()
     from ..mesh import mirror
 
-    axis = mirror.measure_mirror_axis(train_set, recipe.columns, recipe.seed, progress)
+    axis = mirror.measure_mirror_axis(train_set, recipe.columns, recipe.seed, progress,
+                                      scheme=scheme)
     run.save_mirror_axis(axis)
     log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[x_mask(recipe.columns)]):.2f}"
         f" (measured with the face mesh; the pixel-centre convention puts it at {MIRROR_X})")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import Faces, prepare_data
+from ..data import Faces
 from ..files import atomic_write
 from ..keypoints import MIRROR_X, rmse_pixels, unscale, x_mask
 from ..keypoints import scale as scale_keypoints
@@ -17,7 +17,7 @@ from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
 from ..mesh.mirror import mirror_axis, mirrored_labels, points_and_mirrors, reframe
 from .recipe import Recipe
-from .runs import RunFolder, RunInterrupted, data_record
+from .runs import RunFolder, RunInterrupted, data_record, training_data
 
 PHOTO_COPIES = 3  # loosely re-framed copies of each training face for the photo head
 
@@ -28,17 +28,17 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     """Mesh points for every training and held-out face (kept in the run folder, so a resumed
     run does not compute them again), the heads fitted, the run folder written."""
     run, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
-    train_set, val_set = prepare_data(recipe, data_path)
+    recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
     run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
-                                                       val_set))
+                                                       val_set), scheme)
     try:
-        return _fit(run, recipe, train_set, val_set, log, progress)
+        return _fit(run, recipe, scheme, train_set, val_set, log, progress)
     except KeyboardInterrupt:
         run.interrupt({})
         raise RunInterrupted(run.path) from None
 
 
-def _fit(run: RunFolder, recipe: Recipe, train_set: Faces, val_set: Faces,
+def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Faces,
          log: Callable[[str], None], progress: str | bool) -> RunFolder:
     log(f"training {recipe.name}: face mesh on {len(train_set)} faces (and their mirror images)"
         f", head on every label; validating on {len(val_set)}; run folder {run.path}")
@@ -69,16 +69,17 @@ def _fit(run: RunFolder, recipe: Recipe, train_set: Faces, val_set: Faces,
             photo_points = np.concatenate([photo_points, mirrored])
         half = len(photo_y)
         if recipe.mirror == "measured":
-            axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge)
+            axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge, scheme)
             photo_axis = mirror_axis(PhotoHead, photo_points[:half], photo_y,
-                                     photo_points[half:], recipe.columns, recipe.ridge)
+                                     photo_points[half:], recipe.columns, recipe.ridge, scheme)
         is_x = x_mask(recipe.columns)
         log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[is_x]):.2f} for the head, "
             f"{np.mean(photo_axis[is_x]):.2f} for the photo head ({recipe.mirror}; the "
             f"pixel-centre convention puts it at {MIRROR_X})")
         P = np.concatenate([P, mirrored])
-        y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis)])
-        photo_y = np.concatenate([photo_y, mirrored_labels(photo_y, recipe.columns, photo_axis)])
+        y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis, scheme)])
+        photo_y = np.concatenate([photo_y, mirrored_labels(photo_y, recipe.columns, photo_axis,
+                                                           scheme)])
     head = MeshHead.fit(P, y, recipe.ridge)
     photo_head = PhotoHead.fit(photo_points, photo_y, recipe.ridge)
     head.mirror_axis, photo_head.mirror_axis = axis, photo_axis

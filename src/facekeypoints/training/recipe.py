@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..keypoints import COLUMNS, IMAGE_SIZE, flip_permutation
+from ..keypoints import COLUMNS, IMAGE_SIZE
+from ..schemes import BUILTIN, for_columns
 
 
 @dataclass
@@ -25,7 +26,8 @@ class Recipe:
     name: str = ""
     description: str = ""
     # data
-    columns: list[str] = field(default_factory=lambda: list(COLUMNS))
+    columns: list[str] = field(default_factory=list)  # keypoint columns; [] = all of the data's
+    scheme: str = ""  # the labels' scheme: built-in name or .toml file ("" = from the data file)
     dropna: bool = True  # drop rows with any selected label missing (the tutorial's way)
     validation: float = 0.2  # held-out fraction, split by person when the data names them
     seed: int = 42
@@ -66,7 +68,7 @@ class Recipe:
     tensorboard: bool = False  # also log each epoch to RUN/tensorboard (tensorboard --logdir RUN)
     # specialists: group name -> keypoint names; each group is trained as its own net
     groups: dict[str, list[str]] = field(default_factory=dict)
-    pretrained: str = ""  # run folder or .keras model whose body starts each specialist
+    pretrained: str = ""  # run folder or .keras model whose body starts the net (or specialists)
     freeze: str = "none"  # none | conv | until:N (freeze the body for N epochs)
     body_learning_rate: float | None = None  # pretrained layers' learning rate (default: same)
 
@@ -338,21 +340,22 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
         raise bad("rotate", "degrees from 0 to 180")
     if any(not 0 <= d < 1 for d in r.dropout):
         raise bad("dropout", "rates from 0 to below 1")
-    unknown = [c for c in r.columns if c not in COLUMNS]
     xs, ys = r.columns[::2], r.columns[1::2]
     paired = len(xs) == len(ys) and all(
         a.endswith("_x") and b == a[:-1] + "y" for a, b in zip(xs, ys, strict=True))
-    if unknown or not r.columns or len(r.columns) % 2 or not paired:
-        raise bad("columns", f"pairs of Kaggle keypoint columns, x then y, such as {COLUMNS[0]}")
-    if r.flip or r.tta:
-        try:
-            flip_permutation(r.columns)
-        except ValueError as e:
+    if len(r.columns) % 2 or not paired:
+        raise bad("columns", f"pairs of keypoint columns, x then y, such as {COLUMNS[0]} "
+                             "(Kaggle's) or p0_x (iBUG's 68)")
+    if r.scheme and not (r.scheme in BUILTIN or r.scheme.endswith(".toml")):
+        raise bad("scheme", f"one of {', '.join(BUILTIN)} or a .toml file")
+    if (r.flip or r.tta) and r.columns and not r.scheme.endswith(".toml"):
+        try:  # a user's own scheme is checked with the data, once its file is read
+            for_columns(r.columns, "columns").flip_permutation(r.columns)
+        except UserError as e:
             raise UserError(f"{source}: flip or tta needs both sides of each keypoint: {e}") \
                 from None
     for group, names in r.groups.items():
-        cols = [c for k in names for c in (f"{k}_x", f"{k}_y")]
-        if not cols or any(c not in COLUMNS for c in cols):
+        if not names or not all(isinstance(k, str) and k.isidentifier() for k in names):
             raise UserError(f"{origins.get('groups', source)}: group {group!r} = {names!r}, "
                             "expected keypoint names such as 'nose_tip'")
     if not (r.freeze in ("none", "conv") or (r.freeze.startswith("until:")

@@ -9,8 +9,9 @@ leaves on disk, and the one owner of its lifecycle.
 `recipe.toml` (resolved), `data.json` (what was trained on and which people were held out),
 `history.csv` (one row per epoch), `checkpoint/` (weights, optimiser and early-stopping state;
 swapped in atomically), `summary.json` (the status and, once the run stops, its figures),
-`model.keras`, `mirror_axis.json` where the recipe measured it, and `tensorboard/` when asked
-for. A group of specialists is a folder with `specialists.json` and one run folder each.
+`model.keras`, `scheme.json` (the labels' landmark scheme), `mirror_axis.json` where the recipe
+measured it, and `tensorboard/` when asked for. A group of specialists is a folder with
+`specialists.json` and one run folder each.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import schemes
+from ..data import Faces, prepare_data
 from ..errors import UserError
 from ..files import atomic_write_text
-from ..keypoints import MIRROR_X
+from ..keypoints import MIRROR_X, unscale
+from ..schemes import Scheme
 from . import recipe as recipe_mod
 from .recipe import Recipe
 
@@ -87,6 +91,10 @@ class RunFolder:
         return self.path / "mirror_axis.json"
 
     @property
+    def scheme_file(self) -> Path:
+        return self.path / "scheme.json"
+
+    @property
     def is_group(self) -> bool:
         return (self.path / MANIFEST).is_file()
 
@@ -129,13 +137,16 @@ class RunFolder:
             raise UserError("train needs a recipe and a data file, or a run folder to resume")
         return run, recipe, data_path
 
-    def begin(self, recipe: Recipe, data_record: dict | None = None) -> None:
-        """Write the resolved recipe (and, for a new run, its data record) and mark the run
-        running in this process."""
+    def begin(self, recipe: Recipe, data_record: dict | None = None,
+              scheme: Scheme | None = None) -> None:
+        """Write the resolved recipe (and, for a new run, its data record and scheme) and mark
+        the run running in this process."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.recipe, recipe.to_toml())
         if data_record is not None:
             atomic_write_text(self.data, json.dumps(data_record, indent=1))
+        if scheme is not None and not self.scheme_file.is_file():
+            atomic_write_text(self.scheme_file, json.dumps(schemes.record(scheme), indent=1))
         self._write_summary({"status": "running", "pid": os.getpid(),
                              "host": socket.gethostname(), "started": time.time()})
 
@@ -196,6 +207,13 @@ class RunFolder:
 
     def data_path(self) -> str:
         return self.data_record()["data"]
+
+    def scheme(self, columns: list[str] | None = None) -> Scheme:
+        """The labels' scheme: scheme.json, or for a run from before schemes the built-in one
+        its columns belong to (Kaggle's)."""
+        if self.scheme_file.is_file():
+            return schemes.load(json.loads(self.scheme_file.read_text()))
+        return schemes.for_columns(columns or self.load_recipe().columns, str(self.path))
 
     def mirror_axis(self) -> float | np.ndarray:
         """Where this run's labels mirror (recipe `mirror`): measured, or the pixel-centre axis."""
@@ -277,6 +295,34 @@ class RunFolder:
             self.checkpoint.rename(old)
         tmp.rename(self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def training_data(run: RunFolder, recipe: Recipe, data_path: str | Path,
+                  log=print) -> tuple[Recipe, Scheme, Faces, Faces]:
+    """What a run trains on: the held-out split, the recipe with its columns resolved (none
+    given: every column of the data's scheme), and the scheme (a resumed run's own), with a
+    mean shape from the labels where the scheme brings none (the photo pipeline re-frames faces
+    on it)."""
+    scheme = run.scheme(recipe.columns) if run.scheme_file.is_file() else (recipe.scheme or None)
+    train_set, val_set = prepare_data(recipe, data_path, scheme)
+    scheme = train_set.scheme or schemes.for_columns(train_set.columns)
+    if not recipe.columns:
+        recipe = recipe.replace(columns=list(train_set.columns))
+    if recipe.flip or recipe.tta:
+        try:
+            scheme.flip_permutation(recipe.columns)
+        except UserError as e:
+            raise UserError(f"recipe {recipe.name}: flip or tta needs both sides of each "
+                            f"keypoint: {e}") from None
+    if scheme.mean_shape is None:
+        full = train_set.select(train_set.columns, dropna=False)
+        mean = np.nanmean(unscale(full.y), axis=0).reshape(-1, 2)
+        names = [c[:-2] for c in full.columns[::2]]
+        if not all(p in names for p in scheme.points) or np.isnan(mean).any():
+            raise UserError(f"{data_path}: every point of scheme {scheme.name} needs a label on "
+                            "some face (for its mean shape)")
+        scheme = scheme.with_mean_shape(mean[[names.index(p) for p in scheme.points]])
+    return recipe, scheme, train_set, val_set
 
 
 def data_record(data_path: str | Path, columns: list[str], train_set, val_set) -> dict:

@@ -145,7 +145,8 @@ def train_group(recipe: Recipe | None, data_path: str | Path | None, out: str | 
     if not resume:
         manifest = {"recipe": recipe.name, "data": str(Path(data_path).resolve()),
                     "groups": {g: columns_of(k) for g, k in recipe.groups.items()}}
-        group.begin(recipe, {"data": manifest["data"], "columns": recipe.columns})
+        group.begin(recipe, {"data": manifest["data"], "columns": [
+            c for columns in manifest["groups"].values() for c in columns]})
         atomic_write_text(group.path / MANIFEST, json.dumps(manifest, indent=1))
     prepare = transfer(load_base(recipe.pretrained), recipe.pretrained) if recipe.pretrained \
         else None
