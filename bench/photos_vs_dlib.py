@@ -47,9 +47,11 @@ def to_15(points68: np.ndarray) -> np.ndarray:
 
 
 class DlibLandmarks:
-    """dlib's HOG boxes + 68-point shape predictor, mapped to the 15 points: the reference."""
+    """dlib's HOG boxes + 68-point shape predictor, mapped to the 15 points (or, with
+    `points68`, all 68 as they come): the reference."""
 
-    def __init__(self) -> None:
+    def __init__(self, points68: bool = False) -> None:
+        self.points68 = points68
         import dlib
         import face_recognition_models
 
@@ -66,7 +68,8 @@ class DlibLandmarks:
             rect = self.rectangle(int(b.left), int(b.top), int(b.left + b.width),
                                   int(b.top + b.height))
             shape = self.predictor(grey, rect)
-            out.append(to_15(np.array([(p.x, p.y) for p in shape.parts()], float)))
+            points = np.array([(p.x, p.y) for p in shape.parts()], float)
+            out.append(points if self.points68 else to_15(points))
         return out
 
 

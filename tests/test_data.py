@@ -121,7 +121,7 @@ def test_truncated_gzip_and_broken_zip_are_reported(tmp_path, synthetic_files):
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         data.load_training(tmp_path / "nope.csv")
-    with pytest.raises(UserError, match="is a folder"):
+    with pytest.raises(UserError, match="a folder with no .pts files"):
         data.load_training(tmp_path)
 
 

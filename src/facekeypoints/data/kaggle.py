@@ -236,12 +236,12 @@ def _parse_training(path: str | Path, sources: str | Path | None,
 
 
 def scheme_of(header: list[str], path: str | Path) -> Scheme:
-    """The built-in scheme a file's keypoint columns belong to (every column but Image)."""
-    points = [c for c in header if c != "Image"]
-    if not points or not all(c.endswith(("_x", "_y")) for c in points):
-        odd = next((c for c in points if not c.endswith(("_x", "_y"))), "none")
-        raise DataError(path, f"column {odd} is not a keypoint's x or y; expected Kaggle's "
-                              f"columns ({COLUMNS[0]}, ..., Image) or another scheme's")
+    """The built-in scheme a file's keypoint columns (NAME_x, NAME_y) belong to; other columns
+    are left for the caller's check to name."""
+    points = [c for c in header if c.endswith(("_x", "_y"))]
+    if not points:
+        raise DataError(path, f"no keypoint columns; expected Kaggle's ({COLUMNS[0]}, ..., "
+                              "Image) or another scheme's (p0_x, ... for iBUG's 68)")
     return for_columns(points, str(path))
 
 
