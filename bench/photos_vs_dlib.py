@@ -73,6 +73,27 @@ class DlibLandmarks:
         return out
 
 
+def pipeline_faces(pipeline):
+    """A FacePipeline as `score` takes a method: the boxes and keypoints of a photo."""
+    def faces(rgb, name):
+        found = pipeline.faces_in(rgb)
+        return [f.box for f in found], [f.keypoints for f in found]
+    return faces
+
+
+def dlib_faces(points68: bool = False):
+    """dlib's HOG boxes (upsampled once, the cascade where HOG finds none) and its 68-point
+    predictor on them, as `score` takes a method."""
+    from facekeypoints.photos.detectors import HogDetector, find_faces
+
+    hog, landmarks = HogDetector(), DlibLandmarks(points68)
+
+    def faces(rgb, name):
+        boxes = find_faces(hog, rgb)
+        return boxes, landmarks(rgb, boxes)
+    return faces
+
+
 def score(folder: Path, truth_csv: Path, predict_faces) -> dict:
     from facekeypoints.photos import read_photo
     from facekeypoints.photos.scores import load_truth, match
@@ -132,8 +153,6 @@ def main() -> None:
     from facekeypoints.inference import loading
     from facekeypoints.keypoints import KEYPOINTS
     from facekeypoints.photos import FacePipeline
-    from facekeypoints.photos.detectors import HogDetector, find_faces
-
     def name_of(m: str | None) -> str:
         return "built-in" if m is None else Path(m).name if Path(m).is_dir() \
             else Path(m).parent.name
@@ -145,22 +164,10 @@ def main() -> None:
                                ("haar", False)]:
             label = f"facekeypoints {name_of(m)}, {detector}{' --fast' if fast else ''}"
             methods[label] = FacePipeline(model, detector, fast=fast)
-    hog, dlib68 = HogDetector(), DlibLandmarks()
-
-    def ours(pipeline):
-        def faces(rgb, name):
-            found = pipeline.faces_in(rgb)
-            return [f.box for f in found], [f.keypoints for f in found]
-        return faces
-
-    def dlib_faces(rgb, name):
-        boxes = find_faces(hog, rgb)
-        return boxes, dlib68(rgb, boxes)
-
     rows = []
     for folder in ("youtube", "dlib"):
-        fns = {label: ours(p) for label, p in methods.items()}
-        fns["dlib 68-point, hog"] = dlib_faces
+        fns = {label: pipeline_faces(p) for label, p in methods.items()}
+        fns["dlib 68-point, hog"] = dlib_faces()
         if args.mediapipe:
             fns["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
         rounds = [{label: score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
