@@ -183,3 +183,27 @@ def test_the_mesh_gives_its_own_468_points_and_a_68_point_model_submits_15(tmp_p
     fk.submit("builtin68", faces / "test.csv.gz", faces / "IdLookupTable.csv",
               tmp_path / "submission.csv", progress=False)
     assert fk.score(tmp_path / "submission.csv", faces / "solution.csv") < 2.0
+
+
+def test_a_video_is_tracked_with_68_points(tmp_path):
+    """The tracker follows a face with a 68-point model: a row per frame with the 68 columns,
+    and the points move with the face (2 px a frame to the right)."""
+    import cv2
+
+    from facekeypoints.inference import loading
+    from facekeypoints.photos import FacePipeline, read_photo
+    from facekeypoints.photos.detect import run_detect
+
+    rgb = read_photo(PHOTO)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, rgb.shape[1::-1])
+    for shift in range(6):
+        writer.write(cv2.cvtColor(np.roll(rgb, shift * 2, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    pipeline = FacePipeline(loading.load("builtin68"))
+    run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None, smooth=False)
+    rows = pd.read_csv(tmp_path / "out" / "clip_keypoints.csv")
+    assert list(rows["frame"]) == list(range(6))
+    assert list(rows.columns[8:]) == schemes.builtin("ibug68").columns
+    x = rows[[f"p{i}_x" for i in range(68)]].to_numpy().mean(axis=1)
+    assert 8 < x[-1] - x[0] < 12, x  # 10 px over five frames
