@@ -13,7 +13,6 @@ import re
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,41 +22,7 @@ from ..errors import DataError, UserError
 from ..keypoints import COLUMNS, IMAGE_SIZE, PIXELS, scale
 from ..schemes import Scheme, for_columns
 from ..schemes import load as load_scheme
-
-
-@dataclass
-class Faces:
-    """Images with (possibly partial) keypoints, and where each row came from."""
-
-    X: np.ndarray
-    y: np.ndarray
-    columns: list[str]
-    rows: np.ndarray  # 1-based row numbers in the source file
-    persons: np.ndarray | None = None  # person of each row, when known
-    path: str = ""
-    scheme: Scheme | None = None  # the landmark scheme the columns belong to
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-    def subset(self, index: np.ndarray) -> Faces:
-        persons = None if self.persons is None else self.persons[index]
-        return Faces(self.X[index], self.y[index], self.columns, self.rows[index], persons,
-                     self.path, self.scheme)
-
-    def select(self, columns: list[str], dropna: bool) -> Faces:
-        """Keep some keypoint columns; with dropna, keep only rows where all of them are present."""
-        unknown = [c for c in columns if c not in self.columns]
-        if unknown:
-            raise UserError(f"{self.path}: has no column {unknown[0]} (its columns: "
-                            f"{', '.join(self.columns[:4])}, ...)")
-        idx = [self.columns.index(c) for c in columns]
-        faces = Faces(self.X, self.y[:, idx], list(columns), self.rows, self.persons, self.path,
-                      self.scheme)
-        if dropna:
-            faces = faces.subset(np.flatnonzero(~np.isnan(faces.y).any(axis=1)))
-        return faces
-
+from .faces import Faces
 
 # ----------------------------------------------------------------------------- reading files
 

@@ -27,6 +27,7 @@ from .. import geometry
 from ..errors import DataError, UserError
 from ..keypoints import IMAGE_SIZE, scale
 from ..schemes import Scheme, builtin
+from .faces import Faces
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 ORIGIN = 1.0  # the coordinate of the first pixel's centre in .pts files
@@ -101,8 +102,6 @@ def frame_of(points: np.ndarray, scheme: Scheme) -> np.ndarray:
 def load_folder(folder: str | Path, scheme: Scheme | None = None):
     """Faces (X, y, columns) of a folder of images and .pts files; the scheme is iBUG's 68 for
     68-point files, else it must be given (with a mean shape to frame faces on)."""
-    from .kaggle import Faces
-
     folder = Path(folder)
     pairs = pts_pairs(folder)
     first = read_pts(pairs[0][1])
