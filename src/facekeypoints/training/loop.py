@@ -205,7 +205,7 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
     run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
                                                        val_set), scheme)
-    axis = measure_mirror_axis(run, recipe, train_set, scheme, log, progress) \
+    axis = measure_mirror_axis(run, recipe, train_set, log, progress, scheme) \
         if recipe.flip and recipe.mirror == "measured" else MIRROR_X
 
     with training_scope(recipe, devices):
@@ -275,8 +275,8 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     return run
 
 
-def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, scheme: Scheme,
-                        log: Callable[[str], None], progress) -> np.ndarray:
+def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, log: Callable[[str], None],
+                        progress, scheme: Scheme | None = None) -> np.ndarray:
     """The labels' mirror axis, measured once with the face mesh and kept in the run folder."""
     if run.mirror_file.is_file():
         return run.mirror_axis()
