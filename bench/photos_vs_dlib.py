@@ -28,22 +28,13 @@ from pathlib import Path
 import numpy as np
 from common import PHOTOS, RESULTS, write_table
 
-# iBUG-68 (0-based) for each Kaggle keypoint; a tuple is averaged. Subject's left = image right.
-IBUG = {
-    "left_eye_center": (42, 43, 44, 45, 46, 47), "right_eye_center": (36, 37, 38, 39, 40, 41),
-    "left_eye_inner_corner": 42, "left_eye_outer_corner": 45,
-    "right_eye_inner_corner": 39, "right_eye_outer_corner": 36,
-    "left_eyebrow_inner_end": 22, "left_eyebrow_outer_end": 26,
-    "right_eyebrow_inner_end": 21, "right_eyebrow_outer_end": 17,
-    "nose_tip": 30, "mouth_left_corner": 54, "mouth_right_corner": 48,
-    "mouth_center_top_lip": 51, "mouth_center_bottom_lip": 57,
-}
-
 
 def to_15(points68: np.ndarray) -> np.ndarray:
-    from facekeypoints.keypoints import KEYPOINTS
+    """Kaggle's 15 from iBUG's 68 points (the ibug68 scheme's [kaggle15] table)."""
+    from facekeypoints.schemes import builtin
 
-    return np.array([points68[list(np.atleast_1d(IBUG[k]))].mean(axis=0) for k in KEYPOINTS])
+    scheme = builtin("ibug68")
+    return scheme.to_kaggle15(points68.reshape(1, -1), scheme.columns)[0].reshape(-1, 2)
 
 
 class DlibLandmarks:
