@@ -44,7 +44,7 @@ def test_user_recipe_file_extends_a_built_in(tmp_path):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"epochz": 3}, "unknown setting(s) epochz"),
-    ({"model": "resnet"}, "model='resnet': expected mlp, cnn or mesh"),
+    ({"model": "resnet"}, "model='resnet': expected mlp, cnn, mesh or mesh-net"),
     ({"dropout": [0.5, 1.5]}, "dropout"),
     ({"columns": ["nose_tip_x"]}, "pairs of keypoint columns"),
     ({"columns": ["left_eye_center_x", "left_eye_center_y"], "flip": True}, "both sides"),

@@ -60,8 +60,14 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
                 onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
             return OnnxPredictor(onnx_file)
         quiet_keras()
-        predictor = Predictor(run.trained_net(recipe), recipe.columns, recipe.tta,
-                              recipe.name, run.scheme(recipe.columns))
+        net, scheme = run.trained_net(recipe), run.scheme(recipe.columns)
+        if recipe.model == "mesh-net" and (path / "photo_head.npz").is_file():
+            from .mesh import PhotoHead, TunedMeshPredictor
+
+            predictor = TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
+                                           PhotoHead.load(path / "photo_head.npz"))
+        else:
+            predictor = Predictor(net, recipe.columns, recipe.tta, recipe.name, scheme)
         predictor.mirror_axis = run.mirror_axis()
         return predictor
     if path.suffix == ".onnx":

@@ -55,6 +55,32 @@ class MeshPointsPredictor(Predictor):
         return scale(points.reshape(len(X), -1)), scores
 
 
+class TunedMeshPredictor(Predictor):
+    """A `mesh-tuned` run: its Keras net on faces framed as the training faces were; on crops
+    cut from photographs, the tuned body's points read by the run's photo head (as a `mesh`
+    run's PhotoHead reads the frozen mesh's)."""
+
+    def __init__(self, net, columns: list[str], tta: bool, name: str, scheme,
+                 photo_head: PhotoHead, photos: bool = False):
+        super().__init__(net, columns, tta, name, scheme)
+        self.photo_head, self.photos = photo_head, photos
+        if photos:
+            self.mirror_axis = photo_head.mirror_axis
+
+    def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        if not self.photos:
+            return super().run(X)
+        from ..training.models import predict_scaled
+
+        points = predict_scaled(self.net.get_layer("body"), X)
+        return self.photo_head(points.reshape(len(X), -1, 2).astype(np.float64)), None
+
+    def for_photos(self) -> TunedMeshPredictor:
+        """The same run with its photo head, for the photo pipeline."""
+        return TunedMeshPredictor(self.net, self.columns, self.tta, self.name, self.scheme,
+                                  self.photo_head, photos=True)
+
+
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
     head = run.path / "head.npz"
     if not head.is_file():

@@ -19,7 +19,7 @@ from ..files import save_model_atomic
 from ..keypoints import MIRROR_X, rmse_pixels, x_mask
 from ..progress import Progress
 from ..schemes import Scheme
-from . import models, optim
+from . import mesh_net, models, optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
 from .losses import masked_mse
@@ -210,6 +210,10 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
 
     with training_scope(recipe, devices):
         net = models.build(recipe, len(recipe.columns))
+        if recipe.model == "mesh-net":
+            if not state:  # a resumed run's weights come from its checkpoint below
+                mesh_net.start_head(net, recipe, train_set, axis, log, progress)
+            prepare = mesh_net.body_schedule
         train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
         trainer = build_trainer(recipe, train_net, len(train_set), axis, scheme)
         trainer.optimizer.build(trainer.trainable_variables)
@@ -266,6 +270,13 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     _save_model(run, net, recipe, monitor)
+    if recipe.model == "mesh-net":  # a resumed run redoes this step if it was killed in it
+        try:
+            mesh_net.fit_photo_head(net, recipe, train_set, run.path / "photo_head.npz", log,
+                                    progress)
+        except KeyboardInterrupt:
+            run.interrupt(_figures(monitor.state))
+            raise RunInterrupted(resume_hint or run.path, state.get("epoch", start)) from None
     run.finish(_figures(monitor.state))
     s = monitor.state
     if s.get("stopped_early") or s.get("stopped_at_time_limit"):

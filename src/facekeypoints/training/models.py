@@ -8,6 +8,7 @@ from keras import layers, ops
 
 from ..errors import UserError
 from ..keypoints import IMAGE_SIZE
+from .mesh_net import mesh_net
 from .recipe import Recipe
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
@@ -140,6 +141,8 @@ def build(recipe: Recipe, n_out: int) -> keras.Model:
         raise UserError(f"recipe {recipe.name}: the mesh is a pretrained ONNX model with a ridge "
                         "head, not a Keras net")
     keras.utils.set_random_seed(recipe.seed)
+    if recipe.model == "mesh-net":
+        return mesh_net(n_out)
     if recipe.model == "mlp":
         return mlp(n_out, recipe.hidden)
     return cnn(n_out, recipe.conv, recipe.dense, recipe.dropout, recipe.batch_norm,

@@ -33,7 +33,8 @@ class Recipe:
     seed: int = 42
     split_seed: int | None = None  # who is held out (default: seed); fix it to vary seed alone
     # model
-    model: str = "cnn"  # mlp | cnn | mesh (the pretrained face mesh and a ridge head)
+    model: str = "cnn"  # mlp | cnn | mesh (the frozen face mesh, a ridge head) | mesh-net
+    # (the face mesh rebuilt in Keras and fine-tuned, its head started from the ridge fit)
     hidden: list[int] = field(default_factory=lambda: [100])  # mlp
     conv: list[list[int]] = field(default_factory=lambda: [[32, 3], [64, 2], [128, 2]])
     dense: list[int] = field(default_factory=lambda: [500, 500])
@@ -42,7 +43,7 @@ class Recipe:
     zero_output: bool = False  # start the output layer at zero: the mean face
     space_to_depth: int = 1  # cnn: fold NxN pixel blocks into channels first (2: 48x48x4)
     padding: str = "valid"  # cnn: "valid" (the tutorial's) or "same" (keeps each map's size)
-    ridge: float = 1.0  # mesh: the head's ridge penalty (on standardised mesh points)
+    ridge: float = 1.0  # mesh, mesh-net: the (starting) head's ridge penalty
     # optimisation
     optimizer: str = "sgd"  # sgd | adamw
     learning_rate: float = 0.01
@@ -69,7 +70,7 @@ class Recipe:
     # specialists: group name -> keypoint names; each group is trained as its own net
     groups: dict[str, list[str]] = field(default_factory=dict)
     pretrained: str = ""  # run folder or .keras model whose body starts the net (or specialists)
-    freeze: str = "none"  # none | conv | until:N (freeze the body for N epochs)
+    freeze: str = "none"  # none | conv | until:N (freeze the body for N epochs) | head (mesh-net)
     body_learning_rate: float | None = None  # pretrained layers' learning rate (default: same)
 
     def to_toml(self) -> str:
@@ -305,8 +306,11 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
         if value is not None and not 0 <= value < 1:
             raise bad(setting, "a fraction from 0 to below 1")
 
-    if r.model not in ("mlp", "cnn", "mesh"):
-        raise bad("model", "mlp, cnn or mesh")
+    if r.model not in ("mlp", "cnn", "mesh", "mesh-net"):
+        raise bad("model", "mlp, cnn, mesh or mesh-net")
+    if r.model == "mesh-net" and r.pretrained:
+        raise bad("pretrained", "nothing for model = \"mesh-net\" (it starts from the shipped "
+                  "face mesh)")
     if r.padding not in ("valid", "same"):
         raise bad("padding", "valid or same")
     if r.space_to_depth not in (1, 2, 3, 4, 6, 8):
@@ -359,5 +363,7 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
             raise UserError(f"{origins.get('groups', source)}: group {group!r} = {names!r}, "
                             "expected keypoint names such as 'nose_tip'")
     if not (r.freeze in ("none", "conv") or (r.freeze.startswith("until:")
-                                             and r.freeze[6:].isdigit())):
-        raise bad("freeze", "none, conv or until:N")
+                                             and r.freeze[6:].isdigit())
+            or (r.freeze == "head" and r.model == "mesh-net")):
+        raise bad("freeze", "none, conv or until:N" + (", or head (the head stays the ridge "
+                                                       "fit)" if r.model == "mesh-net" else ""))

@@ -62,7 +62,8 @@ class BodySchedule(keras.callbacks.Callback):
         freeze = self.recipe.freeze
         frozen_body = freeze.startswith("until:") and epoch < int(freeze.split(":")[1])
         self.body_scale.assign(0.0 if frozen_body else self.body_rate)
-        self.conv_scale.assign(0.0 if freeze == "conv" else 1.0)
+        if self.conv_scale is not None:
+            self.conv_scale.assign(0.0 if freeze == "conv" else 1.0)
 
 
 def load_base(path: str) -> keras.Model:

@@ -1,0 +1,96 @@
+"""The face mesh rebuilt in Keras (`mesh-tuned`): the same net as the shipped ONNX file before
+any training, a head that starts as the ridge fit, a fine-tune that learns, and a run whose
+folder, .keras file and ONNX export give the same keypoints. These tests read the real faces
+in ../shared/data."""
+
+from collections import Counter
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import facekeypoints as fk
+from facekeypoints.errors import UserError
+from facekeypoints.keypoints import COLUMNS
+from facekeypoints.mesh import backbone
+from facekeypoints.mesh.heads import MeshHead
+from facekeypoints.training import mesh_net, recipe
+from facekeypoints.training.loop import build_trainer
+from facekeypoints.training.losses import masked_mse
+
+
+@pytest.fixture(scope="module")
+def faces(shared_faces):
+    X, y = fk.load(shared_faces / "training.csv.gz", dropna=False)
+    return X[:64], y[:64]
+
+
+def test_the_rebuilt_mesh_agrees_with_the_onnx_file(faces):
+    X, _ = faces
+    model = mesh_net.rebuild()
+    kinds = Counter(type(layer).__name__ for layer in model.layers)
+    assert (kinds["Conv2D"], kinds["DepthwiseConv2D"], kinds["PReLU"]) == (25, 20, 23)
+    mesh = backbone.FaceMesh()
+    rgb = np.stack([backbone._framed(face[..., 0]) for face in X])
+    raw, score = model.predict(rgb, verbose=0)
+    onnx_raw, onnx_score = mesh.session.run(None, {mesh.input: rgb})
+    assert np.abs(raw - onnx_raw.reshape(len(X), -1)).max() < 2e-3  # of 192 px
+    assert np.abs(score.ravel() - onnx_score.ravel()).max() < 2e-3
+    # the tuned net frames each face inside its graph as FaceMesh does with OpenCV
+    body = mesh_net.mesh_net(30).get_layer("body")
+    points, _ = mesh(X)
+    assert np.abs(body.predict(X, verbose=0) - points.reshape(len(X), -1)).max() < 2e-3
+
+
+def test_the_head_starts_as_the_ridge_fit_and_a_short_fine_tune_lowers_the_loss(faces):
+    X, y = faces
+    r = recipe.load("mesh-tuned", {"flip": False, "learning_rate": 3e-5, "warmup_epochs": 0,
+                                   "brightness": 0.0, "contrast": 0.0})
+    r = r.replace(columns=list(COLUMNS))
+    net = mesh_net.mesh_net(len(COLUMNS))
+    fit, tune = slice(32, None), slice(0, 32)  # the head is fitted on other faces than tuned on
+    data = fk.data.Faces(X[fit], y[fit], list(COLUMNS), np.arange(33, len(X) + 1))
+    mesh_net.start_head(net, r, data, None, lambda line: None, False)
+    points = backbone.FaceMesh()(X)[0]
+    ridge = MeshHead.fit(points[fit], y[fit], r.ridge)
+    assert np.abs(net.predict(X, verbose=0) - ridge(points)).max() * 48 < 2e-3  # pixels
+
+    train_net, _ = mesh_net.body_schedule(net, r)  # freeze = "head": the body alone learns
+    trainer = build_trainer(r, train_net, 32)
+    loss_before = float(masked_mse(y[tune], net.predict(X[tune], verbose=0)))
+    for _ in range(10):
+        trainer.train_on_batch({"image": X[tune], "keypoints": y[tune]})
+    assert float(masked_mse(y[tune], net.predict(X[tune], verbose=0))) < 0.8 * loss_before
+    head = net.get_layer("head").get_layer("keypoints")
+    assert np.allclose(head.get_weights()[0], ridge.weights, atol=1e-6)  # held as fitted
+
+
+def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, shared_faces):
+    subset = tmp_path / "training.csv"
+    pd.read_csv(shared_faces / "training.csv.gz", nrows=240).to_csv(subset, index=False)
+    run = fk.train("mesh-tuned", subset, tmp_path / "run", epochs=1, progress=False, log=None)
+    assert run.recipe.model == "mesh-net" and len(run.history) == 1
+    X, _ = fk.load(shared_faces / "test.csv.gz")
+    X = X[:16]
+    folder = fk.load_model(run.path).predict(X)
+    keras_file = fk.load_model(run.path / "model.keras").predict(X)
+    onnx_file = fk.load_model(fk.export(run, tmp_path / "tuned.onnx")).predict(X)
+    assert folder.shape == (16, 30) and np.isfinite(folder).all()
+    assert np.abs(keras_file - folder).max() < 1e-3
+    assert np.abs(onnx_file - folder).max() < 1e-2  # pixels
+    # photographs go through the tuned body and the run's photo head, as a mesh run's do
+    assert (run.path / "photo_head.npz").is_file()
+    photos = fk.load_model(run.path).for_photos()
+    assert photos.photos and np.isfinite(photos.predict(X)).all()
+    assert np.abs(photos.predict(X) - folder).max() > 0.01  # another head, other points
+    again = fk.train(None, out=run.path, resume=True, epochs=2, progress=False, log=None)
+    assert len(again.history) == 2
+
+
+def test_mesh_net_settings_are_checked():
+    with pytest.raises(UserError, match="freeze"):
+        recipe.load("fast", {"freeze": "head"})
+    with pytest.raises(UserError, match="pretrained"):
+        recipe.load("mesh-tuned", {"pretrained": "runs/model7"})
+    assert isinstance(mesh_net.mesh_net(4), keras.Model)
