@@ -13,8 +13,10 @@ The names below are the stable API (see `facekeypoints.api`). They load on first
 import os
 from typing import TYPE_CHECKING
 
-# Quiet TensorFlow's start-up chatter and pick its backend unless the user chose another.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet TensorFlow's C++ log lines and pick its backend unless the user chose another. Errors
+# too: its graph optimiser reports a fusion it gave up on (harmless, the graph runs unfused)
+# for every compiled function of the face mesh rebuilt in Keras (its PReLU after an Add).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
