@@ -158,10 +158,12 @@ def recipes(name) -> None:
     if name:
         click.echo(recipe_mod.builtin_text(name), nl=False)
         return
-    for n in recipe_mod.builtin_names():
+    names = recipe_mod.builtin_names()
+    width = max(len(n) for n in names)
+    for n in names:
         r = recipe_mod.load(n)
         length = "  one pass" if r.model == "mesh" else f"{r.epochs:>5} epochs"
-        click.echo(f"{n:<8} {length}  {r.description}")
+        click.echo(f"{n:<{width}} {length}  {r.description}")
 
 
 @cli.command()

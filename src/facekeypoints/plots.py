@@ -116,6 +116,8 @@ def layer_table(net) -> list[str]:
     lines = [f"{'layer':<22}{'output shape':<22}{'parameters':>12}", "-" * 56]
     for layer in net.layers:
         shape = tuple(getattr(layer, "output", None).shape) if hasattr(layer, "output") else ""
-        lines.append(f"{type(layer).__name__:<22}{str(shape):<22}{layer.count_params():>12,}")
+        nested = getattr(layer, "layers", None)  # a net inside the net (the tuned mesh's parts)
+        kind = f"{layer.name} ({len(nested)} layers)" if nested else type(layer).__name__
+        lines.append(f"{kind:<22}{str(shape):<22}{layer.count_params():>12,}")
     lines += ["-" * 56, f"{net.name}: {net.count_params():,} parameters"]
     return lines
