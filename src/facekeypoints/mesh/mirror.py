@@ -15,6 +15,7 @@ from .heads import MeshHead, PhotoHead
 # As loosely as a face detector frames faces (degrees, px, relative; as recipes/mesh.toml):
 # where measure_mirror_axis frames faces so that no head can read their position in the crop.
 LOOSE_FRAMING = {"rotate": 15.0, "shift": 8.0, "zoom": 0.15}
+PHOTO_COPIES = 3  # loosely re-framed copies of each training face for a photo head
 
 
 def mirrored_labels(y: np.ndarray, columns: list[str], axis=MIRROR_X,

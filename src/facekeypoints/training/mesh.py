@@ -15,11 +15,9 @@ from ..keypoints import MIRROR_X, rmse_pixels, unscale, x_mask
 from ..keypoints import scale as scale_keypoints
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
-from ..mesh.mirror import mirror_axis, mirrored_labels, points_and_mirrors, reframe
+from ..mesh.mirror import PHOTO_COPIES, mirror_axis, mirrored_labels, points_and_mirrors, reframe
 from .recipe import Recipe
 from .runs import RunFolder, RunInterrupted, data_record, training_data
-
-PHOTO_COPIES = 3  # loosely re-framed copies of each training face for the photo head
 
 
 def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,

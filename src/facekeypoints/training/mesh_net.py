@@ -24,6 +24,7 @@ from keras import layers, ops
 from ..errors import UserError
 from ..keypoints import IMAGE_SIZE
 from ..mesh import backbone
+from .freezing import BodySchedule, GradientScale
 from .recipe import Recipe
 
 POINTS_OUTPUT = "conv2d_21"  # the ONNX output with the 468 points (x, y, z in 192x192 pixels)
@@ -214,8 +215,6 @@ def body_schedule(net: keras.Model, recipe: Recipe):
     `freeze = "head"`, the head kept as the ridge fit made it while the body learns (Adam moves
     every weight of a 936-input head by about the learning rate a step, so even small rates
     shake a head that starts at its optimum: measured, 1.33 -> 2.30 px in one epoch at 3e-4)."""
-    from .specialists import BodySchedule, GradientScale
-
     if recipe.body_learning_rate is not None and recipe.optimizer != "sgd":
         raise UserError("body_learning_rate scales the body's gradients, which is a learning "
                         "rate only under SGD; use optimizer = \"sgd\"")
@@ -237,9 +236,7 @@ def fit_photo_head(net: keras.Model, recipe: Recipe, faces, path, log: Callable[
     from ..keypoints import scale as scale_keypoints
     from ..keypoints import unscale
     from ..mesh.heads import PhotoHead
-    from ..mesh.mirror import LOOSE_FRAMING, mirror_axis, mirrored_labels, reframe
-    from .mesh import PHOTO_COPIES
-    from .models import predict_scaled
+    from ..mesh.mirror import LOOSE_FRAMING, PHOTO_COPIES, mirror_axis, mirrored_labels, reframe
 
     log(f"{recipe.name}: the photo head, on {PHOTO_COPIES} loosely framed copies of each "
         "training face and their mirror images")
@@ -250,7 +247,8 @@ def fit_photo_head(net: keras.Model, recipe: Recipe, faces, path, log: Callable[
     body = net.get_layer("body")
 
     def points(images):
-        return predict_scaled(body, images).reshape(len(images), -1, 2).astype(np.float64)
+        parts = [body.predict_on_batch(images[i:i + 256]) for i in range(0, len(images), 256)]
+        return np.concatenate(parts).reshape(len(images), -1, 2).astype(np.float64)
 
     P, mirrored = points(X), points(np.ascontiguousarray(X[:, :, ::-1]))
     axis = mirror_axis(PhotoHead, P, y, mirrored, recipe.columns, recipe.ridge, faces.scheme)

@@ -11,28 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..keypoints import columns_of
 from ..quiet_import import quiet_keras
 from . import loop
+from .freezing import BodySchedule, GradientScale
 from .recipe import Recipe
 from .runs import MANIFEST, RunFolder, RunInterrupted
-
-
-class GradientScale(layers.Layer):
-    """Identity forward; multiplies the gradient flowing back by a variable (0 freezes what is
-    below, 0.1 gives it a tenth of the learning rate under SGD)."""
-
-    def __init__(self, scale: keras.Variable, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = scale
-
-    def call(self, x):
-        s = ops.cast(self.scale, x.dtype)
-        return x * s + ops.stop_gradient(x) * (1.0 - s)
 
 
 def with_gradient_scales(net: keras.Model, conv_scale, body_scale) -> keras.Model:
@@ -47,23 +35,6 @@ def with_gradient_scales(net: keras.Model, conv_scale, body_scale) -> keras.Mode
         if isinstance(layer, layers.Flatten):
             x = GradientScale(conv_scale)(x)
     return keras.Model(inputs, x, name=f"{net.name}_scaled")
-
-
-class BodySchedule(keras.callbacks.Callback):
-    """Sets the gradient scales each epoch: frozen, then (after N epochs) the body's own rate."""
-
-    def __init__(self, recipe: Recipe, conv_scale, body_scale):
-        super().__init__()
-        self.recipe, self.conv_scale, self.body_scale = recipe, conv_scale, body_scale
-        self.body_rate = (recipe.body_learning_rate / recipe.learning_rate
-                          if recipe.body_learning_rate is not None else 1.0)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        freeze = self.recipe.freeze
-        frozen_body = freeze.startswith("until:") and epoch < int(freeze.split(":")[1])
-        self.body_scale.assign(0.0 if frozen_body else self.body_rate)
-        if self.conv_scale is not None:
-            self.conv_scale.assign(0.0 if freeze == "conv" else 1.0)
 
 
 def load_base(path: str) -> keras.Model:
