@@ -294,7 +294,7 @@ def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, log: Callable
     from ..mesh import mirror
 
     axis = mirror.measure_mirror_axis(train_set, recipe.columns, recipe.seed, progress,
-                                      scheme=scheme)
+                                      scheme=scheme, aligned=recipe.model == "mesh-net")
     run.save_mirror_axis(axis)
     log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[x_mask(recipe.columns)]):.2f}"
         f" (measured with the face mesh; the pixel-centre convention puts it at {MIRROR_X})")
