@@ -67,11 +67,11 @@ def test_the_shipped_heads_are_what_the_notice_command_fits(tmp_path, shared_fac
                 as theirs:
             assert sorted(ours.files) == sorted(theirs.files)
             for key in ours.files:
-                # to 0.2% of each array's largest value: ONNX Runtime 1.32 (what a fresh
+                # to 0.5% of each array's largest value: ONNX Runtime 1.32 (what a fresh
                 # install gets now) moves the mesh's points by 1e-4 px, the ridge weights by
-                # up to 1.8e-4 of 0.13; the keypoints above agree to 1e-3 px all the same
+                # up to 4.8e-4 of 0.2; the keypoints above agree to 1e-3 px all the same
                 scale = float(np.abs(ours[key]).max())
-                np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=2e-3 * scale)
+                np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=5e-3 * scale)
 
 
 def test_what_blazeface_takes_for_a_face_and_the_mesh_does_not_is_dropped():
