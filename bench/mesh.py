@@ -76,22 +76,24 @@ def main() -> None:
         log(str(row))
         return row
 
-    def averaged(run, other) -> dict:
-        both_dir = runs / f"average-{run.path.name}-{other.path.name}"
+    def averaged(*members) -> dict:
+        both_dir = runs / "average-{}".format("-".join(m.path.name for m in members))
         if not (both_dir / "average.json").is_file():
-            fk.average(run, other, out=both_dir)
-        row = measure(f"{run.path.name} + {other.path.name}", both_dir)
+            fk.average(*members, out=both_dir)
+        row = measure(" + ".join(m.path.name for m in members), both_dir)
         row["weights"] = "/".join(f"{w:.2f}" for w in fk.load_model(both_dir).weights)
         return row
 
     rows.append(measure("mesh", mesh.path))
-    kinds = {"fast": [], "fast + mesh": [], "mesh-tuned": [], "mesh-tuned + fast": []}
+    kinds = {"fast": [], "fast + mesh": [], "mesh-tuned": [], "mesh-tuned + fast": [],
+             "mesh-tuned + fast + mesh": []}
     for i, run in enumerate(fast_runs):
         kinds["fast"].append(measure(run.path.name, run.path))
         kinds["fast + mesh"].append(averaged(run, mesh))
         if tuned_runs:
             kinds["mesh-tuned"].append(measure(tuned_runs[i].path.name, tuned_runs[i].path))
             kinds["mesh-tuned + fast"].append(averaged(tuned_runs[i], run))
+            kinds["mesh-tuned + fast + mesh"].append(averaged(tuned_runs[i], run, mesh))
     for picked in kinds.values():
         rows.extend(picked)
     for label, picked in kinds.items():
