@@ -38,3 +38,16 @@ class BoxesOnly:
 
     def __call__(self, image):
         return [replace(b, points=None) for b in self.detector(image)]
+
+
+def kaggle_test_truth():
+    """The Kaggle test faces (N, 96, 96, 1) and their keypoints (N, 15, 2) in pixels, NaN where
+    unlabelled: people none of our models saw, every label (test_keypoints.csv)."""
+    import pandas as pd
+
+    from facekeypoints.data import load_test
+    from facekeypoints.keypoints import COLUMNS
+
+    _, X = load_test(FACES / "test.csv.gz")
+    truth = pd.read_csv(FACES / "test_keypoints.csv")[list(COLUMNS)].to_numpy()
+    return X, truth.reshape(len(truth), -1, 2)

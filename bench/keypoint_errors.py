@@ -15,8 +15,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from common import FACES, RESULTS, write_table
+from common import RESULTS, kaggle_test_truth, write_table
 
 
 def main() -> None:
@@ -25,13 +24,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "keypoint_errors.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.data import load_test
     from facekeypoints.inference import loading
-    from facekeypoints.keypoints import COLUMNS, KEYPOINTS
+    from facekeypoints.keypoints import KEYPOINTS
 
-    _, X = load_test(FACES / "test.csv.gz")
-    truth = pd.read_csv(FACES / "test_keypoints.csv")[list(COLUMNS)].to_numpy()
-    truth = truth.reshape(len(truth), -1, 2)
+    X, truth = kaggle_test_truth()
     rows = [{"keypoint": name} for name in [*KEYPOINTS, "overall"]]
     for path in args.model:
         label = Path(path).name

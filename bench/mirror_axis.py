@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import pandas as pd
-from common import FACES, RESULTS, write_table
+from common import RESULTS, kaggle_test_truth, write_table
 
 
 def main() -> None:
@@ -24,13 +23,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "mirror_axis.csv"))
     args = parser.parse_args()
 
-    from facekeypoints.data import load_test
     from facekeypoints.inference import loading
-    from facekeypoints.keypoints import COLUMNS, x_mask
+    from facekeypoints.keypoints import x_mask
 
-    _, X = load_test(FACES / "test.csv.gz")
-    truth = pd.read_csv(FACES / "test_keypoints.csv")[list(COLUMNS)].to_numpy()
-    truth = truth.reshape(len(truth), -1, 2)
+    X, truth = kaggle_test_truth()
     eyes = np.linalg.norm(truth[:, 0] - truth[:, 1], axis=1)
     rows = []
     for path in args.model:
