@@ -161,6 +161,35 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_f
     assert (out / "model.keras").is_file() and runs.RunFolder(out).state()["epoch"] >= 3
 
 
+def test_a_sigterm_at_an_epochs_end_waits_for_its_record(synthetic_files):
+    """A signal that lands while an epoch's last step is recorded is held until the record is
+    written: the step count then matches the epochs recorded, which is what a resume reads (a
+    CI run once resumed an epoch whose steps had all run, training it twice)."""
+    import keras
+
+    recipe = recipe_mod.load("model1", {"epochs": 3, "batch_size": 64, "dropna": False})
+    train_set, _ = data.prepare_data(recipe, synthetic_files["training.csv"])
+    net = keras.Sequential([keras.Input((96, 96, 1)), keras.layers.Flatten(),
+                            keras.layers.Dense(len(train_set.columns))])
+    trainer = loop.build_trainer(recipe.replace(columns=train_set.columns), net, len(train_set))
+    ended = []
+
+    class SignalThenRecord(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            ended.append((epoch, int(trainer.optimizer.iterations.numpy())))
+
+    previous = signal.signal(signal.SIGTERM, loop._raise_interrupt)
+    try:
+        with pytest.raises(loop._Interrupted):
+            loop.fit_epochs(trainer, train_set, 64, epochs=3, callbacks=[SignalThenRecord()])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    steps = -(-len(train_set) // 64)
+    assert ended == [(0, steps)]
+
+
 @pytest.mark.parametrize("name", ["fast", "model5"])
 def test_recipes_train_as_on_a_gpu_in_mixed_float16_under_xla(name, synthetic_files):
     """A GPU run's configuration, on the CPU: float16 compute (our fused batch norm and the

@@ -3,6 +3,7 @@ resume where their last checkpoint stopped, optimiser state and epoch count incl
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -160,16 +161,41 @@ def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: 
         order = rng.permutation(len(faces))
         if epoch == initial_epoch and skip_batches:
             order = order[skip_batches * batch_size:]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         losses = []
-        for i in range(0, len(order), batch_size):
-            rows = order[i : i + batch_size]
-            logs = trainer.train_on_batch({k: v[rows] for k, v in data.items()},
-                                          return_dict=True)
-            losses.append(float(logs["loss"]) * len(rows))
-        callback_list.on_epoch_end(epoch, {"loss": sum(losses) / len(order)})
+        for rows in batches[:-1]:
+            losses.append(_train_batch(trainer, data, rows))
+        # the epoch's last step and its record (history row, checkpoint) happen together or
+        # not at all: the optimiser's step count then always tells a resume where it stopped
+        with interrupts_held():
+            losses.append(_train_batch(trainer, data, batches[-1]))
+            callback_list.on_epoch_end(epoch, {"loss": sum(losses) / len(order)})
         if trainer.stop_training:
             break
     callback_list.on_train_end()
+
+
+def _train_batch(trainer: KeypointTrainer, data: dict, rows: np.ndarray) -> float:
+    logs = trainer.train_on_batch({k: v[rows] for k, v in data.items()}, return_dict=True)
+    return float(logs["loss"]) * len(rows)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Ctrl-C and SIGTERM wait until the block ends, then reach their usual handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+            for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+    if caught:
+        signal.raise_signal(caught[0])
 
 
 def build_trainer(recipe: Recipe, net: keras.Model, n_train: int,
