@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import schemes
+from .. import onnx_runtime, schemes
 from ..errors import UserError
 from ..keypoints import COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
 from ..schemes import Scheme
@@ -109,12 +109,11 @@ class OnnxPredictor(Predictor):
 
     def __init__(self, path: Path):
         import onnx
-        import onnxruntime as ort
 
         try:
             meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
                     .metadata_props}
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            self.session = onnx_runtime.session(path)
         except Exception as e:  # noqa: BLE001 - any failure to load is the file's fault
             raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
                 from None

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import onnx_runtime
 from ..keypoints import IMAGE_SIZE
 from ..progress import Progress
 
@@ -33,12 +34,7 @@ class FaceMesh:
 
     def __init__(self) -> None:
         if FaceMesh._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            FaceMesh._session = ort.InferenceSession(str(model_path()), options,
-                                                     providers=["CPUExecutionProvider"])
+            FaceMesh._session = onnx_runtime.session(model_path())
         self.session = FaceMesh._session
         self.input = self.session.get_inputs()[0].name
 

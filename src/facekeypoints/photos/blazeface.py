@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import onnx_runtime
 from ..geometry import Box
 
 
@@ -107,17 +108,11 @@ class _Model:
     """One BlazeFace model on ONNX Runtime: squares of a photo in, detections in photo pixels."""
 
     def __init__(self, spec: Spec) -> None:
-        import onnxruntime as ort
-
         self.spec = spec
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
+        path = Path(str(resources.files("facekeypoints") / "pretrained" / spec.file))
         # its threads sleep when done instead of spinning against the keypoint model's next
         # (0.6-0.9 ms a photo, bench/photo_pipeline.py's loop, two cores)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = Path(str(resources.files("facekeypoints") / "pretrained" / spec.file))
-        self.session = ort.InferenceSession(str(path), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = onnx_runtime.session(path, spinning=False)
         self.input = self.session.get_inputs()[0].name
         self.anchors = anchor_centres(spec)
 
