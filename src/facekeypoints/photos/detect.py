@@ -34,47 +34,75 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
         for p in problems:
             bar.note(f"skipped: {p}")
         for i, path in enumerate(files, start=1):
-            if path.suffix.lower() in VIDEO_SUFFIXES:
-                summary = run_video(path, pipeline, out, draw_pictures, bar.note, progress,
-                                    smooth)
-                results.append(summary)
-                total_faces += summary["faces"]
-                bar.update(1, faces=total_faces)
-                continue
-            result = pipeline.photo(path)
-            record = {"file": str(path), "width": result.width, "height": result.height,
-                      "faces": [f.as_dict() for f in result.faces]}
-            if result.error:
-                record["error"] = result.error
-                bar.note(f"[{i}/{len(files)}] {result.error}")
-            else:
-                if draw_pictures:
-                    write_jpeg(out / "annotated" / f"{path.stem}.jpg",
-                                draw(read_photo(path), result.faces))
-                note = f"{len(result.faces)} face(s)" if result.faces else "no face found"
-                bar.note(f"[{i}/{len(files)}] {path.name}: {note}")
-            total_faces += len(result.faces)
+            record, found = detect_file(path, pipeline, out, draw_pictures, bar.note, progress,
+                                        smooth, f"[{i}/{len(files)}] ")
             results.append(record)
-            rows += face_rows(str(path), result.faces)
+            rows += found
+            total_faces += face_count(record)
             bar.update(1, faces=total_faces)
-    atomic_write_text(out / "keypoints.json", json.dumps(results, indent=1) + "\n")
-    atomic_write_text(out / "keypoints.csv", csv_text(rows, pipeline.model.columns))
-    summary = {"files": len(files), "faces": total_faces,
-               "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
-    log(f"{summary['files']} file(s), {total_faces} face(s), {summary['unreadable']} unreadable; "
-        f"wrote {out / 'keypoints.json'}, {out / 'keypoints.csv'}"
-        + (f", {out / 'annotated'}/" if draw_pictures else ""))
+    for file, text in keypoints_files(results, rows, pipeline.model.columns).items():
+        atomic_write_text(out / file, text)
+    summary = summarise(results, problems)
+    log(summary_line(summary, str(out), draw_pictures))
     return summary
+
+
+def face_count(record: dict) -> int:
+    """A photo's record lists its faces; a video's counts them."""
+    faces = record["faces"]
+    return faces if isinstance(faces, int) else len(faces)
+
+
+def keypoints_files(results: list[dict], rows: list[dict], columns) -> dict[str, str]:
+    """keypoints.json and keypoints.csv, as text: every writer of them goes through here."""
+    return {"keypoints.json": json.dumps(results, indent=1) + "\n",
+            "keypoints.csv": csv_text(rows, columns)}
+
+
+def summarise(results: list[dict], problems: list[str]) -> dict:
+    return {"files": len(results), "faces": sum(map(face_count, results)),
+            "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
+
+
+def summary_line(summary: dict, out: str, draw_pictures: bool) -> str:
+    return (f"{summary['files']} file(s), {summary['faces']} face(s), {summary['unreadable']} "
+            f"unreadable; wrote {out}/keypoints.json, {out}/keypoints.csv"
+            + (f", {out}/annotated/" if draw_pictures else ""))
+
+
+def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+                note: Callable[[str], None], progress: str | bool | None = "auto",
+                smooth: bool = True, prefix: str = "", name: str | None = None
+                ) -> tuple[dict, list[dict]]:
+    """One input's entry in keypoints.json and its rows in keypoints.csv (a video's are in its
+    own CSV); pictures and videos drawn into `out`. `name` is what the outputs call the file
+    (a batch worker's local copy of an object-store file keeps its URL)."""
+    name = name or str(path)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return run_video(path, pipeline, out, draw_pictures, note, progress, smooth, name), []
+    result = pipeline.photo(path)
+    record = {"file": name, "width": result.width, "height": result.height,
+              "faces": [f.as_dict() for f in result.faces]}
+    if result.error:
+        record["error"] = result.error.replace(str(path), name)
+        note(f"{prefix}{record['error']}")
+        return record, []
+    if draw_pictures:
+        write_jpeg(out / "annotated" / f"{path.stem}.jpg", draw(read_photo(path), result.faces))
+    found = f"{len(result.faces)} face(s)" if result.faces else "no face found"
+    note(f"{prefix}{path.name}: {found}")
+    return record, face_rows(name, result.faces)
 
 
 def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
               log: Callable[[str], None], progress: str | bool | None = "auto",
-              smooth: bool = True) -> dict:
+              smooth: bool = True, name: str | None = None) -> dict:
+    name = name or str(path)
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        log(f"{path}: unreadable video")
-        return {"file": str(path), "error": f"{path}: unreadable video", "faces": 0}
-    return track_video(capture, str(path), path.stem, pipeline, out, draw_pictures, log,
+        log(f"{name}: unreadable video")
+        return {"file": name, "error": f"{name}: unreadable video", "faces": 0}
+    return track_video(capture, name, path.stem, pipeline, out, draw_pictures, log,
                        progress, smooth)
 
 
@@ -131,5 +159,5 @@ def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path
     log(f"{name}: {index} frames, {len(rows)} face(s) found, {speed:.0f} frames per second "
         f"({per_face:.1f} ms per face; detector on {tracker.detections} frames); wrote "
         f"{out / (stem + '_keypoints.csv')}" + (f", {video.path}" if written else ""))
-    return {"file": name, "frames": index, "faces": len(rows), "frames_per_second": speed,
-            "ms_per_face": per_face, "detections": tracker.detections}
+    # what keypoints.json keeps: the same on every run (the speed is in the log line above)
+    return {"file": name, "frames": index, "faces": len(rows), "detections": tracker.detections}
