@@ -26,6 +26,7 @@ __all__ = [
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
     "synthetic_data", "train", "validation_set", "average", "plot_samples", "detect_files",
+    "detect_many",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ bel
         compare,
         detect,
         detect_files,
+        detect_many,
         evaluate,
         export,
         get_recipe,

@@ -686,3 +686,39 @@ def detect_files(inputs: Sequence[str | Path],
     pipeline = _pipeline(model, detector, fast, prefer_onnx=True)
     return run_detect([str(i) for i in inputs], pipeline, Path(out), draw,
                       log or (lambda line: None), progress, smooth)
+
+
+def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
+                out: str | Path = "detections", *, address: str | None = None,
+                workers: int | None = None, resume: bool = False, detector: str = "blazeface",
+                fast: bool = False, draw: bool = True, smooth: bool = True,
+                part_size: int | None = None, progress: str | bool = "auto",
+                log: Callable[[str], None] | None = print) -> dict:
+    """`detect_files` as a batch job on Ray Data: the same keypoints.json and keypoints.csv,
+    byte for byte, from workers that each load the model once (ONNX or a mesh run: no
+    TensorFlow). Each worker writes its results as Parquet parts under `out`/parts, so a killed
+    job loses at most the parts in flight: `resume=True` finishes it. `address`: a cluster's
+    (`"auto"` or HOST:PORT; default: Ray started on this machine); inputs and `out` may also be
+    URLs pyarrow opens (s3://...). Needs `pip install 'facekeypoints[ray]'`.
+
+    >>> many = fk.detect_many([SHARED / "photos" / "dlib"], out=tmp / "many", workers=2,
+    ...                       draw=False, progress=False, log=None)
+    >>> one = fk.detect_files([SHARED / "photos" / "dlib"], out=tmp / "one", draw=False,
+    ...                       progress=False, log=None)
+    >>> many == one, (tmp / "many" / "keypoints.csv").read_text() == (
+    ...     tmp / "one" / "keypoints.csv").read_text()
+    (True, True)
+    """
+    try:
+        from .batch.ray_job import run_ray
+    except ImportError as e:
+        raise UserError(f"--engine ray needs Ray ({e.name} is not installed): pip install "
+                        "'facekeypoints[ray]'") from None
+    model = getattr(model, "path", model)  # a Run stands for its folder
+    if model is not None and not isinstance(model, str | Path):
+        raise UserError(f"detect_many takes MODEL as a name or a path (workers load it "
+                        f"themselves), not a {type(model).__name__}")
+    return run_ray(inputs, model, out,
+                   address=address, workers=workers, resume=resume, detector=detector,
+                   fast=fast, draw=draw, smooth=smooth, part_size=part_size,
+                   progress=progress, log=log or (lambda line: None))

@@ -247,8 +247,17 @@ def _fast_option(func):
 @click.option("--webcam", type=click.IntRange(min=0), metavar="N",
               help="Read camera N (0: the first) instead of files, until Ctrl+C.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop the webcam after N frames.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: a batch job on Ray Data (pip install 'facekeypoints[ray]'), written "
+                   "part by part; the same keypoints.json and keypoints.csv (docs/scale.md).")
+@click.option("--address", metavar="auto|HOST:PORT",
+              help="--engine ray: join the Ray cluster there (default: start Ray here).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="--engine ray: workers, one CPU each (default: every CPU).")
+@click.option("--resume", is_flag=True,
+              help="--engine ray: finish the job in --out, skipping the parts it has.")
 def detect(inputs, model, detector, fast, out, no_draw, progress, no_smooth, webcam,
-           max_frames) -> None:
+           max_frames, engine, address, workers, resume) -> None:
     """Faces and their 15 keypoints in photos, folders of photos, videos, or a webcam.
 
     Videos are tracked: faces are found once and followed from frame to frame (the detector
@@ -263,6 +272,13 @@ def detect(inputs, model, detector, fast, out, no_draw, progress, no_smooth, web
         raise UserError("detect needs photos, folders or videos to read, or --webcam N "
                         "(one of the two)")
     log = lambda line: click.echo(line, err=True)  # noqa: E731
+    if engine != "ray":
+        given = [o for o, v in (("--address", address), ("--workers", workers),
+                                ("--resume", resume)) if v]
+        if given:
+            raise UserError(f"{given[0]} goes with --engine ray")
+    elif webcam is not None:
+        raise UserError("--webcam runs in this process; it does not go with --engine ray")
     if webcam is not None:
         from .inference.loading import load
         from .photos.detect import run_webcam
@@ -271,9 +287,14 @@ def detect(inputs, model, detector, fast, out, no_draw, progress, no_smooth, web
         pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast)
         run_webcam(webcam, pipeline, Path(out), not no_draw, log, max_frames, not no_smooth)
         return
-    summary = api.detect_files(inputs, model, out, detector=detector, fast=fast,
-                               draw=not no_draw, smooth=not no_smooth, progress=progress,
-                               log=log)
+    if engine == "ray":
+        summary = api.detect_many(inputs, model, out, address=address, workers=workers,
+                                  resume=resume, detector=detector, fast=fast, draw=not no_draw,
+                                  smooth=not no_smooth, progress=progress, log=log)
+    else:
+        summary = api.detect_files(inputs, model, out, detector=detector, fast=fast,
+                                   draw=not no_draw, smooth=not no_smooth, progress=progress,
+                                   log=log)
     failed = summary["unreadable"] + len(summary["skipped"])
     if failed:
         total = summary["files"] + len(summary["skipped"])

@@ -1,0 +1,243 @@
+"""`detect --engine ray`: the same files as `detect`, a killed job resumed, a two-node cluster.
+
+These need ../shared/data (real photographs) and Ray (the `ray` extra, in `dev`). Every Ray
+this file starts runs in a session of its own and is stopped by process id at the end; every
+wait has a timeout (Ray's processes may ignore SIGTERM, and `ray.init` can hang)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from .cli_helpers import CLI, one_line_error, run
+from .conftest import SHARED
+
+YOUTUBE = SHARED / "photos" / "youtube"
+OUTPUTS = ("keypoints.json", "keypoints.csv")
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Every live process of a session (`start_new_session`), its leader's children included
+    where they were re-parented."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _stop_session(sid: int, timeout: float = 30.0) -> None:
+    """SIGKILL to every process of the session, then wait until none is left."""
+    deadline = time.monotonic() + timeout
+    while pids := _session_pids(sid):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert time.monotonic() < deadline, f"processes {pids} outlived SIGKILL"
+        time.sleep(0.1)
+
+
+class Sessions:
+    """Processes started for a test, each in a session of its own, all stopped at the end."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args, **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        _stop_session(proc.pid)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+
+
+@pytest.fixture
+def sessions():
+    started = Sessions()
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """38 real photos, a file that is no photo, and a short clip: about 40 inputs."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for photo in sorted(YOUTUBE.glob("*.jpg"))[:38]:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "broken.jpg").write_bytes(b"not a photo at all")
+    rgb = cv2.imread(str(YOUTUBE / "Lincoln_Chafee_52.jpg"))
+    writer = cv2.VideoWriter(str(folder / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                             rgb.shape[1::-1])
+    for shift in range(8):
+        writer.write(np.roll(rgb, shift * 2, axis=1))
+    writer.release()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, tmp_path_factory) -> Path:
+    """What single-process `detect` writes for them (exit code 3: one input is unreadable)."""
+    out = tmp_path_factory.mktemp("reference")
+    result = run("detect", inputs, "--out", out, "--progress", "off")
+    assert result.returncode == 3, result.stderr
+    return out
+
+
+def _same_outputs(out: Path, reference: Path) -> None:
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert (out / "clip_keypoints.csv").read_bytes() == \
+        (reference / "clip_keypoints.csv").read_bytes()
+    drawn = sorted(p.name for p in (reference / "annotated").iterdir())
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == drawn
+    assert (out / "clip_annotated.mp4").is_file()
+
+
+def _parts(out: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return [{**pq.read_table(p).to_pydict(), "name": p.name}
+            for p in sorted((out / "parts").glob("part-*.parquet"))]
+
+
+def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
+    """Two workers, parts from both: keypoints.json and keypoints.csv byte for byte as
+    `detect`'s, the clip's CSV too, and the same exit code 3 for the file that is no photo."""
+    out = tmp_path / "ray"
+    result = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
+                             "--workers", "2", "--progress", "lines"],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 3, result.stderr
+    assert "broken.jpg: not an image file" in result.stderr
+    assert "1 of 40 input(s) could not be read" in result.stderr
+    assert "detect on ray 40/40 files" in result.stderr
+    assert "Traceback" not in result.stderr
+    _same_outputs(out, reference)
+    parts = _parts(out)
+    indices = [i for part in parts for i in part["index"]]
+    assert sorted(indices) == list(range(40))
+    assert len({pid for part in parts for pid in part["pid"]}) == 2  # both workers wrote parts
+    manifest = json.loads((out / "parts" / "manifest.json").read_text())
+    assert [e["file"] for e in manifest["inputs"]] == \
+        [r["file"] for r in json.loads((reference / "keypoints.json").read_text())]
+
+
+def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, reference,
+                                                                     tmp_path, sessions):
+    """The driver (and the Ray it started) killed once the first part is written; `--resume`
+    keeps that part, runs the rest, and the merge gives `detect`'s files. Changed settings and
+    a second run without --resume are refused before Ray starts."""
+    out = tmp_path / "ray"
+    driver = sessions.start([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
+                             "--workers", "1", "--progress", "off"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list((out / "parts").glob("part-*.parquet")) and driver.poll() is None:
+        assert time.monotonic() < deadline, "no part written in 120 s"
+        time.sleep(0.02)
+    sessions.stop(driver)
+    kept = {p["name"]: p["index"] for p in _parts(out)}
+    manifest = json.loads((out / "parts" / "manifest.json").read_text())
+    assert 1 <= len(kept) < len(manifest["tasks"])
+    assert not (out / "keypoints.json").exists()
+
+    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray"), "--resume")
+    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--resume",
+                       "--detector", "hog"), "was begun with detector='blazeface'")
+    done = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
+                           "--workers", "1", "--resume", "--progress", "off"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 3, done.stderr
+    assert f"{len(kept)} done before" in done.stderr
+    _same_outputs(out, reference)
+    again = {p["name"]: p["index"] for p in _parts(out)}
+    assert {name: again[name] for name in kept} == kept  # the first run's parts were kept
+    assert sorted(i for part in again.values() for i in part) == list(range(40))
+
+
+def _node_ip() -> str:
+    import ray._private.services
+
+    return ray._private.services.get_node_ip_address()
+
+
+def test_a_two_node_cluster_runs_a_job_and_survives_a_node_killed(tmp_path, sessions):
+    """A head and a second node (`ray start`, token authentication on, as Ray 2.60 has it):
+    a job over every youtube photo takes parts from both nodes; the second node is killed
+    once it has written one, and the job still ends with every photo once."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": f"facekeypoints-test-{secrets.token_hex(16)}",
+           # the head notices a dead node in about 2 s instead of 30
+           "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4"}
+    ip, port = _node_ip(), 6400 + os.getpid() % 500
+    ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
+                 "--num-cpus", "1", "--disable-usage-stats"]
+    sessions.start([*ray_start, "--head", f"--port={port}", "--include-dashboard=false"],
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_nodes(ip, port, 1, env)
+    second = sessions.start([*ray_start, f"--address={ip}:{port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_nodes(ip, port, 2, env)
+
+    out = tmp_path / "cluster"
+    photos = sorted(YOUTUBE.glob("*.jpg"))[:300]
+    job = sessions.start([*CLI, "detect", *map(str, photos), "--out", str(out), "--engine",
+                          "ray", "--address", f"{ip}:{port}", "--workers", "2", "--no-draw",
+                          "--progress", "off"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nodes = set()
+    deadline = time.monotonic() + 180
+    while len(nodes) < 2 and job.poll() is None:
+        assert time.monotonic() < deadline, "the job did not use both nodes in 180 s"
+        nodes = {n for part in _parts(out) for n in part["node"]} if (out / "parts").is_dir() \
+            else set()
+        time.sleep(0.05)
+    assert job.poll() is None, "the job ended before the second node could be killed"
+    sessions.stop(second)
+    _, err = job.communicate(timeout=240)
+    assert job.returncode == 0, err
+    parts = _parts(out)
+    assert sorted(i for part in parts for i in part["index"]) == list(range(len(photos)))
+    assert len({n for part in parts for n in part["node"]}) == 2
+    expected = subprocess.run([*CLI, "detect", *map(str, photos), "--out", str(tmp_path / "one"),
+                               "--no-draw", "--progress", "off"], capture_output=True,
+                              text=True, timeout=240)
+    assert expected.returncode == 0, expected.stderr
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+
+
+def _wait_for_nodes(ip: str, port: int, count: int, env: dict) -> None:
+    code = ("import ray, time, sys\n"
+            f"ray.init(address='{ip}:{port}', logging_level='ERROR', log_to_driver=False)\n"
+            f"while len([n for n in ray.nodes() if n['Alive']]) < {count}: time.sleep(0.2)\n")
+    deadline = time.monotonic() + 90
+    while True:
+        probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                               text=True, timeout=90)
+        if probe.returncode == 0:
+            return
+        assert time.monotonic() < deadline, probe.stderr[-2000:]
+        time.sleep(1)
