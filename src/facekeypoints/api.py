@@ -699,15 +699,18 @@ def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
     TensorFlow). Each worker writes its results as Parquet parts under `out`/parts, so a killed
     job loses at most the parts in flight: `resume=True` finishes it. `address`: a cluster's
     (`"auto"` or HOST:PORT; default: Ray started on this machine); inputs and `out` may also be
-    URLs pyarrow opens (s3://...). Needs `pip install 'facekeypoints[ray]'`.
+    URLs pyarrow opens (s3://...). The summary is `detect_files`' plus "ray": parts run, their
+    timing and each worker's. Needs `pip install 'facekeypoints[ray]'`.
 
     >>> many = fk.detect_many([SHARED / "photos" / "dlib"], out=tmp / "many", workers=2,
     ...                       draw=False, progress=False, log=None)
     >>> one = fk.detect_files([SHARED / "photos" / "dlib"], out=tmp / "one", draw=False,
     ...                       progress=False, log=None)
-    >>> many == one, (tmp / "many" / "keypoints.csv").read_text() == (
+    >>> {k: many[k] for k in one} == one, (tmp / "many" / "keypoints.csv").read_text() == (
     ...     tmp / "one" / "keypoints.csv").read_text()
     (True, True)
+    >>> len(many["ray"]["workers"])  # each with its node, files and peak memory
+    2
     """
     try:
         from .batch.ray_job import run_ray

@@ -61,8 +61,8 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
         log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
             + (f", {len(done)} done before" if done else "")
             + f"; {workers} Ray worker(s); writing to {out}")
-        if pending:
-            _run(manifest, pending, spec, settings, str(out), workers, progress, log)
+        stats = _run(manifest, pending, spec, settings, str(out), workers, progress, log) \
+            if pending else {}
     finally:
         if started:
             import ray
@@ -70,7 +70,7 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
             ray.shutdown()
     summary = merge(store, manifest, predictor.columns)
     log(summary_line(summary, str(out), draw))
-    return summary
+    return {**summary, "ray": stats}
 
 
 def _connect(address: str | None, workers: int | None) -> bool:
@@ -141,14 +141,22 @@ def _run(manifest: Manifest, pending: list[int], spec: ModelSpec, settings: dict
         fn_constructor_kwargs={"spec": spec, "settings": settings, "out": out})
     total = len(manifest.inputs)
     done = total - sum(len(manifest.tasks[t]) for t in pending)
-    faces, first = 0, None
+    faces, begun, first, workers_seen = 0, time.monotonic(), None, {}
     with Progress(total, "detect on ray", "file", initial=done, mode=progress, log=log,
                   every=5.0) as bar:
         for row in results.iter_rows():
-            first = first or (time.monotonic(), bar.n)
+            first = first or (time.monotonic(), bar.n + int(row["files"]))
             faces += int(row["faces"])
-            rate = (bar.n - first[1]) / max(time.monotonic() - first[0], 1e-9)
             for error in json.loads(row["errors"]):
                 bar.note(error)
-            bar.update(int(row["files"]), faces=faces,
-                       **({"files_per_s": f"{rate:.1f}"} if bar.n > first[1] else {}))
+            bar.update(int(row["files"]), faces=faces)
+            if bar.n > first[1]:
+                rate = (bar.n - first[1]) / (time.monotonic() - first[0])
+                bar.figures["files_per_s"] = f"{rate:.1f}"
+            seen = workers_seen.setdefault(int(row["pid"]), {"node": row["node"], "files": 0})
+            seen["files"] += int(row["files"])
+            seen["peak_rss_mb"] = round(float(row["peak_rss_mb"]), 1)
+    # the steady state: from the first part to the last (the actors start before the first)
+    return {"parts": len(pending), "first_part_s": round(first[0] - begun, 3),
+            "steady_files": bar.n - first[1], "steady_s": round(time.monotonic() - first[0], 3),
+            "workers": [{"pid": pid, **w} for pid, w in sorted(workers_seen.items())]}
