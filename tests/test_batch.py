@@ -241,3 +241,56 @@ def _wait_for_nodes(ip: str, port: int, count: int, env: dict) -> None:
             return
         assert time.monotonic() < deadline, probe.stderr[-2000:]
         time.sleep(1)
+
+
+def test_urls_in_and_object_storage_out_through_pyarrow(inputs, tmp_path, tiny_onnx):
+    """Inputs named by file:// URL (read through pyarrow, each copied for the pipeline) and
+    results in an object store (Arrow's in-memory one: every write one upload, the drawings
+    staged and uploaded): the same files as `detect` on the folder, the URLs kept as names.
+    A user's ONNX model travels as bytes. The workers run here, without Ray."""
+    from facekeypoints.batch.manifest import Manifest, ModelSpec
+    from facekeypoints.batch.parts import PartWorker, merge
+    from facekeypoints.batch.store import Store, list_inputs
+    from facekeypoints.inference import loading
+    from facekeypoints.photos.detect import run_detect
+    from facekeypoints.photos.pipeline import FacePipeline
+
+    run_detect([str(inputs)], FacePipeline(loading.load(tiny_onnx)), tmp_path / "one",
+               log=lambda line: None, progress=False)
+    spec, predictor = ModelSpec.of(tiny_onnx)
+    assert list(spec.files) == ["model.onnx"]
+    settings = {"detector": "blazeface", "fast": False, "draw": True, "smooth": True}
+    entries, problems = list_inputs([f"file://{inputs}", f"file://{inputs}/missing"])
+    assert problems == [f"file://{inputs}/missing: no such file or folder"]
+    manifest = Manifest.plan(entries, problems, spec, settings, workers=2)
+    store = Store("mock:///job")
+    assert store.local is None
+    worker = PartWorker(spec, settings, store)
+    for task, indices in enumerate(manifest.tasks):
+        worker(task, [(i, manifest.inputs[i]["file"]) for i in indices])
+    summary = merge(store, manifest, predictor.columns)
+    assert summary["files"] == 40 and summary["unreadable"] == 1
+    for name in OUTPUTS:
+        text = store.read_bytes(name).decode()
+        assert f'"file://{inputs}/' in text or f"file://{inputs}/" in text
+        assert text.replace("file://", "") == (tmp_path / "one" / name).read_text(), name
+    drawn = sorted(p.name for p in (tmp_path / "one" / "annotated").iterdir())
+    assert store.files("annotated") == drawn
+    assert store.read_bytes("clip_keypoints.csv").decode().replace("file://", "") == \
+        (tmp_path / "one" / "clip_keypoints.csv").read_text()
+    assert store.exists("clip_annotated.mp4")
+
+
+def test_keras_models_and_unreachable_clusters_are_refused_in_one_line(inputs, tmp_path,
+                                                                       tiny_run):
+    """Workers never load TensorFlow: a Keras model is refused with the export command (an
+    exported run folder loads its ONNX file, as `detect` does); an
+    address where nothing listens is refused at once (ray.init would retry for minutes)."""
+    out, keras_file = tmp_path / "ray", tiny_run.path / "model.keras"
+    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--model",
+                       keras_file), f"facekeypoints export {keras_file}")
+    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--address",
+                       "127.0.0.1:1"), "--address 127.0.0.1:1: no Ray cluster answers")
+    one_line_error(run("detect", inputs, "--out", out, "--workers", "2"),
+                   "--workers goes with --engine ray")
+    assert not out.exists()

@@ -25,13 +25,14 @@ class PartWorker:
     """Loads the model once, then each call runs one task: its inputs through `detect_file`,
     pictures and videos drawn into the output, the part written last."""
 
-    def __init__(self, spec: ModelSpec, settings: dict, out: str, threads: int = 1):
+    def __init__(self, spec: ModelSpec, settings: dict, out: str | Store, threads: int = 1):
         os.environ[THREADS] = str(threads)  # before the first session starts its threads
         import cv2
 
         cv2.setNumThreads(threads)
         self.pipeline = FacePipeline(spec.load(), settings["detector"], fast=settings["fast"])
-        self.settings, self.store = settings, Store(out)
+        self.settings = settings
+        self.store = out if isinstance(out, Store) else Store(out)
 
     def __call__(self, task: int, inputs: list[tuple[int, str]], node: str = "") -> dict:
         import pyarrow as pa
@@ -42,6 +43,7 @@ class PartWorker:
         with tempfile.TemporaryDirectory(prefix="facekeypoints-part-") as tmp:
             staging = Path(tmp) / "out"  # drawn outputs on their way to object storage
             out = self.store.local or staging
+            out.mkdir(parents=True, exist_ok=True)
             for index, file in inputs:
                 path = _download(file, Path(tmp)) if is_url(file) else Path(file)
                 record, found = detect_file(path, self.pipeline, out, self.settings["draw"],

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +80,8 @@ def _connect(address: str | None, workers: int | None) -> bool:
 
     if ray.is_initialized():
         return False
+    if address and address != "auto":
+        _check_reachable(address)
     # Ray's C++ side warns on stderr about how Ray Data passes an actor's arguments; its logs
     # stay in /tmp/ray (RAY_BACKEND_LOG_LEVEL set by the user wins)
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
@@ -94,6 +97,18 @@ def _connect(address: str | None, workers: int | None) -> bool:
     except ConnectionError as e:
         raise UserError(f"--address {address}: no Ray cluster answers there ({e})") from None
     return not address
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A quick answer where nothing listens (`ray.init` would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: expected auto or HOST:PORT (the head's "
+                        "`ray start --head --port`)")
+    try:
+        socket.create_connection((host.removeprefix("ray://"), int(port)), timeout).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray cluster answers there ({e})") from None
 
 
 @contextlib.contextmanager
