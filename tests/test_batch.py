@@ -175,6 +175,9 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
     again = {p["name"]: p["index"] for p in _parts(out)}
     assert {name: again[name] for name in kept} == kept  # the first run's parts were kept
     assert sorted(i for part in again.values() for i in part) == list(range(40))
+    merged = run("detect", inputs, "--out", out, "--engine", "ray", "--resume")
+    assert merged.returncode == 3 and "Ray worker(s)" not in merged.stderr  # no Ray: a merge
+    _same_outputs(out, reference)
 
 
 def _node_ip() -> str:

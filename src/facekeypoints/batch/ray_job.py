@@ -49,26 +49,25 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
                             "finish it, or choose another --out")
         manifest = Manifest.read(store)
         manifest.check_resumes(Manifest.plan(entries, problems, spec, settings, 1), str(out))
-    started = _connect(address, workers)
-    try:
-        import ray
-
-        workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        if manifest is None:
-            manifest = Manifest.plan(entries, problems, spec, settings, workers, part_size)
-            manifest.write(store)
-        done = done_tasks(store)
-        pending = [t for t in range(len(manifest.tasks)) if t not in done]
-        log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
-            + (f", {len(done)} done before" if done else "")
-            + f"; {workers} Ray worker(s); writing to {out}")
-        stats = _run(manifest, pending, spec, settings, str(out), workers, progress, log) \
-            if pending else {}
-    finally:
-        if started:
+    stats = {}
+    if manifest is None or len(done_tasks(store)) < len(manifest.tasks):
+        started = _connect(address, workers)
+        try:
             import ray
 
-            ray.shutdown()
+            workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+            if manifest is None:
+                manifest = Manifest.plan(entries, problems, spec, settings, workers, part_size)
+                manifest.write(store)
+            done = done_tasks(store)
+            pending = [t for t in range(len(manifest.tasks)) if t not in done]
+            log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
+                + (f", {len(done)} done before" if done else "")
+                + f"; {workers} Ray worker(s); writing to {out}")
+            stats = _run(manifest, pending, spec, settings, str(out), workers, progress, log)
+        finally:
+            if started:
+                ray.shutdown()
     summary = merge(store, manifest, predictor.columns)
     log(summary_line(summary, str(out), draw))
     return {**summary, "ray": stats}
