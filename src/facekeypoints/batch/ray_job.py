@@ -64,7 +64,18 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
             log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
                 + (f", {len(done)} done before" if done else "")
                 + f"; {workers} Ray worker(s); writing to {out}")
-            stats = _run(manifest, pending, spec, settings, str(out), workers, progress, log)
+            try:
+                stats = _run(manifest, pending, spec, settings, str(out), workers, progress,
+                             log)
+            except KeyboardInterrupt:
+                log(f"interrupted; the parts written are kept in {out}/parts: add --resume to "
+                    "finish the job")
+                raise
+            except Exception as e:  # noqa: BLE001 - Ray's errors arrive as pages of traceback
+                last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                raise UserError(f"the Ray job stopped ({type(e).__name__}: {last}); the parts "
+                                f"written are kept in {out}/parts: add --resume to finish "
+                                "it") from None
         finally:
             if started:
                 ray.shutdown()
