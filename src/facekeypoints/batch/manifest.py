@@ -52,15 +52,17 @@ class ModelSpec:
                         f"load; export it to ONNX first: facekeypoints export {name}")
 
     def load(self) -> Predictor:
-        """The model in a worker; a user's files are unpacked into a folder of its own."""
+        """The model in a worker; a user's files are unpacked into a folder of their own, read
+        into memory, and removed."""
         if not self.files:
             return load(self.name, prefer_onnx=True)
-        folder = Path(tempfile.mkdtemp(prefix="facekeypoints-model-"))
-        for file, data in self.files.items():
-            (folder / file).write_bytes(data)
-        single = next(iter(self.files)) if len(self.files) == 1 else None
-        return load(folder / single if single and single.endswith(".onnx") else folder,
-                    prefer_onnx=True)
+        with tempfile.TemporaryDirectory(prefix="facekeypoints-model-") as tmp:
+            folder = Path(tmp)
+            for file, data in self.files.items():
+                (folder / file).write_bytes(data)
+            single = next(iter(self.files)) if len(self.files) == 1 else None
+            return load(folder / single if single and single.endswith(".onnx") else folder,
+                        prefer_onnx=True)
 
     def fingerprint(self) -> str:
         version = metadata.version("facekeypoints")
