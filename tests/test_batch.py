@@ -105,21 +105,32 @@ def reference(inputs, tmp_path_factory) -> Path:
     return out
 
 
+def _drawn(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in (out / "annotated").rglob("*")
+                  if p.is_file())
+
+
 def _same_outputs(out: Path, reference: Path) -> None:
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
-    assert (out / "clip_keypoints.csv").read_bytes() == \
-        (reference / "clip_keypoints.csv").read_bytes()
-    drawn = sorted(p.name for p in (reference / "annotated").iterdir())
-    assert sorted(p.name for p in (out / "annotated").iterdir()) == drawn
-    assert (out / "clip_annotated.mp4").is_file()
+    assert _drawn(out) == _drawn(reference)
+    assert f"annotated/{reference_folder(reference)}/clip.webm" in _drawn(out)
+
+
+def reference_folder(reference: Path) -> str:
+    """The inputs' folder name: outputs are named by their path below the inputs."""
+    return Path(json.loads((reference / "keypoints.json").read_text())[0]["file"]).parent.name
 
 
 def _parts(out: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    return [{**pq.read_table(p).to_pydict(), "name": p.name}
-            for p in sorted((out / "parts").glob("part-*.parquet"))]
+    """Each part: its name, and the index, node and process of each of its inputs."""
+    parts = []
+    for path in sorted((out / "parts").glob("part-*.json")):
+        part = json.loads(path.read_text())
+        n = len(part["inputs"])
+        parts.append({"name": path.name, "index": [r["index"] for r in part["inputs"]],
+                      "node": [part["node"]] * n, "pid": [part["pid"]] * n})
+    return parts
 
 
 def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
@@ -154,7 +165,7 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
                              "--workers", "1", "--progress", "off"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not list((out / "parts").glob("part-*.parquet")) and driver.poll() is None:
+    while not list((out / "parts").glob("part-*.json")) and driver.poll() is None:
         assert time.monotonic() < deadline, "no part written in 120 s"
         time.sleep(0.02)
     sessions.stop(driver)
@@ -251,37 +262,40 @@ def test_urls_in_and_object_storage_out_through_pyarrow(inputs, tmp_path, tiny_o
     results in an object store (Arrow's in-memory one: every write one upload, the drawings
     staged and uploaded): the same files as `detect` on the folder, the URLs kept as names.
     A user's ONNX model travels as bytes. The workers run here, without Ray."""
-    from facekeypoints.batch.manifest import Manifest, ModelSpec
-    from facekeypoints.batch.parts import PartWorker, merge
-    from facekeypoints.batch.store import Store, list_inputs
-    from facekeypoints.inference import loading
-    from facekeypoints.photos.detect import run_detect
+    from pyarrow import fs
+
+    from facekeypoints.batch.model_spec import ModelSpec
+    from facekeypoints.batch.store import Store, download, list_inputs
+    from facekeypoints.photos.detect import job_settings
+    from facekeypoints.photos.job import Manifest, fingerprint_of
+    from facekeypoints.photos.local_job import run_detect
+    from facekeypoints.photos.parts import PartWorker, merge
     from facekeypoints.photos.pipeline import FacePipeline
 
-    run_detect([str(inputs)], FacePipeline(loading.load(tiny_onnx)), tmp_path / "one",
-               log=lambda line: None, progress=False)
     spec, predictor = ModelSpec.of(tiny_onnx)
     assert list(spec.files) == ["model.onnx"]
-    settings = {"detector": "blazeface", "fast": False, "draw": True, "smooth": True}
-    entries, problems = list_inputs([f"file://{inputs}", f"file://{inputs}/missing"])
+    pipeline = FacePipeline(spec.load())
+    run_detect([str(inputs)], pipeline, tmp_path / "one", log=lambda line: None, progress=False)
+    settings = job_settings(pipeline, draw=True, smooth=True)
+    arguments = [f"file://{inputs}", f"file://{inputs}/missing"]
+    entries, problems = list_inputs(arguments)
     assert problems == [f"file://{inputs}/missing: no such file or folder"]
-    manifest = Manifest.plan(entries, problems, spec, settings, workers=2)
+    manifest = Manifest.plan(entries, problems, arguments, spec.name,
+                             fingerprint_of(pipeline.model), settings, workers=2)
     store = Store("mock:///job")
     assert store.local is None
-    worker = PartWorker(spec, settings, store)
+    worker = PartWorker(pipeline, settings, store, fetch=download)
     for task, indices in enumerate(manifest.tasks):
-        worker(task, [(i, manifest.inputs[i]["file"]) for i in indices])
+        worker(task, [{"index": i, **manifest.inputs[i]} for i in indices])
     summary = merge(store, manifest, predictor.columns)
     assert summary["files"] == 40 and summary["unreadable"] == 1
     for name in OUTPUTS:
         text = store.read_bytes(name).decode()
         assert f'"file://{inputs}/' in text or f"file://{inputs}/" in text
         assert text.replace("file://", "") == (tmp_path / "one" / name).read_text(), name
-    drawn = sorted(p.name for p in (tmp_path / "one" / "annotated").iterdir())
-    assert store.files("annotated") == drawn
-    assert store.read_bytes("clip_keypoints.csv").decode().replace("file://", "") == \
-        (tmp_path / "one" / "clip_keypoints.csv").read_text()
-    assert store.exists("clip_annotated.mp4")
+    uploaded = store.fs.get_file_info(fs.FileSelector(store.path("annotated"), recursive=True))
+    assert sorted(i.path[len(store.root) + 1:] for i in uploaded
+                  if i.type == fs.FileType.File) == _drawn(tmp_path / "one")
 
 
 def test_keras_models_and_unreachable_clusters_are_refused_in_one_line(inputs, tmp_path,

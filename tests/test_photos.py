@@ -13,7 +13,7 @@ from facekeypoints import geometry
 from facekeypoints.data import synthetic
 from facekeypoints.inference import loading
 from facekeypoints.photos import FacePipeline, detectors, framing, pipeline, reading
-from facekeypoints.photos.detect import run_detect
+from facekeypoints.photos.local_job import run_detect
 
 from .conftest import SHARED
 
@@ -91,12 +91,12 @@ def test_a_batch_with_bad_and_odd_files_reports_each_and_processes_the_rest(tmp_
     assert "not an image" in records["notes.jpg"]["error"]
     for name in ("good.jpg", "grey.png", "rgba.png", "cmyk.jpg", "deep16.png", "huge.jpg"):
         assert len(records[name]["faces"]) == 1, name
-        assert (tmp_path / "out" / "annotated" / name.replace(".png", ".jpg")).is_file()
+        assert (tmp_path / "out" / "annotated" / "in" / name.replace(".png", ".jpg")).is_file()
     huge = records["huge.jpg"]["faces"][0]
     good = records["good.jpg"]["faces"][0]
     assert huge["box"]["width"] == pytest.approx(25 * good["box"]["width"], rel=0.25)
     rows = (tmp_path / "out" / "keypoints.csv").read_text().splitlines()
-    assert rows[0].startswith("file,frame,face,box_left") and len(rows) == 1 + 6
+    assert rows[0].startswith("file,frame,time,face,box_left") and len(rows) == 1 + 6
 
 
 def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_path, tiny_onnx):
@@ -154,11 +154,17 @@ def test_video_gives_per_frame_rows_and_an_annotated_video(tmp_path, tiny_onnx):
     writer.release()
     pipeline = FacePipeline(loading.load(tiny_onnx), "haar")
     run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None)
-    rows = (tmp_path / "out" / "clip_keypoints.csv").read_text().splitlines()
+    rows = (tmp_path / "out" / "keypoints.csv").read_text().splitlines()
     frames = {line.split(",")[1] for line in rows[1:]}
     assert frames == {str(i) for i in range(6)}
-    capture = cv2.VideoCapture(str(tmp_path / "out" / "clip_annotated.mp4"))
-    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert {line.split(",")[2] for line in rows[1:]} == {f"{i / 10:.3f}" for i in range(6)}
+    record = json.loads((tmp_path / "out" / "keypoints.json").read_text())[0]
+    assert record["frames"] == 6 and record["faces"] == len(rows) - 1
+    capture = cv2.VideoCapture(str(tmp_path / "out" / "annotated" / "clip.webm"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames == 6
 
 
 def test_re_framing_that_drifts_out_of_the_box_is_rejected():

@@ -115,7 +115,7 @@ def test_a_pts_folder_trains_and_the_model_detects_68_named_points(pts_folder, t
     face = json.loads((tmp_path / "out" / "keypoints.json").read_text())[0]["faces"][0]
     assert list(face["keypoints"]) == [f"p{i}" for i in range(68)]
     header = (tmp_path / "out" / "keypoints.csv").read_text().splitlines()[0].split(",")
-    assert header[8:] == schemes.builtin("ibug68").columns
+    assert header[9:] == schemes.builtin("ibug68").columns
     assert (tmp_path / "out" / "annotated" / f"{PHOTO.stem}.jpg").stat().st_size > 1000
 
 
@@ -192,7 +192,7 @@ def test_a_video_is_tracked_with_68_points(tmp_path):
 
     from facekeypoints.inference import loading
     from facekeypoints.photos import FacePipeline, read_photo
-    from facekeypoints.photos.detect import run_detect
+    from facekeypoints.photos.local_job import run_detect
 
     rgb = read_photo(PHOTO)
     video = tmp_path / "clip.avi"
@@ -202,8 +202,8 @@ def test_a_video_is_tracked_with_68_points(tmp_path):
     writer.release()
     pipeline = FacePipeline(loading.load("builtin68"))
     run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None, smooth=False)
-    rows = pd.read_csv(tmp_path / "out" / "clip_keypoints.csv")
+    rows = pd.read_csv(tmp_path / "out" / "keypoints.csv")
     assert list(rows["frame"]) == list(range(6))
-    assert list(rows.columns[8:]) == schemes.builtin("ibug68").columns
+    assert list(rows.columns[9:]) == schemes.builtin("ibug68").columns
     x = rows[[f"p{i}_x" for i in range(68)]].to_numpy().mean(axis=1)
     assert 8 < x[-1] - x[0] < 12, x  # 10 px over five frames

@@ -10,14 +10,14 @@ The names below are the stable API (see `facekeypoints.api`). They load on first
 `import facekeypoints` stays quick and the ONNX path never imports TensorFlow.
 """
 
-import os
-from typing import TYPE_CHECKING
+import os as _os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 # Quiet TensorFlow's C++ log lines and pick its backend unless the user chose another. Errors
 # too: its graph optimiser reports a fusion it gave up on (harmless, the graph runs unfused)
 # for every compiled function of the face mesh rebuilt in Keras (its PReLU after an Add).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
 
@@ -29,7 +29,7 @@ __all__ = [
     "detect_many",
 ]
 
-if TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
+if _TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
     from .api import (
         COLUMNS,
         KEYPOINTS,
@@ -71,4 +71,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+    return sorted([*__all__, "__version__"])

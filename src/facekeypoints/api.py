@@ -621,37 +621,43 @@ def _net_of(model):
 
 
 def _pipeline(model: ModelLike | Run | FacePipeline | None, detector: str, fast: bool,
-              prefer_onnx: bool = False) -> FacePipeline:
+              prefer_onnx: bool = False, min_score: float | None = None,
+              max_faces: int | None = None) -> FacePipeline:
     from .inference.loading import load as load_any
     from .photos.pipeline import FacePipeline
 
     if isinstance(model, FacePipeline):
         return model
-    return FacePipeline(load_any(model, prefer_onnx=prefer_onnx), detector, fast=fast)
+    return FacePipeline(load_any(model, prefer_onnx=prefer_onnx), detector, fast=fast,
+                        min_score=min_score, max_faces=max_faces)
 
 
 def detect(photo: str | Path | np.ndarray,
            model: ModelLike | Run | FacePipeline | None = None,
-           detector: str = "blazeface", fast: bool = False) -> list[Face]:
+           detector: str = "blazeface", fast: bool = False, min_score: float | None = None,
+           max_faces: int | None = None) -> list[Face]:
     """Faces and their keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
     (H, W) uint8 array, with the built-in model unless `model` is given ("builtin68": iBUG's
     68 points, "mesh468": the mesh's own). Each Face has `box`, `keypoints` (points, 2) in the
     photo's pixels and their `names` (the model's scheme's); `as_dict()` gives detect's JSON
     record. Pass a `photos.FacePipeline` as `model` to reuse one detector over
     many photos. `detector`: blazeface, hog or haar; `fast`: one pass per face, no mirror
-    image (a third of the time, a little less accurate).
+    image (about 0.7 of the time, a little less accurate); `min_score`: drop faces the
+    detector scores lower (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: keep at most this
+    many, the best scored.
 
-    >>> faces = fk.detect(SHARED / "photos" / "dlib" / "2007_007763.jpg", trained)
-    >>> len(faces) > 0, faces[0].keypoints.shape
-    (True, (15, 2))
-    >>> len(fk.detect(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"))  # built-in
-    1
-    >>> fk.detect(SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg", "builtin68")[0].names[:3]
+    >>> import facekeypoints as fk
+    >>> faces = fk.detect("../shared/data/photos/dlib/2007_007763.jpg")
+    >>> len(faces), faces[0].keypoints.shape
+    (7, (15, 2))
+    >>> len(fk.detect("../shared/data/photos/dlib/2007_007763.jpg", max_faces=2))
+    2
+    >>> fk.detect("../shared/data/photos/youtube/Lincoln_Chafee_52.jpg", "builtin68")[0].names[:3]
     ('p0', 'p1', 'p2')
     """
     from .photos.reading import PhotoError, read_photo
 
-    pipeline = _pipeline(model, detector, fast)
+    pipeline = _pipeline(model, detector, fast, min_score=min_score, max_faces=max_faces)
     if isinstance(photo, np.ndarray):
         rgb = photo
         if rgb.ndim == 2:
@@ -666,41 +672,51 @@ def detect(photo: str | Path | np.ndarray,
 
 def detect_files(inputs: Sequence[str | Path],
                  model: ModelLike | Run | FacePipeline | None = None,
-                 out: str | Path = "detections", *, detector: str = "blazeface",
-                 fast: bool = False, draw: bool = True, smooth: bool = True,
-                 progress: str | bool = "auto",
+                 out: str | Path | None = None, *, resume: bool = False,
+                 detector: str = "blazeface", fast: bool = False,
+                 min_score: float | None = None, max_faces: int | None = None,
+                 draw: bool = True, smooth: bool = True, progress: str | bool = "auto",
                  log: Callable[[str], None] | None = print) -> dict:
-    """What `facekeypoints detect` does: every photo and video in `inputs` (files or folders)
-    into `out`: keypoints.json and keypoints.csv, annotated pictures, and per video its
-    keypoints CSV and annotated copy (faces followed from frame to frame, smoothed unless
-    `smooth=False`). Everything readable is written even where some inputs are not; the
-    summary counts them (`unreadable`, `skipped`). An exported run loads from its ONNX file.
+    """What `facekeypoints detect` does: every photo and video in `inputs` (files, or folders
+    searched to any depth) into the folder `out` (default: `detections`, or the first free
+    `detections-N`): keypoints.json (a record per input), keypoints.csv (a row per face, and
+    per face and frame of a video, with its time) and drawn copies under `out`/annotated/,
+    named by their path below the inputs. Whatever one input raises is its error record, and
+    the rest go on; the summary counts them (`unreadable`, `skipped`). A folder that holds
+    anything is never written into, one that holds a killed job only with `resume=True`,
+    which finishes it (the same files as a run never killed). An exported run loads from its
+    ONNX file.
 
     >>> summary = fk.detect_files([SHARED / "photos" / "dlib"], trained, tmp / "found",
     ...                           draw=False, progress=False, log=None)
     >>> summary["files"] > 0, (tmp / "found" / "keypoints.json").is_file()
     (True, True)
     """
-    from .photos.detect import run_detect
+    from .photos.local_job import run_detect
 
-    pipeline = _pipeline(model, detector, fast, prefer_onnx=True)
-    return run_detect([str(i) for i in inputs], pipeline, Path(out), draw,
-                      log or (lambda line: None), progress, smooth)
+    out = Path(out) if out is not None else (Path("detections") if resume
+                                             else free_folder(Path("detections")))
+    pipeline = _pipeline(model, detector, fast, prefer_onnx=True, min_score=min_score,
+                         max_faces=max_faces)
+    return run_detect([str(i) for i in inputs], pipeline, out, draw,
+                      log or (lambda line: None), progress, smooth, resume=resume)
 
 
 def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
                 out: str | Path = "detections", *, address: str | None = None,
                 workers: int | None = None, resume: bool = False, detector: str = "blazeface",
-                fast: bool = False, draw: bool = True, smooth: bool = True,
+                fast: bool = False, min_score: float | None = None,
+                max_faces: int | None = None, draw: bool = True, smooth: bool = True,
                 part_size: int | None = None, progress: str | bool = "auto",
                 log: Callable[[str], None] | None = print) -> dict:
-    """`detect_files` as a batch job on Ray Data: the same keypoints.json and keypoints.csv,
-    byte for byte, from workers that each load the model once (ONNX or a mesh run: no
-    TensorFlow). Each worker writes its results as Parquet parts under `out`/parts, so a killed
-    job loses at most the parts in flight: `resume=True` finishes it. `address`: a cluster's
-    (`"auto"` or HOST:PORT; default: Ray started on this machine); inputs and `out` may also be
-    URLs pyarrow opens (s3://...). The summary is `detect_files`' plus "ray": parts run, their
-    timing and each worker's. Needs `pip install 'facekeypoints[ray]'`.
+    """`detect_files` as a batch job on Ray Data: the same job (either engine resumes the
+    other's) and the same keypoints.json and keypoints.csv, byte for byte, from workers that
+    each load the model once (ONNX or a mesh run: no TensorFlow). Each task's results are kept
+    as a part under `out`/parts, so a killed job loses at most the parts in flight:
+    `resume=True` finishes it. `address`: a cluster's (`"auto"` or HOST:PORT; default: Ray
+    started on this machine); inputs and `out` may also be URLs pyarrow opens (s3://...). The
+    summary is `detect_files`' plus "ray": parts run, their timing and each worker's. Needs
+    `pip install 'facekeypoints[ray]'`.
 
     >>> many = fk.detect_many([SHARED / "photos" / "dlib"], out=tmp / "many", workers=2,
     ...                       draw=False, progress=False, log=None)
@@ -723,5 +739,6 @@ def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
                         f"themselves), not a {type(model).__name__}")
     return run_ray(inputs, model, out,
                    address=address, workers=workers, resume=resume, detector=detector,
-                   fast=fast, draw=draw, smooth=smooth, part_size=part_size,
-                   progress=progress, log=log or (lambda line: None))
+                   fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
+                   smooth=smooth, part_size=part_size, progress=progress,
+                   log=log or (lambda line: None))

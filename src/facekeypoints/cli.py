@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .errors import UserError
+from .errors import Interrupted, UserError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -228,7 +228,7 @@ def _detector_option(func):
 
 def _fast_option(func):
     return click.option("--fast", is_flag=True,
-                        help="One pass per face, without its mirror image: about a third of the "
+                        help="One pass per face, without its mirror image: about 0.7 of the "
                              "time, a little less accurate (docs/photos.md).")(func)
 
 
@@ -237,9 +237,18 @@ def _fast_option(func):
 @_model_option
 @_detector_option
 @_fast_option
-@click.option("--out", default="detections", show_default=True, type=click.Path(),
-              help="Folder for keypoints.json, keypoints.csv, annotated pictures and videos.")
-@click.option("--no-draw", is_flag=True, help="Skip the annotated pictures and videos.")
+@click.option("--out", type=click.Path(),
+              help="A new or empty folder for keypoints.json, keypoints.csv and the drawn "
+                   "copies in annotated/ (default: detections, or the first free "
+                   "detections-N); with --resume, the job's folder.")
+@click.option("--resume", is_flag=True,
+              help="Finish the killed or stopped job in --out (either engine), skipping what "
+                   "it has done.")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="Drop faces the detector scores lower (BlazeFace finds from 0.5).")
+@click.option("--max-faces", type=click.IntRange(min=1), metavar="N",
+              help="At most N faces a photo or frame, the best scored.")
+@click.option("--no-draw", is_flag=True, help="Skip the drawn pictures and videos.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
 @click.option("--no-smooth", is_flag=True,
@@ -248,58 +257,72 @@ def _fast_option(func):
               help="Read camera N (0: the first) instead of files, until Ctrl+C.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop the webcam after N frames.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="ray: a batch job on Ray Data (pip install 'facekeypoints[ray]'), written "
-                   "part by part; the same keypoints.json and keypoints.csv (docs/scale.md).")
+              help="ray: the same job on Ray Data (pip install 'facekeypoints[ray]'), for "
+                   "many machines or object storage (docs/scale.md).")
 @click.option("--address", metavar="auto|HOST:PORT",
               help="--engine ray: join the Ray cluster there (default: start Ray here).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="--engine ray: workers, one CPU each (default: every CPU).")
-@click.option("--resume", is_flag=True,
-              help="--engine ray: finish the job in --out, skipping the parts it has.")
-def detect(inputs, model, detector, fast, out, no_draw, progress, no_smooth, webcam,
-           max_frames, engine, address, workers, resume) -> None:
-    """Faces and their 15 keypoints in photos, folders of photos, videos, or a webcam.
+def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_draw, progress,
+           no_smooth, webcam, max_frames, engine, address, workers) -> None:
+    """Faces and their keypoints (the model's: Kaggle's 15 with the built-in model, iBUG's 68
+    with builtin68, ...) in photos, folders of photos (searched to any depth), videos, or a
+    webcam.
+
+    Writes OUT/keypoints.json (a record per input), OUT/keypoints.csv (a row per face, and per
+    face and frame of a video, with its time in seconds) and drawn copies in OUT/annotated/,
+    named by their path below the inputs (videos as .webm, which browsers play). Each part of
+    the job is kept as it is done: a killed job is finished with --out OUT --resume, with the
+    same files as one never killed.
 
     Videos are tracked: faces are found once and followed from frame to frame (the detector
     runs again when one is lost), keypoints smoothed over time unless --no-smooth.
 
-    Exit code 0: every input was read; 3: some could not be (each is named above, and the
-    rest are written as usual); 2: a usage error, or nothing to process at all."""
+    Exit code 0: every input was read; 3: some could not be (each is named above and has its
+    error in keypoints.json; the rest are written as usual); 2: a usage error, or nothing to
+    process at all; 130: stopped by Ctrl+C or SIGTERM (what was done is kept)."""
     from . import api
     from .errors import SomeInputsUnreadable
+    from .training.runs import free_folder
 
     if bool(inputs) == (webcam is not None):
         raise UserError("detect needs photos, folders or videos to read, or --webcam N "
                         "(one of the two)")
     log = lambda line: click.echo(line, err=True)  # noqa: E731
     if engine != "ray":
-        given = [o for o, v in (("--address", address), ("--workers", workers),
-                                ("--resume", resume)) if v]
+        given = [o for o, v in (("--address", address), ("--workers", workers)) if v]
         if given:
             raise UserError(f"{given[0]} goes with --engine ray")
     elif webcam is not None:
         raise UserError("--webcam runs in this process; it does not go with --engine ray")
+    if resume and out is None:
+        raise UserError("--resume needs --out, the folder of the job to finish")
     if webcam is not None:
         from .inference.loading import load
         from .photos.detect import run_webcam
         from .photos.pipeline import FacePipeline
 
-        pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast)
-        run_webcam(webcam, pipeline, Path(out), not no_draw, log, max_frames, not no_smooth)
+        pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast,
+                                min_score=min_score, max_faces=max_faces)
+        run_webcam(webcam, pipeline, Path(out) if out else free_folder(Path("detections")),
+                   not no_draw, log, max_frames, not no_smooth)
         return
+    options = {"detector": detector, "fast": fast, "min_score": min_score,
+               "max_faces": max_faces, "draw": not no_draw, "smooth": not no_smooth,
+               "progress": progress, "log": log, "resume": resume}
+    out = out or str(free_folder(Path("detections")))
     if engine == "ray":
         summary = api.detect_many(inputs, model, out, address=address, workers=workers,
-                                  resume=resume, detector=detector, fast=fast, draw=not no_draw,
-                                  smooth=not no_smooth, progress=progress, log=log)
+                                  **options)
     else:
-        summary = api.detect_files(inputs, model, out, detector=detector, fast=fast,
-                                   draw=not no_draw, smooth=not no_smooth, progress=progress,
-                                   log=log)
+        summary = api.detect_files(inputs, model, out, **options)
     failed = summary["unreadable"] + len(summary["skipped"])
     if failed:
         total = summary["files"] + len(summary["skipped"])
+        rest = ("none could be read" if failed == total
+                else f"the other {total - failed} are written to {out}")
         raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read (named "
-                                   f"above); the others are written to {out}")
+                                   f"above, and in keypoints.json); {rest}")
 
 
 @cli.command("evaluate-photos")
@@ -380,6 +403,9 @@ def main() -> None:
     except click.ClickException as e:
         click.echo(f"facekeypoints: error: {e.format_message()}", err=True)
         sys.exit(2)
+    except Interrupted as e:
+        click.echo(f"facekeypoints: {e}", err=True)
+        sys.exit(e.exit_code)
     except UserError as e:
         click.echo(f"facekeypoints: error: {e}", err=True)
         sys.exit(e.exit_code)

@@ -31,3 +31,9 @@ class SomeInputsUnreadable(UserError):
     exit code (3) tells a script that not everything went through."""
 
     exit_code = 3
+
+
+class Interrupted(UserError):
+    """Ctrl+C or SIGTERM stopped a job whose work so far is kept: said in one line."""
+
+    exit_code = 130

@@ -3,10 +3,12 @@ retracing warnings): not for the person running a command or a notebook."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 
 def quiet_keras() -> None:
@@ -28,3 +30,19 @@ def quiet_keras() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2, where C and C++ libraries write, to /dev/null for the block: for
+    notices that are not for the person running the command (Ray's start, FFmpeg's codec
+    tags)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

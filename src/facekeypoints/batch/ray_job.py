@@ -1,5 +1,6 @@
-"""The batch job's driver: plan (or resume) the manifest, run the tasks without a part on a Ray
-Data actor pool (each actor loads the model once: `PartWorker`), show progress, merge.
+"""The batch job's driver: the same job as `detect` in one process (`photos/job.py`), its tasks
+run on a Ray Data actor pool (each actor loads the model once and runs `photos.parts.PartWorker`),
+with progress, and the same merge.
 
 Without `address` it starts Ray on this machine and stops it at the end; with one (`auto`, or
 HOST:PORT of a cluster begun with `ray start --head`) it joins that cluster and leaves it up.
@@ -7,81 +8,96 @@ HOST:PORT of a cluster begun with `ray start --head`) it joins that cluster and 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import UserError
-from ..photos.detect import summary_line
+from ..errors import Interrupted, UserError
+from ..onnx_runtime import THREADS
+from ..photos.detect import face_count, job_settings, stopped_by_signals, summary_line
+from ..photos.job import Manifest, fingerprint_of, open_folder
+from ..photos.parts import PartWorker, done_tasks, merge, read_parts
+from ..photos.pipeline import FacePipeline
 from ..progress import Progress
-from .manifest import MANIFEST, Manifest, ModelSpec
-from .parts import PartWorker, done_tasks, merge
-from .store import Store, list_inputs
+from ..quiet_import import stderr_silenced
+from .model_spec import ModelSpec
+from .store import download, is_url, list_inputs, open_store, store_for
 
 
 def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | Path, *,
             address: str | None = None, workers: int | None = None, resume: bool = False,
             detector: str = "blazeface", fast: bool = False, draw: bool = True,
-            smooth: bool = True, part_size: int | None = None,
-            progress: str | bool | None = "auto",
+            smooth: bool = True, min_score: float | None = None, max_faces: int | None = None,
+            part_size: int | None = None, progress: str | bool | None = "auto",
             log: Callable[[str], None] = print) -> dict:
     """`detect` on Ray: the same outputs, written part by part (see the package docstring)."""
-    inputs = [str(i) for i in inputs]
+    inputs, out = [str(i) for i in inputs], str(out)
     spec, predictor = ModelSpec.of(model)
-    store = Store(out)
-    entries, problems = list_inputs(inputs)
+    pipeline = FacePipeline(predictor, detector, fast=fast, min_score=min_score,
+                            max_faces=max_faces)
+    entries, problems = list_inputs(inputs, exclude=None if is_url(out) else out)
     if not entries:
         raise UserError(f"nothing to process in {' '.join(inputs)}: "
                         f"{'; '.join(problems) or 'no photos or videos'}")
-    settings = {"detector": detector, "fast": fast, "draw": draw, "smooth": smooth}
+    store = open_store(out, resume) if is_url(out) else open_folder(out, resume)
+    settings = job_settings(pipeline, draw, smooth)
+    fingerprint = fingerprint_of(pipeline.model)
+
+    def plan(n_workers: int) -> Manifest:
+        return Manifest.plan(entries, problems, inputs, spec.name, fingerprint, settings,
+                             n_workers, part_size)
+
     for problem in problems:
         log(f"skipped: {problem}")
-    manifest = None
-    if store.exists(MANIFEST):  # checked before Ray starts: a refusal is quick
-        if not resume:
-            raise UserError(f"{out}: holds a batch job already ({MANIFEST}); add --resume to "
-                            "finish it, or choose another --out")
-        manifest = Manifest.read(store)
-        manifest.check_resumes(Manifest.plan(entries, problems, spec, settings, 1), str(out))
-    stats = {}
-    if manifest is None or len(done_tasks(store)) < len(manifest.tasks):
-        started = _connect(address, workers)
-        try:
-            import ray
-
-            workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            if manifest is None:
-                manifest = Manifest.plan(entries, problems, spec, settings, workers, part_size)
-                manifest.write(store)
-            done = done_tasks(store)
-            pending = [t for t in range(len(manifest.tasks)) if t not in done]
-            log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
-                + (f", {len(done)} done before" if done else "")
-                + f"; {workers} Ray worker(s); writing to {out}")
+    stats: dict = {}
+    with store.lock():
+        # planned (and so claimed) before Ray starts where the workers are known; a cluster's
+        # are known once joined
+        known = workers or (None if address else os.cpu_count() or 1)
+        manifest = plan(known or 1).begin(store, resume) if resume or known else None
+        if manifest is None or len(done_tasks(store)) < len(manifest.tasks):
+            started = _connect(address, workers)
             try:
-                stats = _run(manifest, pending, spec, settings, str(out), workers, progress,
-                             log)
-            except KeyboardInterrupt:
-                log(f"interrupted; the parts written are kept in {out}/parts: add --resume to "
-                    "finish the job")
-                raise
-            except Exception as e:  # noqa: BLE001 - Ray's errors arrive as pages of traceback
-                last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-                raise UserError(f"the Ray job stopped ({type(e).__name__}: {last}); the parts "
-                                f"written are kept in {out}/parts: add --resume to finish "
-                                "it") from None
-        finally:
-            if started:
-                ray.shutdown()
-    summary = merge(store, manifest, predictor.columns)
-    log(summary_line(summary, str(out), draw))
+                import ray
+
+                workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+                if manifest is None:
+                    manifest = plan(workers).begin(store, resume)
+                with stopped_by_signals():  # after ray.init: Ray's own handler prints a crash
+                    stats = _run_pending(manifest, store, spec, settings, out, workers,
+                                         progress, log)
+            finally:
+                if started:
+                    with stderr_silenced():
+                        ray.shutdown()
+        summary = merge(store, manifest, pipeline.model.columns)
+    log(summary_line(summary, out, draw))
     return {**summary, "ray": stats}
+
+
+def _run_pending(manifest: Manifest, store, spec: ModelSpec, settings: dict, out: str,
+                 workers: int, progress: str | bool | None, log: Callable[[str], None]) -> dict:
+    """The tasks with no part yet, on the pool; one line where Ray or the user stops them."""
+    before = read_parts(store, manifest)
+    pending = [t for t in range(len(manifest.tasks)) if t not in done_tasks(store)]
+    log(f"{len(manifest.inputs)} file(s) in {len(manifest.tasks)} part(s)"
+        + (f", {len(manifest.tasks) - len(pending)} done before" if before else "")
+        + f"; {workers} Ray worker(s); writing to {out}")
+    try:
+        return _run(manifest, pending, before, spec, settings, out, workers, progress, log)
+    except KeyboardInterrupt:
+        kept = len(read_parts(store, manifest))
+        raise Interrupted(f"interrupted: {kept} of {len(manifest.inputs)} file(s) are kept in "
+                          f"{out}/parts; add --resume to finish the job") from None
+    except Exception as e:  # noqa: BLE001 - Ray's errors arrive as pages of traceback
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise UserError(f"the Ray job stopped ({type(e).__name__}: {last}); the parts "
+                        f"written are kept in {out}/parts: add --resume to finish "
+                        "it") from None
 
 
 def _connect(address: str | None, workers: int | None) -> bool:
@@ -98,7 +114,7 @@ def _connect(address: str | None, workers: int | None) -> bool:
     options = {"include_dashboard": False, "log_to_driver": False,
                "logging_level": logging.ERROR}
     try:
-        with _stderr_silenced():  # C++ says it read that level, at its info level
+        with stderr_silenced():  # C++ says it read that level, at its info level
             if address:
                 ray.init(address=address, **options)
             else:
@@ -121,28 +137,22 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
         raise UserError(f"--address {address}: no Ray cluster answers there ({e})") from None
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """File descriptor 2 (where C++ writes) to /dev/null for the block."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class _RayWorker:
-    """One actor of the pool: a PartWorker on the node Ray placed it on."""
+    """One actor of the pool: a PartWorker on the node Ray placed it on, one thread."""
 
     def __init__(self, spec: ModelSpec, settings: dict, out: str):
+        import cv2
         import ray
 
+        os.environ[THREADS] = "1"  # before the first session starts its threads
+        cv2.setNumThreads(1)
         self.node = ray.get_runtime_context().get_node_id()
-        self.worker = PartWorker(spec, settings, out)
+        pipeline = FacePipeline(spec.load(), settings["detector"], fast=settings["fast"],
+                                min_score=settings["min_score"],
+                                max_faces=settings["max_faces"])
+        self.worker = PartWorker(pipeline, settings, store_for(out),
+                                 fetch=lambda file, folder: download(file, folder)
+                                 if is_url(file) else Path(file))
 
     def __call__(self, batch: dict) -> dict:
         results = [self.worker(int(task), json.loads(inputs), self.node)
@@ -150,25 +160,28 @@ class _RayWorker:
         return {key: [r[key] for r in results] for key in results[0]}
 
 
-def _run(manifest: Manifest, pending: list[int], spec: ModelSpec, settings: dict, out: str,
-         workers: int, progress: str | bool | None, log: Callable[[str], None]) -> None:
+def _run(manifest: Manifest, pending: list[int], before: dict[int, dict], spec: ModelSpec,
+         settings: dict, out: str, workers: int, progress: str | bool | None,
+         log: Callable[[str], None]) -> dict:
     import ray.data
 
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours counts files, not blocks
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its lines are in /tmp/ray too
     tasks = ray.data.from_items(
-        [{"task": t, "inputs": json.dumps([[i, manifest.inputs[i]["file"]]
+        [{"task": t, "inputs": json.dumps([{"index": i, **manifest.inputs[i]}
                                            for i in manifest.tasks[t]])} for t in pending],
         override_num_blocks=len(pending))
     results = tasks.map_batches(
         _RayWorker, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"spec": spec, "settings": settings, "out": out})
     total = len(manifest.inputs)
-    done = total - sum(len(manifest.tasks[t]) for t in pending)
-    faces, begun, first, workers_seen = 0, time.monotonic(), None, {}
-    with Progress(total, "detect on ray", "file", initial=done, mode=progress, log=log,
+    faces = sum(face_count(r["record"]) for r in before.values())
+    begun, first, workers_seen = time.monotonic(), None, {}
+    with Progress(total, "detect on ray", "file", initial=len(before), mode=progress, log=log,
                   every=5.0) as bar:
+        if before:
+            bar.note(f"{len(before)} of {total} file(s) done before; going on")
         for row in results.iter_rows():
             first = first or (time.monotonic(), bar.n + int(row["files"]))
             faces += int(row["faces"])
@@ -181,6 +194,7 @@ def _run(manifest: Manifest, pending: list[int], spec: ModelSpec, settings: dict
             seen = workers_seen.setdefault(int(row["pid"]), {"node": row["node"], "files": 0})
             seen["files"] += int(row["files"])
             seen["peak_rss_mb"] = round(float(row["peak_rss_mb"]), 1)
+    first = first or (time.monotonic(), bar.n)
     # the steady state: from the first part to the last (the actors start before the first)
     return {"parts": len(pending), "first_part_s": round(first[0] - begun, 3),
             "steady_files": bar.n - first[1], "steady_s": round(time.monotonic() - first[0], 3),

@@ -1,16 +1,19 @@
-"""Where a batch job reads and writes: a local folder, or any URL pyarrow's file systems open
-(s3://, gs://, abfs://, hdfs://, file://). Writes are whole or absent: a temporary file renamed
-into place on a disk; on object storage one upload, which appears complete or not at all."""
+"""Where a batch job reads and writes beyond this disk: any URL pyarrow's file systems open
+(s3://, gs://, abfs://, hdfs://, file://). Each write is one upload, which appears complete or
+not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from ..files import atomic_write
-from ..photos.reading import PHOTO_SUFFIXES, VIDEO_SUFFIXES, expand_inputs
+from ..photos.job import MANIFEST, LocalFolder, list_local
+from ..photos.reading import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
 
 def is_url(location: str | Path) -> bool:
@@ -27,22 +30,32 @@ def filesystem(url: str):
         raise UserError(f"{url}: cannot open this location ({e})") from None
 
 
+def download(url: str, folder: Path) -> Path:
+    """A local copy of `url` in `folder` under its own name (absent where it cannot be read:
+    `detect` then says the file is missing)."""
+    fs, path = filesystem(url)
+    local = folder / path.rsplit("/", 1)[-1]
+    try:
+        with fs.open_input_stream(path) as source, open(local, "wb") as target:
+            shutil.copyfileobj(source, target)
+    except OSError:
+        local.unlink(missing_ok=True)
+    return local
+
+
 class Store:
-    """A folder of outputs; `local` is its path where it is on this machine's disk."""
+    """A job's folder in object storage (a folder on this disk is `photos.job.LocalFolder`):
+    the same calls."""
 
-    def __init__(self, location: str | Path):
+    local = None  # outputs are drawn in a local staging folder, then uploaded
+
+    def __init__(self, location: str):
         self.location = str(location)
-        if is_url(location):
-            self.fs, root = filesystem(self.location)
-        else:
-            from pyarrow import fs
-
-            self.fs, root = fs.LocalFileSystem(), str(Path(location).absolute())
+        self.fs, root = filesystem(self.location)
         self.root = root.rstrip("/")
-        self.local = Path(self.root) if type(self.fs).__name__ == "LocalFileSystem" else None
 
     def path(self, name: str) -> str:
-        return f"{self.root}/{name}"
+        return f"{self.root}/{name}" if name else self.root
 
     def exists(self, name: str) -> bool:
         from pyarrow import fs
@@ -61,12 +74,21 @@ class Store:
             return f.read()
 
     def write_bytes(self, name: str, data: bytes) -> None:
-        if self.local is not None:
-            atomic_write(self.local / name, lambda tmp: tmp.write_bytes(data))
-            return
         self.fs.create_dir(self.path(name).rsplit("/", 1)[0], recursive=True)
         with self.fs.open_output_stream(self.path(name)) as f:
             f.write(data)
+
+    def create(self, name: str, data: bytes) -> None:
+        """`name` written where it does not exist yet: object stores have no exclusive create
+        that pyarrow reaches, so a second job that starts in the same instant is not refused."""
+        if self.exists(name):
+            raise FileExistsError(name)
+        self.write_bytes(name, data)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """No lock in object storage (see `create`)."""
+        yield
 
     def upload(self, folder: Path) -> None:
         """Every file under a local staging `folder`, to the same names here."""
@@ -74,23 +96,38 @@ class Store:
             self.write_bytes(path.relative_to(folder).as_posix(), path.read_bytes())
 
 
-def list_inputs(inputs: list[str]) -> tuple[list[dict], list[str]]:
-    """What `detect` would read, in its order, each with its size and modification time (the
-    manifest's record of them); local files and folders as `detect` lists them, URLs through
-    their file system. Also the problems (`detect` names them as skipped)."""
-    entries, problems = [], []
+def open_store(location: str, resume: bool) -> Store:
+    """`photos.job.open_folder`'s checks for a folder in object storage."""
+    store = Store(location)
+    if store.exists(MANIFEST):
+        if not resume:
+            raise UserError(f"--out {location}: holds a detect job already ({MANIFEST}); add "
+                            "--resume to finish it, or choose another --out")
+    elif resume:
+        raise UserError(f"--resume: {location} holds no detect job (no {MANIFEST}); drop "
+                        "--resume to begin one")
+    elif store.files("") or store.files("annotated"):
+        raise UserError(f"--out {location}: holds other files; choose a new or empty folder")
+    return store
+
+
+def store_for(location: str | Path):
+    """The job's folder as workers write to it: object storage, or this disk."""
+    return Store(str(location)) if is_url(location) else LocalFolder(location)
+
+
+def list_inputs(inputs: list[str], exclude: str | None = None) -> tuple[list[dict], list[str]]:
+    """`photos.job.list_local` for inputs that may be URLs: folders in object storage searched
+    to any depth too, hidden names skipped."""
+    entries, problems, seen = [], [], set()
     for item in inputs:
-        if is_url(item):
-            found, problem = _list_url(item)
-            entries += found
-            problems += problem
-            continue
-        files, problem = expand_inputs([item])
+        found, problem = _list_url(item) if is_url(item) else list_local([item], exclude)
         problems += problem
-        for path in files:
-            stat = path.stat()
-            entries.append({"file": str(path), "size": stat.st_size,
-                            "mtime_ns": stat.st_mtime_ns})
+        for entry in found:  # a file named twice (a folder and a file in it) is read once
+            key = entry["file"] if is_url(entry["file"]) else os.path.abspath(entry["file"])
+            if key not in seen:
+                seen.add(key)
+                entries.append(entry)
     return entries, problems
 
 
@@ -105,10 +142,12 @@ def _list_url(url: str) -> tuple[list[dict], list[str]]:
         return [], [f"{url}: no such file or folder"]
     infos = [info]
     if info.type == fs.FileType.Directory:
-        infos = sorted((i for i in filesystem_.get_file_info(fs.FileSelector(path))
-                        if i.type == fs.FileType.File
+        below = filesystem_.get_file_info(fs.FileSelector(path, recursive=True))
+        infos = sorted((i for i in below if i.type == fs.FileType.File
+                        and not any(part.startswith(".") for part
+                                    in i.path[len(path):].split("/"))
                         and os.path.splitext(i.path)[1].lower() in PHOTO_SUFFIXES
-                        | VIDEO_SUFFIXES), key=lambda i: i.path)
+                        | VIDEO_SUFFIXES), key=lambda i: i.path.split("/"))
         if not infos:
             return [], [f"{url}: folder holds no photos or videos"]
     return [{"file": f"{parts.scheme}://{i.path}{query}", "size": i.size,

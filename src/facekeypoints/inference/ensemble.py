@@ -32,6 +32,7 @@ class AveragePredictor(Predictor):
         # flip TTA as its members use it; `tta=False` turns it off in every member
         super().__init__(None, columns, any(m.tta for m in members), name, members[0].scheme)
         self.members, self.weights = members, np.asarray(weights, np.float64)
+        self.scores_faces = any(m.scores_faces for m in members)
 
     def for_photos(self) -> AveragePredictor:
         members = [m.for_photos() if hasattr(m, "for_photos") else m for m in self.members]

@@ -21,6 +21,7 @@ class MeshPredictor(Predictor):
     a face through video in one pass a frame (as accurate as two, bench/video.py)."""
 
     track_passes = 1
+    scores_faces = True
 
     def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
                  photo_head: PhotoHead, photos: bool = False, scheme=None):
@@ -44,6 +45,7 @@ class MeshPointsPredictor(Predictor):
     flips. Its points are MediaPipe's convention, not fitted to anyone's labels."""
 
     track_passes = 1
+    scores_faces = True
 
     def __init__(self):
         scheme = schemes.builtin("mesh468")

@@ -26,6 +26,9 @@ class Predictor:
     # crops per followed face and video frame, each framed on the last keypoints: a CNN follows
     # a moving face only part of the way in one (docs/photos.md)
     track_passes = 2
+    # whether `run` gives each face a face score (the mesh does), so that the photo pipeline
+    # can drop what is no face; where not, the pipeline asks the face mesh
+    scores_faces = False
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
                  scheme: Scheme | None = None):

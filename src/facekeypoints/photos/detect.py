@@ -1,8 +1,12 @@
-"""`facekeypoints detect`: photos, folders and videos in; JSON, CSV and drawn pictures out."""
+"""`facekeypoints detect`: photos, folders and videos in; JSON, CSV and drawn pictures out. In
+this process; `batch/` runs the same job (`job.py`, `parts.py`) on Ray."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,46 +15,37 @@ import cv2
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..progress import Progress
+from .job import is_video
 from .outputs import csv_text, draw, face_rows, write_jpeg
 from .pipeline import FacePipeline
-from .reading import VIDEO_SUFFIXES, expand_inputs, read_photo
+from .reading import VIDEO_SUFFIXES, read_photo
 from .tracking import FaceTracker
 from .video import AnnotatedVideo, follow
 
 
-def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictures: bool = True,
-               log: Callable[[str], None] = print, progress: str | bool | None = "auto",
-               smooth: bool = True) -> dict:
-    """Every photo and video in `inputs` (files or folders); results written atomically to `out`
-    even where some inputs cannot be read (the summary counts them)."""
-    files, problems = expand_inputs(inputs)
-    if not files:
-        raise UserError(f"nothing to process in {' '.join(inputs)}: "
-                        f"{'; '.join(problems) or 'no photos or videos'}")
-    out.mkdir(parents=True, exist_ok=True)
-    results, rows = [], []
-    total_faces = 0
-    with Progress(len(files), "detect", "file", mode=progress, log=log, every=5.0) as bar:
-        for p in problems:
-            bar.note(f"skipped: {p}")
-        for i, path in enumerate(files, start=1):
-            record, found = detect_file(path, pipeline, out, draw_pictures, bar.note, progress,
-                                        smooth, f"[{i}/{len(files)}] ")
-            results.append(record)
-            rows += found
-            total_faces += face_count(record)
-            bar.update(1, faces=total_faces)
-    for file, text in keypoints_files(results, rows, pipeline.model.columns).items():
-        atomic_write_text(out / file, text)
-    summary = summarise(results, problems)
-    log(summary_line(summary, str(out), draw_pictures))
-    return summary
+def job_settings(pipeline: FacePipeline, draw: bool, smooth: bool) -> dict:
+    """What a job's results depend on besides its inputs and model (a --resume must match;
+    either engine may resume the other's job)."""
+    return {"detector": pipeline.detector_name, "fast": pipeline.fast,
+            "min_score": pipeline.min_score, "max_faces": pipeline.max_faces, "draw": draw,
+            "smooth": smooth}
 
 
 def face_count(record: dict) -> int:
     """A photo's record lists its faces; a video's counts them."""
     faces = record["faces"]
     return faces if isinstance(faces, int) else len(faces)
+
+
+def failed_record(name: str, error: BaseException) -> dict:
+    """The record of an input that raised: its error in one line, naming the file."""
+    lines = str(error).strip().splitlines()
+    text = lines[0][:300] if lines else ""
+    if not isinstance(error, UserError):  # a bug or a library's failure: say which
+        text = f"{type(error).__name__}" + (f": {text}" if text else "")
+    if not text.startswith(name):
+        text = f"{name}: {text}"
+    return {"file": name, "error": text, "faces": 0 if is_video(name) else []}
 
 
 def keypoints_files(results: list[dict], rows: list[dict], columns) -> dict[str, str]:
@@ -64,52 +59,64 @@ def summarise(results: list[dict], problems: list[str]) -> dict:
             "unreadable": sum(1 for r in results if "error" in r), "skipped": problems}
 
 
-def summary_line(summary: dict, out: str, draw_pictures: bool) -> str:
+def summary_line(summary: dict, out: str, draw: bool) -> str:
+    drawn = draw and summary["files"] > summary["unreadable"]
     return (f"{summary['files']} file(s), {summary['faces']} face(s), {summary['unreadable']} "
-            f"unreadable; wrote {out}/keypoints.json, {out}/keypoints.csv"
-            + (f", {out}/annotated/" if draw_pictures else ""))
+            f"unreadable; wrote {out}/keypoints.json, {out}/keypoints.csv (a row per face, and "
+            "per face and frame of a video)" + (f", drawn copies in {out}/annotated/"
+                                                  if drawn else ""))
 
 
 def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
                 note: Callable[[str], None], progress: str | bool | None = "auto",
-                smooth: bool = True, prefix: str = "", name: str | None = None
+                smooth: bool = True, name: str | None = None, stem: str | None = None
                 ) -> tuple[dict, list[dict]]:
-    """One input's entry in keypoints.json and its rows in keypoints.csv (a video's are in its
-    own CSV); pictures and videos drawn into `out`. `name` is what the outputs call the file
-    (a batch worker's local copy of an object-store file keeps its URL)."""
+    """One input's entry in keypoints.json and its rows in keypoints.csv (a video's: one per
+    face and frame); the drawn copy written to `out`/annotated/`stem`.jpg or .webm. `name` is
+    what the outputs call the file (a batch worker's local copy of an object-store file keeps
+    its URL)."""
     name = name or str(path)
+    stem = stem or path.stem
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return run_video(path, pipeline, out, draw_pictures, note, progress, smooth, name), []
+        return run_video(path, pipeline, out, draw_pictures, note, progress, smooth, name, stem)
     result = pipeline.photo(path)
     record = {"file": name, "width": result.width, "height": result.height,
               "faces": [f.as_dict() for f in result.faces]}
     if result.error:
         record["error"] = result.error.replace(str(path), name)
-        note(f"{prefix}{record['error']}")
+        note(record["error"])
         return record, []
     if draw_pictures:
-        write_jpeg(out / "annotated" / f"{path.stem}.jpg", draw(read_photo(path), result.faces))
+        write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), result.faces))
     found = f"{len(result.faces)} face(s)" if result.faces else "no face found"
-    note(f"{prefix}{path.name}: {found}")
+    note(f"{name}: {found}")
     return record, face_rows(name, result.faces)
 
 
 def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
               log: Callable[[str], None], progress: str | bool | None = "auto",
-              smooth: bool = True, name: str | None = None) -> dict:
+              smooth: bool = True, name: str | None = None, stem: str | None = None
+              ) -> tuple[dict, list[dict]]:
     name = name or str(path)
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        log(f"{name}: unreadable video")
-        return {"file": name, "error": f"{name}: unreadable video", "faces": 0}
-    return track_video(capture, name, path.stem, pipeline, out, draw_pictures, log,
-                       progress, smooth)
+        error = f"{name}: unreadable video (no frames could be read)"
+        log(error)
+        return {"file": name, "error": error, "faces": 0}, []
+    record, rows = track_video(capture, name, out / "annotated" / f"{stem or path.stem}.webm",
+                               pipeline, draw_pictures, log, progress, smooth)
+    if record["frames"] == 0:
+        record["error"] = f"{name}: unreadable video (no frames could be read)"
+    return record, rows
 
 
 def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bool,
                log: Callable[[str], None], max_frames: int | None = None,
                smooth: bool = True) -> dict:
-    """The same frame loop on a camera, until Ctrl+C or `max_frames`."""
+    """The same frame loop on a camera, until Ctrl+C or `max_frames`: keypoints.json,
+    keypoints.csv and annotated/webcamN.webm in `out`."""
+    from .job import open_folder
+
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line says it
     try:
@@ -118,22 +125,27 @@ def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bo
         cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         raise UserError(f"--webcam {device}: OpenCV cannot open this camera")
+    open_folder(out, resume=False)
     log(f"webcam {device}: Ctrl+C stops; writing to {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    return track_video(capture, f"webcam{device}", f"webcam{device}", pipeline, out,
-                       draw_pictures, log, "lines", smooth, max_frames, live=True)
+    name = f"webcam{device}"
+    record, rows = track_video(capture, name, out / "annotated" / f"{name}.webm", pipeline,
+                               draw_pictures, log, "lines", smooth, max_frames, live=True)
+    for file, text in keypoints_files([record], rows, pipeline.model.columns).items():
+        atomic_write_text(out / file, text)
+    return record
 
 
-def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path,
-                draw_pictures: bool, log: Callable[[str], None],
-                progress: str | bool | None = "auto", smooth: bool = True,
-                max_frames: int | None = None, live: bool = False) -> dict:
-    """Every frame through a FaceTracker: keypoints CSV and an annotated video, written
-    atomically when the frames end (or on Ctrl+C for a live source); frames per second."""
+def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pictures: bool,
+                log: Callable[[str], None], progress: str | bool | None = "auto",
+                smooth: bool = True, max_frames: int | None = None, live: bool = False
+                ) -> tuple[dict, list[dict]]:
+    """Every frame through a FaceTracker: the record, a row per face and frame (with the
+    frame's time), and the drawn copy (WebM, which browsers play) written atomically when the
+    frames end (or on Ctrl+C for a live source)."""
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     frames = 0 if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
     tracker = FaceTracker(pipeline, smooth=smooth)
-    video = AnnotatedVideo(out / f"{stem}_annotated.mp4", fps)
+    video = AnnotatedVideo(drawn, fps)
     rows, index, busy = [], 0, 0.0
     bar = Progress(frames or None, name, "frame", mode=progress, log=log, every=5.0)
     try:
@@ -141,7 +153,7 @@ def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path
             try:
                 for frame in follow(capture, tracker, fps, live, max_frames):
                     busy += frame.seconds
-                    rows += face_rows(name, frame.faces, frame=frame.index)
+                    rows += face_rows(name, frame.faces, frame=frame.index, time=frame.time)
                     if draw_pictures:
                         video.write(draw(frame.rgb, frame.faces))
                     index = frame.index + 1
@@ -153,11 +165,30 @@ def track_video(capture, name: str, stem: str, pipeline: FacePipeline, out: Path
     finally:
         bar.close()
         capture.release()
-    atomic_write_text(out / f"{stem}_keypoints.csv", csv_text(rows, pipeline.model.columns))
     speed = index / busy if busy else 0.0
     per_face = 1000 * busy / len(rows) if rows else 0.0
     log(f"{name}: {index} frames, {len(rows)} face(s) found, {speed:.0f} frames per second "
-        f"({per_face:.1f} ms per face; detector on {tracker.detections} frames); wrote "
-        f"{out / (stem + '_keypoints.csv')}" + (f", {video.path}" if written else ""))
+        f"({per_face:.1f} ms per face; detector on {tracker.detections} frames)"
+        + (f"; drew {video.path}" if written else ""))
     # what keypoints.json keeps: the same on every run (the speed is in the log line above)
-    return {"file": name, "frames": index, "faces": len(rows), "detections": tracker.detections}
+    record = {"file": name, "frames": index, "faces": len(rows),
+              "detections": tracker.detections}
+    return record, rows
+
+
+@contextlib.contextmanager
+def stopped_by_signals():
+    """SIGTERM stops a job as Ctrl+C does (the parts written are kept and the stop is said in
+    one line), where this is the main thread; the handler before is put back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:  # a handler set outside Python (Ray's) reads as None: the default stands in
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)

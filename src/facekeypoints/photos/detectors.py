@@ -86,10 +86,12 @@ def find_faces(detector, image: np.ndarray) -> list[Box]:
     """Detect on a copy no larger than DETECT_MAX_SIDE, boxes mapped back to full size. A small
     photo where nothing is found may be a face cropped tight, its edges cutting it: it gets a
     margin of half its size and a second look (the last youtube face, docs/photos.md)."""
-    longer = max(image.shape[:2])
+    height, width = image.shape[:2]
+    longer = max(height, width)
     factor = min(1.0, DETECT_MAX_SIDE / longer)
-    small = image if factor == 1.0 else cv2.resize(image, None, fx=factor, fy=factor,
-                                                   interpolation=cv2.INTER_AREA)
+    # a side never shrinks below a pixel (a 1 x 4000 strip stays a strip, holding no face)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = image if factor == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     boxes = [b.scaled(1 / factor) for b in detector(small)]
     if boxes or longer > TIGHT_PHOTO_SIDE:
         return boxes

@@ -16,7 +16,8 @@ from ..files import atomic_write
 from ..keypoints import COLUMNS
 from .pipeline import Face
 
-FIELDS = ["file", "frame", "face", "box_left", "box_top", "box_width", "box_height", "score"]
+FIELDS = ["file", "frame", "time", "face", "box_left", "box_top", "box_width", "box_height",
+          "score"]
 
 
 def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -45,11 +46,15 @@ def photo_record(name: str, rgb: np.ndarray, faces: list[Face], seconds: float) 
             "faces": [f.as_dict() for f in faces], "seconds": round(seconds, 4)}
 
 
-def face_rows(file: str, faces: list[Face], frame: int | str = "") -> list[dict]:
+def face_rows(file: str, faces: list[Face], frame: int | str = "",
+              time: float | None = None) -> list[dict]:
+    """A photo's faces (`frame` and `time` empty), or a video frame's (its index and its time
+    in seconds from the video's start)."""
     rows = []
     for i, face in enumerate(faces):
         b = face.box
-        row = {"file": file, "frame": frame, "face": i, "box_left": f"{b.left:.1f}",
+        row = {"file": file, "frame": frame, "time": "" if time is None else f"{time:.3f}",
+               "face": i, "box_left": f"{b.left:.1f}",
                "box_top": f"{b.top:.1f}", "box_width": f"{b.width:.1f}",
                "box_height": f"{b.height:.1f}", "score": f"{b.score:.4f}"}
         columns = [f"{k}_{axis}" for k in face.names for axis in ("x", "y")]

@@ -23,6 +23,8 @@ from .detectors import find_faces, make_detector
 from .framing import FRAMING, Framing, align_transform, crop_face, first_transform
 from .reading import PhotoError, read_photo
 
+FACE_SCORE = 0.5  # the face mesh's score of a face (true faces: 0.96 or more, shared photos)
+
 
 @dataclass
 class Face:
@@ -53,10 +55,23 @@ class FacePipeline:
     """Detector + framing + keypoint model, applied to RGB frames."""
 
     def __init__(self, model, detector_name: str = "blazeface", framing: Framing | None = None,
-                 refine: int | None = None, upright: bool = True, fast: bool = False):
+                 refine: int | None = None, upright: bool = True, fast: bool = False,
+                 min_score: float | None = None, max_faces: int | None = None,
+                 face_check: bool = True):
         # a model with a head of its own for photo crops (the face mesh) uses it here
         self.model = model.for_photos() if hasattr(model, "for_photos") else model
+        self.detector_name = detector_name
         self.detector = make_detector(detector_name)
+        # faces whose detector score is below `min_score` are dropped; of the rest at most
+        # `max_faces`, the best scored
+        self.min_score, self.max_faces = min_score, max_faces
+        # a model with no face score of its own (a CNN run) has each face checked by the face
+        # mesh's: a detector's false find (a shirt collar at 0.62) is otherwise a face
+        self.checker = None
+        if face_check and not self.model.scores_faces:
+            from ..mesh.backbone import FaceMesh
+
+            self.checker = FaceMesh()
         self.framing = framing or FRAMING[detector_name]
         self.fast = fast
         # passes that re-frame each face on its own predicted keypoints (None: by detector)
@@ -72,13 +87,20 @@ class FacePipeline:
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        boxes = find_faces(self.detector, rgb) if boxes is None else boxes
+        if boxes is None:
+            boxes = find_faces(self.detector, rgb)
+            if self.min_score is not None:
+                boxes = [b for b in boxes if b.score >= self.min_score]
         if not boxes:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
-        points, seen = self._predict_seen(grey, matrices)
-        # a model with a face score of its own (the mesh) drops what it sees no face in: on the
-        # shared photos every true face scores 0.96 or more, BlazeFace's extra finds 0.35 or less
+        points, seen = self._predict_seen(grey, matrices, check=True)
+        if self.max_faces is not None and seen.sum() > self.max_faces:
+            best = sorted(np.flatnonzero(seen), key=lambda i: -boxes[i].score)
+            seen = np.isin(np.arange(len(boxes)), best[:self.max_faces])
+        # what the model (or the face mesh, checking a model with no face score) sees no face in
+        # is dropped: on the shared photos every true face scores 0.96 or more, BlazeFace's
+        # extra finds 0.35 or less
         boxes, points, matrices = ([x[i] for i in np.flatnonzero(seen)]
                                    for x in (boxes, points, matrices))
         for _ in range(self.passes_after(boxes)):
@@ -96,11 +118,14 @@ class FacePipeline:
     def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
         return self._predict_seen(grey, matrices)[0]
 
-    def _predict_seen(self, grey: np.ndarray,
-                      matrices: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
-        """Keypoints in photo pixels for each crop, and whether the model saw a face in it."""
+    def _predict_seen(self, grey: np.ndarray, matrices: list[np.ndarray], check: bool = False
+                      ) -> tuple[list[np.ndarray], np.ndarray]:
+        """Keypoints in photo pixels for each crop, and whether the model saw a face in it
+        (`check`: asking the face mesh too, where the model has no face score)."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
         scaled, seen = self.model.predict_scored(crops, tta=self.tta)
+        if check and self.checker is not None:
+            seen = seen & (self.checker(crops)[1] >= FACE_SCORE)
         pred = np.clip(unscale(scaled), *self.model.scheme.bounds)  # (n, columns) crop pixels
         return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
                 for p, m in zip(pred, matrices, strict=True)], seen

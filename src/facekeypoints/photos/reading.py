@@ -3,6 +3,7 @@ with a pixel limit checked before decoding, and the files a batch of inputs name
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -77,18 +78,37 @@ def _to_rgb8(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def expand_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
-    """Files and folders -> the files to process (folders: photos and videos, sorted), problems."""
-    files, problems = [], []
+def expand_inputs(inputs: list[str | Path], exclude: str | Path | None = None
+                  ) -> tuple[list[Path], list[str]]:
+    """Files and folders -> the files to process, problems. Folders are searched to any depth
+    for photos and videos, in sorted order, hidden files and folders skipped, `exclude` (a
+    job's own output folder) and links to folders not entered; a file named twice (a folder and
+    a file in it) is read once."""
+    skip = os.path.abspath(exclude) if exclude is not None else None
+    files, problems, seen = [], [], set()
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file()
-                           and p.suffix.lower() in PHOTO_SUFFIXES | VIDEO_SUFFIXES)
+            found = _search(item, skip)
             if not found:
                 problems.append(f"{item}: folder holds no photos or videos")
-            files += found
         elif item.exists():
-            files.append(item)
+            found = [item]
         else:
             problems.append(f"{item}: no such file or folder")
+            found = []
+        for path in found:
+            key = os.path.abspath(path)
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
     return files, problems
+
+
+def _search(folder: Path, skip: str | None) -> list[Path]:
+    found = []
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.abspath(os.path.join(top, d)) != skip)
+        found += [Path(top) / n for n in sorted(names) if not n.startswith(".")
+                  and Path(n).suffix.lower() in PHOTO_SUFFIXES | VIDEO_SUFFIXES]
+    return sorted(found, key=lambda p: p.relative_to(folder).parts)

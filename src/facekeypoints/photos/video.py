@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..quiet_import import stderr_silenced
 from .pipeline import Face
 
-# Codecs whose encoders OpenCV's wheels carry: MPEG-4 part 2 for files, VP8 in WebM for a
-# browser to play.
+# Codecs whose encoders OpenCV's wheels carry: VP8 in WebM, which browsers play (detect and the
+# page draw videos so); MPEG-4 part 2, which they do not, for players that want .mp4.
 CODECS = {".mp4": "mp4v", ".webm": "VP80"}
 
 
@@ -25,6 +26,7 @@ class Frame:
     rgb: np.ndarray
     faces: list[Face]
     seconds: float  # spent finding this frame's faces
+    time: float = 0.0  # seconds from the video's start (a live source: from its first frame)
 
 
 def follow(capture, faces_of: Callable[[np.ndarray, float], list[Face]], fps: float,
@@ -32,9 +34,9 @@ def follow(capture, faces_of: Callable[[np.ndarray, float], list[Face]], fps: fl
            check: Callable[[int, np.ndarray], None] | None = None) -> Iterator[Frame]:
     """Each frame of an open `cv2.VideoCapture` with its faces, `faces_of(rgb, t)` (a
     FaceTracker, say) called with the frame's time: its place in the video, or for a `live`
-    source the clock. `check(index, rgb)` may refuse a frame before its faces are found (a
-    size or length limit) by raising."""
-    index = 0
+    source the seconds since its first frame. `check(index, rgb)` may refuse a frame before
+    its faces are found (a size or length limit) by raising."""
+    index, began = 0, time.monotonic()
     while max_frames is None or index < max_frames:
         ok, bgr = capture.read()
         if not ok:
@@ -43,8 +45,9 @@ def follow(capture, faces_of: Callable[[np.ndarray, float], list[Face]], fps: fl
         if check is not None:
             check(index, rgb)
         start = time.perf_counter()
-        faces = faces_of(rgb, time.monotonic() if live else index / fps)
-        yield Frame(index, rgb, faces, time.perf_counter() - start)
+        at = time.monotonic() - began if live else index / fps
+        faces = faces_of(rgb, at)
+        yield Frame(index, rgb, faces, time.perf_counter() - start, at)
         index += 1
 
 
@@ -64,8 +67,10 @@ class AnnotatedVideo:
         if self.writer is None:
             codec = CODECS[self.path.suffix]
             height, width = bgr.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec),
-                                          self.fps, (width, height))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with stderr_silenced():  # FFmpeg notes that WebM files carry no codec tag
+                self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec),
+                                              self.fps, (width, height))
             if not self.writer.isOpened():
                 self.writer = None
                 self.tmp.unlink(missing_ok=True)
