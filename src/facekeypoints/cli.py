@@ -14,7 +14,10 @@ from .errors import Interrupted, UserError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="facekeypoints")
 def cli() -> None:
-    """Find the 15 Kaggle facial keypoints: train, evaluate, submit, plot."""
+    """Facial keypoints: find them on photos, videos and a webcam (detect), in a browser or over
+    HTTP (serve), and walk the Kaggle tutorial's nets (train, evaluate, submit, plot).
+
+    Start with: facekeypoints detect photo.jpg (the built-in model, no training needed)."""
 
 
 # Settings that have an option of their own; the same names work with --set.
@@ -73,11 +76,14 @@ def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, pat
 @cli.command()
 @click.argument("model")
 @click.option("--data", "data_path", type=click.Path(),
-              help="A labelled file (Kaggle training format). Default: the run's validation set.")
+              help="A labelled file: Kaggle's training format or any scheme's columns (.csv, "
+                   ".csv.gz, .zip), or a folder of images with iBUG .pts files. Default: the "
+                   "people the run held out.")
 @click.option("--train", "on_train", is_flag=True,
               help="Also report RMSE on the run's training set (no dropout, no augmentation).")
 def evaluate(model, data_path, on_train) -> None:
-    """RMSE in pixels, overall and per keypoint, of MODEL (a run folder or .keras file).
+    """RMSE in pixels, overall and per keypoint, of MODEL: a run folder (one net, a group of
+    specialists, a mesh run), an average, a .keras or .onnx file, or a built-in model.
 
     With flip test-time augmentation where the model uses it (as `submit` predicts), and the
     figure without it (what history.csv and `compare` log)."""
@@ -327,7 +333,9 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
 
 @cli.command("evaluate-photos")
 @click.argument("folder", type=click.Path())
-@click.option("--truth", required=True, type=click.Path(), help="keypoints15.csv")
+@click.option("--truth", required=True, type=click.Path(),
+              help="The true points, a row per face: file, face, the box and any scheme's "
+                   "columns (the shared photos' keypoints15.csv or landmarks68.csv).")
 @_model_option
 @_detector_option
 @_fast_option

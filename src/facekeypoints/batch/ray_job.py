@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import Interrupted, UserError
 from ..onnx_runtime import THREADS
 from ..photos.detect import face_count, job_settings, stopped_by_signals, summary_line
-from ..photos.job import Manifest, fingerprint_of, open_folder
+from ..photos.job import Manifest, fingerprint_of, nothing_to_process, open_folder
 from ..photos.parts import PartWorker, done_tasks, merge, read_parts
 from ..photos.pipeline import FacePipeline
 from ..progress import Progress
@@ -41,8 +41,7 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
                             max_faces=max_faces)
     entries, problems = list_inputs(inputs, exclude=None if is_url(out) else out)
     if not entries:
-        raise UserError(f"nothing to process in {' '.join(inputs)}: "
-                        f"{'; '.join(problems) or 'no photos or videos'}")
+        raise nothing_to_process(inputs, problems)
     store = open_store(out, resume) if is_url(out) else open_folder(out, resume)
     settings = job_settings(pipeline, draw, smooth)
     fingerprint = fingerprint_of(pipeline.model)

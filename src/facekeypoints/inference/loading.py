@@ -39,10 +39,13 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
             from .mesh import MeshPointsPredictor
 
             return MeshPointsPredictor()
-        model = builtin_path(model)
+        predictor = load(builtin_path(model))
+        predictor.name = model  # what the user calls it, in logs, the server and the page
+        return predictor
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
     if not path.exists():
-        raise UserError(f"MODEL {path}: no such run folder or model file")
+        raise UserError(f"MODEL {path}: no such run folder or model file, nor a built-in "
+                        f"model ({', '.join(BUILTIN_MODELS)})")
     if path.is_dir() and RunFolder(path).is_group:
         return _load_group(path)
     if path.is_dir() and (path / ensemble.MANIFEST).is_file():

@@ -38,13 +38,14 @@ class FaceMesh:
         self.session = FaceMesh._session
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, X: np.ndarray, progress: str | bool = False) -> tuple[np.ndarray,
-                                                                             np.ndarray]:
+    def __call__(self, X: np.ndarray, progress: str | bool = False,
+                 desc: str = "face mesh") -> tuple[np.ndarray, np.ndarray]:
+        """`desc` names the faces on the progress bar (a run makes several passes)."""
         X = np.asarray(X, np.float32)
         points = np.empty((len(X), POINTS, 2), np.float32)
         scores = np.empty(len(X), np.float32)
         side = IMAGE_SIZE + 2 * BORDER
-        with Progress(len(X), "face mesh", "face", mode=progress, every=10.0) as bar:
+        with Progress(len(X), desc, "face", mode=progress, every=10.0) as bar:
             for start in range(0, len(X), BATCH):
                 faces = X[start:start + BATCH, ..., 0]
                 rgb = np.stack([_framed(face) for face in faces])

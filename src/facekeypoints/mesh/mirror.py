@@ -83,9 +83,11 @@ def measure_mirror_axis(faces, columns: list[str], seed: int, progress: str | bo
     return mirror_axis(PhotoHead, points, scale_keypoints(y), mirrored, columns, ridge, scheme)
 
 
-def points_and_mirrors(mesh: FaceMesh, X: np.ndarray, progress) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
-    """Mesh points of the faces and of their mirror images."""
-    points, _ = mesh(X, progress)
-    mirrored, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress)
+def points_and_mirrors(mesh: FaceMesh, X: np.ndarray, progress, what: str = "faces"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh points of the faces and of their mirror images (`what`: the faces, as the progress
+    bars name them)."""
+    points, _ = mesh(X, progress, f"face mesh: {what}")
+    mirrored, _ = mesh(np.ascontiguousarray(X[:, :, ::-1, :]), progress,
+                       f"face mesh: {what}, mirrored")
     return points, mirrored

@@ -143,6 +143,13 @@ def list_local(inputs: list[str], exclude: str | Path | None = None
     return entries, problems
 
 
+def nothing_to_process(inputs: list[str], problems: list[str]) -> UserError:
+    """The error for a job with no input it can read: each problem said once."""
+    if problems:
+        return UserError(f"nothing to process: {'; '.join(problems)}")
+    return UserError(f"nothing to process in {' '.join(inputs)}: no photos or videos")
+
+
 def _where(location: str) -> str:
     """A file or folder as an absolute slash path (a URL's under /SCHEME/HOST), so that local
     paths and URLs share one tree."""

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import Interrupted, UserError
+from ..errors import Interrupted
 from ..progress import Progress
 from .detect import face_count, job_settings, stopped_by_signals, summary_line
-from .job import Manifest, fingerprint_of, list_local, open_folder
+from .job import Manifest, fingerprint_of, list_local, nothing_to_process, open_folder
 from .parts import PartWorker, done_tasks, merge, read_parts
 from .pipeline import FacePipeline
 
@@ -24,8 +24,7 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
     keypoints.csv. One input's failure is its record; the summary counts them."""
     entries, problems = list_local(inputs, exclude=out)
     if not entries:
-        raise UserError(f"nothing to process in {' '.join(inputs)}: "
-                        f"{'; '.join(problems) or 'no photos or videos'}")
+        raise nothing_to_process(inputs, problems)
     store = open_folder(out, resume)
     settings = job_settings(pipeline, draw_pictures, smooth)
     plan = Manifest.plan(entries, problems, inputs, pipeline.model.name,

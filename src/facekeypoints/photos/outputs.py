@@ -29,14 +29,21 @@ def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         cv2.rectangle(out, (int(b.left), int(b.top)), (int(b.left + b.width),
                                                        int(b.top + b.height)), (255, 160, 0),
                       thick)
-        radius = max(1, int(math.ceil(b.width / 60)))
+        # points sized to the face and to how many there are: the mesh's 468 stay points on a
+        # small face instead of running into one blob
+        radius = max(1, int(math.ceil(b.width / 60 * min(1.0, 15 / len(face.keypoints)))))
         if face.lines:  # a scheme with outlines (iBUG's 68): thinner points on its lines
             radius = max(1, radius // 2)
             for line in face.lines:
                 path = np.round(face.keypoints[list(line)]).astype(np.int32)
                 cv2.polylines(out, [path], False, (0, 220, 0), max(1, thick // 2), cv2.LINE_AA)
         for x, y in face.keypoints:
-            cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1, cv2.LINE_AA)
+            if radius == 1 and len(face.keypoints) > 100:  # a dense scheme: a pixel a point
+                cv2.drawMarker(out, (int(round(x)), int(round(y))), (0, 0, 255),
+                               cv2.MARKER_SQUARE, 1)
+            else:
+                cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1,
+                           cv2.LINE_AA)
     return out
 
 

@@ -51,7 +51,8 @@ def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Face
         faces = [train_set.X, val_set.X]
         if recipe.flip:
             faces.append(np.ascontiguousarray(train_set.X[:, :, ::-1, :]))
-        points, scores = mesh(np.concatenate(faces), progress)
+        points, scores = mesh(np.concatenate(faces), progress, "face mesh: training and "
+                              "validation faces" + (", mirrored too" if recipe.flip else ""))
         run.checkpoint.mkdir(exist_ok=True)
         atomic_write(cache, lambda tmp: np.savez(tmp, points=points, scores=scores),
                      suffix=".npz")
@@ -118,8 +119,8 @@ def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
     log(f"{recipe.name}: the photo head's faces, {PHOTO_COPIES} loosely framed copies of each "
         f"(rotate {recipe.rotate:g} degrees, shift {recipe.shift:g} px, zoom {recipe.zoom:g})")
     if recipe.flip:
-        points = np.concatenate(points_and_mirrors(mesh, X, progress))
+        points = np.concatenate(points_and_mirrors(mesh, X, progress, "photo head's copies"))
     else:
-        points, _ = mesh(X, progress)
+        points, _ = mesh(X, progress, "face mesh: photo head's copies")
     atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
     return points, y
