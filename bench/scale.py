@@ -30,7 +30,7 @@ from common import PHOTOS, RESULTS, write_table
 
 import facekeypoints as fk
 from facekeypoints.inference.loading import load
-from facekeypoints.photos.detect import run_detect
+from facekeypoints.photos.local_job import run_detect
 from facekeypoints.photos.pipeline import FacePipeline
 
 
