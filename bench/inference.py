@@ -34,6 +34,7 @@ def timed(fn, repeats: int) -> float:
 
 def cold_start(model: Path, out: Path) -> float:
     photo = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
+    out = out / f"run-{time.perf_counter_ns()}"  # detect never writes into a used folder
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "facekeypoints.cli", "detect", str(photo), "--model",
                     str(model), "--no-draw", "--out", str(out)], check=True,

@@ -178,10 +178,15 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--resume",
                        "--detector", "hog"), "was begun with detector='blazeface'")
     done = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
-                           "--workers", "1", "--resume", "--progress", "off"],
+                           "--workers", "1", "--resume", "--progress", "lines"],
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 3, done.stderr
     assert f"{len(kept)} done before" in done.stderr
+    # the progress counts the faces of the parts kept from before too
+    faces = sum(r["faces"] if isinstance(r["faces"], int) else len(r["faces"])
+                for r in json.loads((reference / "keypoints.json").read_text()))
+    last = [line for line in done.stderr.splitlines() if line.startswith("detect on ray")][-1]
+    assert last.startswith("detect on ray 40/40") and f"faces {faces}" in last, last
     _same_outputs(out, reference)
     again = {p["name"]: p["index"] for p in _parts(out)}
     assert {name: again[name] for name in kept} == kept  # the first run's parts were kept

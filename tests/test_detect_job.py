@@ -117,6 +117,12 @@ def test_a_library_of_odd_and_clashing_files_keeps_every_result_on_both_engines(
                                     "IMG_0001.jpg")) for i in (1, 2))
     assert first.shape != second.shape  # two photos, not one drawn twice
 
+    # a job done, resumed: the file named twice does not make the plan differ; only a merge
+    again = run("detect", *_arguments(tree), "--out", tmp_path / "local", "--resume")
+    assert again.returncode == 3 and "done before" in again.stderr, again.stderr
+    assert (tmp_path / "local" / "keypoints.json").read_text() == json.dumps(records, indent=1) \
+        + "\n"
+
     ray = run("detect", *_arguments(tree), "--out", tmp_path / "ray", "--engine", "ray",
               "--workers", "2")
     assert ray.returncode == 3, ray.stderr
@@ -298,3 +304,19 @@ def test_dense_schemes_are_drawn_as_points_not_a_blob():
 
     painted = red(draw(rgb, [face])) - red(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert 0.02 < painted < 0.25, painted  # every point shows, and the face shows between them
+
+
+def test_a_plan_is_created_once_and_a_second_job_into_its_folder_is_refused(tmp_path):
+    """Two jobs that find the same empty --out at once: the file system lets one create the
+    plan; the other is refused in one line, and the first one's plan is whole."""
+    from facekeypoints.errors import UserError
+    from facekeypoints.photos.job import MANIFEST, Manifest, open_folder
+
+    entries = [{"file": str(PHOTO), "size": 1, "mtime_ns": 1}]
+    plans = [Manifest.plan(entries, [], [str(PHOTO)], "builtin", fingerprint, {})
+             for fingerprint in ("first", "second")]
+    folders = [open_folder(tmp_path / "out", resume=False) for _ in plans]  # both pass
+    plans[0].create(folders[0])
+    with pytest.raises(UserError, match="another detect job began in this folder"):
+        plans[1].create(folders[1])
+    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["fingerprint"] == "first"

@@ -104,7 +104,7 @@ class LocalFolder:
 
 
 def open_folder(out: str | Path, resume: bool) -> LocalFolder:
-    """The job's folder, checked before anything is read: a folder that holds anything but a
+    """The job's folder, checked before any work: a folder that holds anything but a
     job is never written into, one that holds a job only with --resume."""
     out = Path(out)
     if out.exists() and not out.is_dir():
