@@ -73,6 +73,14 @@ class Sessions:
             self.stop(proc)
 
 
+def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the job has kept its first part (or ended)."""
+    deadline = time.monotonic() + timeout
+    while not list((out / "parts").glob("part-*.json")) and job.poll() is None:
+        assert time.monotonic() < deadline, f"no part written in {timeout:.0f} s"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def sessions():
     started = Sessions()
@@ -164,10 +172,7 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
     driver = sessions.start([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
                              "--workers", "1", "--progress", "off"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list((out / "parts").glob("part-*.json")) and driver.poll() is None:
-        assert time.monotonic() < deadline, "no part written in 120 s"
-        time.sleep(0.02)
+    wait_for_part(out, driver)
     sessions.stop(driver)
     kept = {p["name"]: p["index"] for p in _parts(out)}
     manifest = json.loads((out / "parts" / "manifest.json").read_text())

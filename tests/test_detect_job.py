@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -25,7 +24,7 @@ from facekeypoints.photos import reading
 from .cli_helpers import CLI, one_line_error, run
 from .conftest import SHARED
 from .odd_inputs import BROKEN, FACELESS, FACES, PHOTO, make_odd_folder
-from .test_batch import Sessions, _stop_session
+from .test_batch import Sessions, _stop_session, wait_for_part
 
 YOUTUBE = SHARED / "photos" / "youtube"
 GROUP = SHARED / "photos" / "dlib"
@@ -148,10 +147,7 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
     job = sessions.start([*CLI, "detect", str(photos), "--out", str(out), "--no-draw",
                           "--progress", "off"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not list((out / "parts").glob("part-*.json")) and job.poll() is None:
-        assert time.monotonic() < deadline, "no part written in 120 s"
-        time.sleep(0.01)
+    wait_for_part(out, job)
     sessions.stop(job)
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
     kept = sorted(p.name for p in (out / "parts").glob("part-*.json"))
@@ -183,10 +179,7 @@ def test_sigterm_stops_a_ray_job_in_one_line_and_the_local_engine_finishes_it(tm
     job = sessions.start([*CLI, "detect", *map(str, photos), "--out", str(out), "--engine",
                           "ray", "--workers", "1", "--no-draw", "--progress", "off"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / "parts").glob("part-*.json")) and job.poll() is None:
-        assert time.monotonic() < deadline, "no part written in 120 s"
-        time.sleep(0.02)
+    wait_for_part(out, job)
     assert job.poll() is None, "the job ended before it could be stopped"
     os.kill(job.pid, signal.SIGTERM)
     _, err = job.communicate(timeout=120)
