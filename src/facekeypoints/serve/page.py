@@ -51,8 +51,8 @@ class ResultFolders:
 
     @contextmanager
     def new(self) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix=f"{time.time_ns():020d}-", dir=self.root))
-        with self._lock:
+        with self._lock:  # made and marked running at once: no prune can see it in between
+            folder = Path(tempfile.mkdtemp(prefix=f"{time.time_ns():020d}-", dir=self.root))
             self._running.add(folder)
         try:
             yield folder
