@@ -502,8 +502,8 @@ def tune_allocator() -> None:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound before the model is loaded or a line is printed: a port in
-    use is one line and a non-zero exit, not a traceback after "serving ..."."""
+    """The server's socket, bound before "serving ..." is printed: a port in use is one line
+    and a non-zero exit, not a traceback after it."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -531,22 +531,27 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, detector: str = "bla
 
     token = checked_token(token if token is not None else os.environ.get(TOKEN_ENV))
     limits = limits or Limits()
-    sock = listening_socket(host, port)
+    tune_allocator()
+    app = create_app(model, detector, limits, token, page, runs_folder,
+                     allowed_hosts(host, allow_hosts))
     try:
-        tune_allocator()
-        app = create_app(model, detector, limits, token, page, runs_folder,
-                         allowed_hosts(host, allow_hosts))
-        if host not in LOOPBACK and not token:
-            log(f"warning: serving on {host} without an access token; anyone who can reach "
-                f"this machine can use it (set --token or ${TOKEN_ENV})")
-        shown = f"[{host}]" if ":" in host else host
-        log(f"facekeypoints: serving {app.state.service.model_name} on "
-            f"http://{shown}:{port}/ (API: /api/keypoints, /api/video; docs: /docs); "
-            "Ctrl+C stops")
-        # No limit_concurrency: uvicorn counts open connections against it, so idle ones
-        # locked everyone out; the memory budget bounds the work, the read timeout the rest.
-        config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5,
-                                http=bounded_h11(limits.read_timeout_s))
-        uvicorn.Server(config).run(sockets=[sock])
+        # bound before a line is printed: a port in use is one line and a non-zero exit
+        sock = listening_socket(host, port)
+        try:
+            if host not in LOOPBACK and not token:
+                log(f"warning: serving on {host} without an access token; anyone who can "
+                    f"reach this machine can use it (set --token or ${TOKEN_ENV})")
+            shown = f"[{host}]" if ":" in host else host
+            log(f"facekeypoints: serving {app.state.service.model_name} on "
+                f"http://{shown}:{port}/ (API: /api/keypoints, /api/video; docs: /docs); "
+                "Ctrl+C stops")
+            # No limit_concurrency: uvicorn counts open connections against it, so idle ones
+            # locked everyone out; the memory budget bounds the work, the read timeout the
+            # connections.
+            config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=5,
+                                    http=bounded_h11(limits.read_timeout_s))
+            uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            sock.close()
     finally:
-        sock.close()
+        shutil.rmtree(app.state.folder, ignore_errors=True)  # also when it never started
