@@ -129,8 +129,7 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         else is refused in words that name no path."""
         real = Path(os.path.realpath(path))
         inside = real.is_relative_to(os.path.realpath(uploads)) and real.is_file()
-        recorded = {os.path.realpath(p) for p in page.upload_file_set} if listed else set()
-        if not inside or (listed and str(real) not in recorded):
+        if not inside or (listed and path not in page.upload_file_set):
             raise gr.Error(f"this {what} was not uploaded to this page: drop it here again")
         return real
 
@@ -194,7 +193,7 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         finally:
             # Gradio wrote this frame from the request's data URL, into a folder of its own:
             # gone once read, or ten frames a second would fill the disk within the hour
-            if str(source) not in {os.path.realpath(p) for p in page.upload_file_set}:
+            if path not in page.upload_file_set:
                 with contextlib.suppress(OSError):
                     source.unlink()
                     source.parent.rmdir()
