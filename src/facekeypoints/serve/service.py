@@ -139,7 +139,7 @@ class KeypointService:
     the model at a time (Keras models and the detector are not made for several threads)."""
 
     def __init__(self, model, detector: str = "blazeface", limits: Limits | None = None):
-        from ..inference.loading import load
+        from ..inference.loading import builtin_path, load
 
         self.predictor = load(model, prefer_onnx=True)  # None: the built-in model
         self.pipeline = FacePipeline(self.predictor, detector)
@@ -147,7 +147,7 @@ class KeypointService:
         # what the user named (a built-in name, or their run or file), not the predictor's
         # internal name: the built-in model would otherwise show as "mesh"
         self.model_name = "builtin" if model is None else str(model)
-        self.model_path = None if model is None or _is_builtin_name(model) else str(model)
+        self.model_path = str(model if model is not None else builtin_path())
         largest = request_bytes(self.limits.max_pixels)
         if largest > self.limits.memory_bytes:
             from ..errors import UserError
@@ -304,12 +304,6 @@ class KeypointService:
             capture.release()
         return {"file": name, "width": size[0], "height": size[1], "fps": round(fps, 3),
                 "frames": frames, "seconds": round(sum(spent), 4)}
-
-
-def _is_builtin_name(model) -> bool:
-    from ..inference.loading import BUILTIN_MODELS
-
-    return isinstance(model, str) and model in BUILTIN_MODELS and not Path(model).exists()
 
 
 def _too_slow(limits: Limits) -> RequestError:
