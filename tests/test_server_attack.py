@@ -526,3 +526,26 @@ def test_result_folders_are_unique_and_a_running_one_is_never_pruned(tmp_path, m
     assert len(list((tmp_path / "results").iterdir())) == 4
     assert stat.S_IMODE((tmp_path / "results").stat().st_mode) == 0o700
     assert os.path.commonpath(made) == str(tmp_path / "results")
+
+
+def test_the_handlers_check_paths_themselves(tiny_onnx, tmp_path, monkeypatch):
+    """In process, a second line of defence: called directly (as Gradio calls them when its
+    own check is off, as it was when mounted), the page's handlers refuse a file that was not
+    uploaded to this server, in words that name no path, and delete nothing."""
+    import gradio as gr
+
+    from facekeypoints.serve.page import build_page
+    from facekeypoints.serve.service import KeypointService
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "restored"))  # build_page sets it
+    page = build_page(KeypointService(str(tiny_onnx)), tmp_path / "server")
+    handlers = {f.name: f.fn for f in page.fns.values()}
+    private = tmp_path / "private.jpg"
+    private.write_bytes(FACE_PHOTO.read_bytes())
+    for name, args in [("on_photo", (str(private),)), ("on_video", (str(private),)),
+                       ("on_webcam", (str(private), None))]:
+        with pytest.raises(gr.Error) as refused:
+            handlers[name](*args)
+        assert "not uploaded" in refused.value.message, name
+        assert str(tmp_path) not in refused.value.message
+    assert private.read_bytes() == FACE_PHOTO.read_bytes()

@@ -115,7 +115,7 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
     import gradio as gr
 
     uploads = folder / "uploads"
-    uploads.mkdir(mode=0o700, exist_ok=True)
+    uploads.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Gradio reads its upload and cache folder from here when the Blocks, its components and
     # its app are made (below and in mount_page): this server's, not the /tmp/gradio that
     # every Gradio app of every user on the host shares.
