@@ -172,6 +172,9 @@ SHARED_HEADERS = {b"content-type", b"content-length", b"content-encoding", b"cac
                   b"last-modified", b"accept-ranges", b"server", b"set-cookie",
                   b"transfer-encoding"}
 NEVER_ECHOED = {b"cookie", b"authorization", b"proxy-authorization", b"host"}
+# Everything from this server only; 'unsafe-inline' because Gradio's page inlines its config and
+# bootstrap scripts and styles (no 'unsafe-eval': the browser tests check the page works and
+# reports no violation). No connections, frames or forms to anywhere else; no framing by others.
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'{cdn}; "
        "style-src 'self' 'unsafe-inline'{cdn}; img-src 'self' data: blob:; "
        "media-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
