@@ -38,8 +38,12 @@ def _page(url: str, extra_args: tuple[str, ...] = (), camera: bool = False):
             context = browser.new_context(viewport={"width": 1100, "height": 760},
                                           permissions=["camera"] if camera else [])
             page = context.new_page()
+            blocked = []  # the page must work under its own content security policy
+            page.on("console", lambda m: blocked.append(m.text)
+                    if "Content Security Policy" in m.text else None)
             page.goto(url)
             yield page
+            assert not blocked, f"the page broke its content security policy: {blocked[:3]}"
         finally:
             browser.close()
 
@@ -141,9 +145,9 @@ def test_the_runs_tab_shows_the_runs_of_a_folder(server):
     with _page(server) as page:
         page.get_by_role("tab", name="Runs").click()
         page.get_by_role("button", name="Show").click()
-        page.wait_for_function(  # the run's recipe, in the compare table
-            "(document.querySelector('#runs-table')?.textContent || '').includes('model2')",
-            timeout=60_000)
+        # the run's recipe, in the compare table (a locator: the page's content security
+        # policy forbids the eval behind wait_for_function's string predicates)
+        page.locator("#runs-table").filter(has_text="model2").wait_for(timeout=60_000)
         page.locator("#runs-curves img, #runs-curves canvas, #runs-curves svg").first \
             .wait_for(timeout=30_000)  # and its learning curves
 

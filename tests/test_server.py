@@ -13,7 +13,7 @@ from PIL import Image
 
 from facekeypoints.inference import loading
 from facekeypoints.photos import pipeline, reading
-from facekeypoints.photos.detect import run_detect
+from facekeypoints.photos.local_job import run_detect
 from facekeypoints.serve.app import Limits, create_app
 from facekeypoints.serve.service import RequestError
 

@@ -360,21 +360,31 @@ def evaluate_photos(folder, truth, model, detector, fast) -> None:
 @_detector_option
 @click.option("--token", envvar="FACEKEYPOINTS_TOKEN",
               help="Access token every request must carry (default: $FACEKEYPOINTS_TOKEN).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A host name clients use (a reverse proxy's), besides --host; repeatable.")
 @click.option("--runs", "runs_folder", type=click.Path(file_okay=False),
               help="A folder of runs to show (learning curves, compare) on the page.")
 @click.option("--upload-mb", default=50.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Largest request body.")
 @click.option("--max-pixels", default=40_000_000, show_default=True,
-              type=click.IntRange(min=1), help="Largest photo, width x height.")
+              type=click.IntRange(1, 250_000_000),
+              help="Largest photo or video frame, width x height.")
 @click.option("--video-seconds", default=60.0, show_default=True,
-              type=click.FloatRange(min=0, min_open=True), help="Longest video.")
+              type=click.FloatRange(min=0, min_open=True),
+              help="Longest video, its frames counted at its rate up to 30 a second.")
 @click.option("--timeout", default=120.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Seconds a request may take.")
+@click.option("--read-timeout", default=60.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a client has to send a whole request; idle connections close.")
+@click.option("--memory-mb", default=1536.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Memory for the pictures of all requests in flight; more wait or get 503.")
 @click.option("--no-page", is_flag=True, help="The HTTP API only, without the web page.")
-def serve(model, host, port, detector, token, runs_folder, upload_mb, max_pixels, video_seconds,
-          timeout, no_page) -> None:
-    """A local web page and HTTP API: POST /api/keypoints (multipart field `image`),
-    GET /api/health, docs at /docs, the page at /."""
+def serve(model, host, port, detector, token, allow_hosts, runs_folder, upload_mb, max_pixels,
+          video_seconds, timeout, read_timeout, memory_mb, no_page) -> None:
+    """A local web page and HTTP API: POST /api/keypoints (multipart field `image`), POST
+    /api/video (field `video`), GET /api/health, docs at /docs, the page at /."""
     try:
         from .serve.app import serve as run_server
         from .serve.service import Limits
@@ -382,9 +392,10 @@ def serve(model, host, port, detector, token, runs_folder, upload_mb, max_pixels
         raise UserError(f"serve needs the web extras ({e.name} is missing): "
                         "pip install 'facekeypoints[serve]'") from None
 
-    limits = Limits(upload_mb, max_pixels, video_seconds, timeout)
-    run_server(model, host, port, detector, limits, token, not no_page,
-               runs_folder, log=lambda line: click.echo(line, err=True))
+    limits = Limits(upload_mb=upload_mb, max_pixels=max_pixels, video_seconds=video_seconds,
+                    timeout_s=timeout, memory_mb=memory_mb, read_timeout_s=read_timeout)
+    run_server(model, host, port, detector, limits, token, not no_page, runs_folder,
+               allow_hosts, log=lambda line: click.echo(line, err=True))
 
 
 @cli.command()

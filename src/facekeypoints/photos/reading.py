@@ -4,6 +4,8 @@ with a pixel limit checked before decoding, and the files a batch of inputs name
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +16,7 @@ from ..errors import UserError
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
                   ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-MAX_PIXELS = 400_000_000  # larger than any camera; protects memory from a decompression bomb
+MAX_PIXELS = 250_000_000  # larger than any camera's photo, 200 MP phones included: a bomb's guard
 
 
 class PhotoError(UserError):
@@ -33,41 +35,91 @@ def read_photo(path: str | Path) -> np.ndarray:
     return decode_photo(path, str(path))
 
 
-def decode_photo(source: str | Path | BinaryIO, name: str,
-                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_photo(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX_PIXELS,
+                 admit: Callable[[int, int, str], None] | None = None) -> np.ndarray:
     """`read_photo` for a file or an open binary stream (an upload), with a pixel limit that is
-    checked from the header, before any pixels are decoded; errors name the photo `name`."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    checked from the header, before any pixels are decoded; errors name the photo `name`, never
+    `source`. `admit(width, height, mode)`, called after that check and before decoding, may
+    refuse the photo or wait for room (a server's memory budget). Any failure of the decoder is
+    a PhotoError: a malformed file must not surface as a TypeError from inside Pillow."""
+    from PIL import Image, ImageOps
 
-    Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS, max_pixels)  # Pillow's own guard stays a backstop
-    try:
-        with Image.open(source) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise PhotoTooLarge(f"{name}: image is {width}x{height} = {width * height:,} "
-                                    f"pixels; the limit is {max_pixels:,}")
+    max_pixels = min(max_pixels, MAX_PIXELS)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard (errors at twice this) a backstop
+    with _decoder_errors(name):
+        image = Image.open(source)  # the header only
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise PhotoTooLarge(f"{name}: image is {width}x{height} = {width * height:,} "
+                                f"pixels; the limit is {max_pixels:,}")
+        if admit is not None:
+            admit(width, height, image.mode)
+        with _decoder_errors(name):
             image.load()
-            image = ImageOps.exif_transpose(image)
+            # in place: no copy of the whole image when there is nothing to turn
+            ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb8(image)
+
+
+@contextmanager
+def _decoder_errors(name: str) -> Iterator[None]:
+    """Whatever the decoder raises on a malformed file as one PhotoError naming `name`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
     except UnidentifiedImageError:
         raise PhotoError(f"{name}: not an image file (or an image format Pillow cannot read)") \
             from None
     except Image.DecompressionBombError:
-        raise PhotoError(f"{name}: image is larger than {MAX_PIXELS:,} pixels") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise PhotoError(f"{name}: unreadable or truncated image ({e})") from None
+        raise PhotoTooLarge(f"{name}: image is larger than {MAX_PIXELS:,} pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise PhotoError(f"{name}: unreadable or truncated image ({_reason(e)})") from None
+    except MemoryError:
+        raise PhotoTooLarge(f"{name}: not enough memory to decode this image") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders also raise TypeError, KeyError...
+        raise PhotoError(f"{name}: unreadable image (the decoder failed: "
+                         f"{type(e).__name__})") from None
+
+
+def _reason(e: BaseException) -> str:
+    """The decoder's words, without a file path in them (the caller names the photo)."""
+    text = str(e)
+    filename = getattr(e, "filename", None)
+    if filename:
+        text = text.replace(str(filename), "").replace(": ''", "").strip(" :")
+    return text or type(e).__name__
+
+
+GREY_BLOCK = 1 << 20  # pixels converted at a time: float temporaries of 8 MB, not of the image
+
+
+def _grey8(pixels: np.ndarray, top: float, offset: float) -> np.ndarray:
+    """`clip(pixels / top * 255 + offset)` as uint8, one block of rows at a time, so that a
+    large 16-bit or float image never gets a float64 copy of its own size."""
+    out = np.empty(pixels.shape, np.uint8)
+    rows = max(1, GREY_BLOCK // max(1, pixels.shape[1]))
+    for start in range(0, pixels.shape[0], rows):
+        block = pixels[start:start + rows].astype(np.float64)
+        block /= top  # the same operations, in the same order, as on the whole image before
+        block *= 255.0
+        block += offset
+        np.clip(block, 0, 255, out=block)
+        out[start:start + rows] = block
+    return out
 
 
 def _to_rgb8(image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pixels = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if pixels.max() > 255 else 255.0
-        grey = np.clip(pixels / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        pixels = np.asarray(image)
+        top = 65535.0 if pixels.size and pixels.max() > 255 else 255.0
+        grey = _grey8(pixels, top, 0.5)
         return np.repeat(grey[..., None], 3, axis=2)
     if image.mode == "F":
-        pixels = np.asarray(image, dtype=np.float64)
-        top = pixels.max() if pixels.max() > 1 else 1.0
-        grey = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+        pixels = np.asarray(image)
+        peak = float(pixels.max()) if pixels.size else 0.0
+        grey = _grey8(pixels, peak if peak > 1 else 1.0, 0.0)
         return np.repeat(grey[..., None], 3, axis=2)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
@@ -75,7 +127,8 @@ def _to_rgb8(image) -> np.ndarray:
 
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
-    return np.asarray(image.convert("RGB"))
+    # convert("RGB") of an RGB image would be a whole copy for nothing
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
 def expand_inputs(inputs: list[str | Path], exclude: str | Path | None = None
