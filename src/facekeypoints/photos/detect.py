@@ -145,6 +145,8 @@ def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pi
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     frames = 0 if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
     tracker = FaceTracker(pipeline, smooth=smooth)
+    if draw_pictures:
+        drawn.parent.mkdir(parents=True, exist_ok=True)
     video = AnnotatedVideo(drawn, fps)
     rows, index, busy = [], 0, 0.0
     bar = Progress(frames or None, name, "frame", mode=progress, log=log, every=5.0)

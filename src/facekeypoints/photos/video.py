@@ -67,7 +67,6 @@ class AnnotatedVideo:
         if self.writer is None:
             codec = CODECS[self.path.suffix]
             height, width = bgr.shape[:2]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             with stderr_silenced():  # FFmpeg notes that WebM files carry no codec tag
                 self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec),
                                               self.fps, (width, height))
