@@ -73,10 +73,10 @@ class Sessions:
             self.stop(proc)
 
 
-def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 120) -> None:
-    """Until the job has kept its first part (or ended)."""
+def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 120, after: int = 0) -> None:
+    """Until the job has kept a part beyond the `after` there were (or ended)."""
     deadline = time.monotonic() + timeout
-    while not list((out / "parts").glob("part-*.json")) and job.poll() is None:
+    while len(list((out / "parts").glob("part-*.json"))) <= after and job.poll() is None:
         assert time.monotonic() < deadline, f"no part written in {timeout:.0f} s"
         time.sleep(0.01)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -132,9 +133,11 @@ def test_a_library_of_odd_and_clashing_files_keeps_every_result_on_both_engines(
 
 
 def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, sessions):
-    """SIGKILL once the first part is kept; a re-run without --resume, or with other settings,
-    is refused; --resume finishes with the files of a run never killed, its progress counting
-    the faces found before the kill too. While a job holds the folder, another is refused."""
+    """SIGTERM once the first part is kept: one line saying how many inputs are kept; SIGKILL
+    part-way through the resumed job; a re-run without --resume, or with other settings, is
+    refused; --resume (from another folder, the inputs spelled otherwise) finishes with the
+    files of a run never killed, its progress counting the faces found before the kills too.
+    While a job holds the folder, another is refused."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for copy in range(2):  # 974 photos: seconds of work left when the job is killed
@@ -146,12 +149,24 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
     out = tmp_path / "killed"
     job = sessions.start([*CLI, "detect", str(photos), "--out", str(out), "--no-draw",
                           "--progress", "off"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for_part(out, job)
-    sessions.stop(job)
+    os.kill(job.pid, signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
+    parts = sorted((out / "parts").glob("part-*.json"))
+    inputs_kept = sum(len(json.loads(p.read_text())["inputs"]) for p in parts)
+    assert job.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        f"facekeypoints: interrupted: {inputs_kept} of 974 file(s) are kept in {out}/parts; "
+        "add --resume to finish the job")
+    job = sessions.start([*CLI, "detect", str(photos), "--out", str(out), "--no-draw",
+                          "--progress", "off", "--resume"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_part(out, job, after=len(parts))
+    sessions.stop(job)
     kept = sorted(p.name for p in (out / "parts").glob("part-*.json"))
-    assert 1 <= len(kept) < len(manifest["tasks"])
+    assert len(parts) < len(kept) < len(manifest["tasks"])
     assert not (out / "keypoints.json").exists()
 
     one_line_error(run("detect", photos, "--out", out), "holds a detect job already",
@@ -162,7 +177,8 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         one_line_error(run("detect", photos, "--out", out, "--resume", "--no-draw"),
                        "a detect job is running in this folder")
-    done = run("detect", photos, "--out", out, "--resume", "--no-draw", "--progress", "lines")
+    done = run("detect", "photos", "--out", "killed", "--resume", "--no-draw", "--progress",
+               "lines", cwd=tmp_path)  # the job named them by their absolute paths
     assert done.returncode == 0, done.stderr
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
@@ -214,9 +230,13 @@ def test_out_mistakes_and_used_folders_are_one_line(tmp_path):
     one_line_error(run("detect", tmp_path / "gone.jpg", "--out", tmp_path / "o"),
                    f"nothing to process: {tmp_path / 'gone.jpg'}: no such file or folder")
     assert not (tmp_path / "o").exists() and not (tmp_path / "new").exists()
-    # without --out, each run takes the next free folder: nothing is mixed or overwritten
-    for _ in range(2):
-        assert run("detect", PHOTO, "--no-draw", cwd=tmp_path).returncode == 0
+    # without --out, each run takes a free folder, two started together too: nothing is mixed
+    both = [subprocess.Popen([*CLI, "detect", str(PHOTO), "--no-draw"], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    for job in both:
+        _, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err
     assert (tmp_path / "detections" / "keypoints.json").is_file()
     assert (tmp_path / "detections-2" / "keypoints.json").is_file()
 
@@ -313,3 +333,76 @@ def test_a_plan_is_created_once_and_a_second_job_into_its_folder_is_refused(tmp_
     with pytest.raises(UserError, match="another detect job began in this folder"):
         plans[1].create(folders[1])
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["fingerprint"] == "first"
+
+
+def test_names_that_trip_naive_code_lose_nothing(tmp_path):
+    """A name that is not UTF-8, one of 240 bytes, names that clash but for the suffix or the
+    case, a link to nothing, and an earlier job's folder among the photos: every face kept,
+    every drawn copy its own, the link named even with the progress off."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    latin = os.fsdecode(bytes(lib) + b"/caf\xe9.jpg")
+    shutil.copy(PHOTO, latin)
+    long = lib / ("x" * 240 + ".jpg")
+    for clash in (long, lib / "a.jpg", lib / "a.png", lib / "Clip.jpg", lib / "clip.jpg"):
+        shutil.copy(PHOTO, clash)
+    (lib / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    assert run("detect", lib / "a.jpg", "--out", lib / "old").returncode == 0
+    done = run("detect", lib, "--out", tmp_path / "out", "--progress", "off")
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+    assert f"skipped: {lib / 'gone.jpg'}: cannot be read" in done.stderr
+    records = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert [r["file"] for r in records] == sorted(
+        [latin, str(long), *(str(lib / n) for n in ("a.jpg", "a.png", "Clip.jpg", "clip.jpg"))])
+    assert all(len(r["faces"]) == 1 and "error" not in r for r in records), records
+    assert os.fsencode(latin) in (tmp_path / "out" / "keypoints.csv").read_bytes()
+    drawn = _drawn(tmp_path / "out")
+    assert len(drawn) == len(set(d.casefold() for d in drawn)) == 6, drawn
+    assert {"lib/a.jpg.jpg", "lib/a.png.jpg", f"lib/{long.name}"} <= set(drawn), drawn
+
+
+def test_object_store_names_with_spaces_and_hashes_are_read_as_themselves(tmp_path):
+    """file:// inputs whose names hold a space, '#' and '?': each read (the URL keeps its
+    percent-escapes) and its face found, through the workers' own code, without Ray."""
+    from facekeypoints.batch.store import download, list_inputs
+    from facekeypoints.inference import loading
+    from facekeypoints.photos import FacePipeline
+    from facekeypoints.photos.job import LocalFolder, Manifest
+    from facekeypoints.photos.parts import PartWorker, merge
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("my photo.jpg", "a#1.jpg", "why?.jpg"):
+        shutil.copy(PHOTO, folder / name)
+    entries, problems = list_inputs([f"file://{folder}"])
+    assert problems == [] and len(entries) == 3
+    manifest = Manifest.plan(entries, [], [f"file://{folder}"], "builtin", "x", {})
+    store = LocalFolder(tmp_path / "out")
+    pipeline = FacePipeline(loading.load("builtin"))
+    worker = PartWorker(pipeline, {"draw": True, "smooth": True}, store, fetch=download)
+    for task, indices in enumerate(manifest.tasks):
+        worker(task, [{"index": i, **manifest.inputs[i]} for i in indices])
+    summary = merge(store, manifest, pipeline.model.columns)
+    records = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert summary["unreadable"] == 0 and [len(r["faces"]) for r in records] == [1, 1, 1]
+    assert sorted(_drawn(tmp_path / "out")) == ["in/a#1.jpg", "in/my photo.jpg", "in/why?.jpg"]
+
+
+def test_a_video_keeps_to_max_faces_and_min_score_in_every_frame(tmp_path):
+    from facekeypoints.inference import loading
+    from facekeypoints.photos import FacePipeline
+    from facekeypoints.photos.local_job import run_detect
+
+    video = tmp_path / "group.avi"
+    _clip(video, GROUP / "2007_007763.jpg", frames=32)  # the tracker looks for newcomers at 30
+    model = loading.load("builtin")
+    photo = FacePipeline(model).faces_in(reading.read_photo(GROUP / "2007_007763.jpg"))
+    assert len(photo) == 7
+    for name, options in (("one", {"max_faces": 1}), ("sure", {"min_score": 0.89})):
+        run_detect([str(video)], FacePipeline(model, **options), tmp_path / name,
+                   draw_pictures=False, log=lambda line: None, progress=False)
+    frames = {name: Counter(row.split(",")[1] for row in (tmp_path / name / "keypoints.csv")
+                            .read_text().splitlines()[1:]) for name in ("one", "sure")}
+    assert frames["one"] == {str(i): 1 for i in range(32)}  # one face in every frame
+    # the video's frames are the photo's, recompressed: scores move by a hundredth or two
+    assert 1 <= max(frames["sure"].values()) <= sum(f.box.score >= 0.85 for f in photo) < 7

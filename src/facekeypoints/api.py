@@ -694,16 +694,28 @@ def detect_files(inputs: Sequence[str | Path],
     """
     from .photos.local_job import run_detect
 
-    out = Path(out) if out is not None else (Path("detections") if resume
-                                             else free_folder(Path("detections")))
     pipeline = _pipeline(model, detector, fast, prefer_onnx=True, min_score=min_score,
                          max_faces=max_faces)
+    out, made = _detect_out(out, resume)
     return run_detect([str(i) for i in inputs], pipeline, out, draw,
-                      log or (lambda line: None), progress, smooth, resume=resume)
+                      log or (lambda line: None), progress, smooth, resume=resume,
+                      made_out=made)
+
+
+def _detect_out(out: str | Path | None, resume: bool) -> tuple[Path | str, bool]:
+    """A job's folder: the one given, else a new one (`detections`, or the next free
+    `detections-N`), and whether it was made for this job."""
+    from .photos.job import new_folder
+
+    if out is not None:
+        return out, False
+    if resume:
+        raise UserError("--resume needs --out, the folder of the job to finish")
+    return new_folder("detections"), True
 
 
 def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
-                out: str | Path = "detections", *, address: str | None = None,
+                out: str | Path | None = None, *, address: str | None = None,
                 workers: int | None = None, resume: bool = False, detector: str = "blazeface",
                 fast: bool = False, min_score: float | None = None,
                 max_faces: int | None = None, draw: bool = True, smooth: bool = True,
@@ -737,8 +749,9 @@ def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
     if model is not None and not isinstance(model, str | Path):
         raise UserError(f"detect_many takes MODEL as a name or a path (workers load it "
                         f"themselves), not a {type(model).__name__}")
+    out, made = _detect_out(out, resume)
     return run_ray(inputs, model, out,
                    address=address, workers=workers, resume=resume, detector=detector,
                    fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
                    smooth=smooth, part_size=part_size, progress=progress,
-                   log=log or (lambda line: None))
+                   log=log or (lambda line: None), made_out=made)

@@ -289,7 +289,6 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
     process at all; 130: stopped by Ctrl+C or SIGTERM (what was done is kept)."""
     from . import api
     from .errors import SomeInputsUnreadable
-    from .training.runs import free_folder
 
     if bool(inputs) == (webcam is not None):
         raise UserError("detect needs photos, folders or videos to read, or --webcam N "
@@ -303,6 +302,9 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--webcam runs in this process; it does not go with --engine ray")
     if resume and out is None:
         raise UserError("--resume needs --out, the folder of the job to finish")
+    if webcam is not None and resume:
+        raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
+                        "frames cannot be read again)")
     if webcam is not None:
         from .inference.loading import load
         from .photos.detect import run_webcam
@@ -310,13 +312,12 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
 
         pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast,
                                 min_score=min_score, max_faces=max_faces)
-        run_webcam(webcam, pipeline, Path(out) if out else free_folder(Path("detections")),
-                   not no_draw, log, max_frames, not no_smooth)
+        run_webcam(webcam, pipeline, Path(out) if out else None, not no_draw, log, max_frames,
+                   not no_smooth)
         return
     options = {"detector": detector, "fast": fast, "min_score": min_score,
                "max_faces": max_faces, "draw": not no_draw, "smooth": not no_smooth,
                "progress": progress, "log": log, "resume": resume}
-    out = out or str(free_folder(Path("detections")))
     if engine == "ray":
         summary = api.detect_many(inputs, model, out, address=address, workers=workers,
                                   **options)
@@ -325,10 +326,11 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
     failed = summary["unreadable"] + len(summary["skipped"])
     if failed:
         total = summary["files"] + len(summary["skipped"])
-        rest = ("none could be read" if failed == total
-                else f"the other {total - failed} are written to {out}")
-        raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read (named "
-                                   f"above, and in keypoints.json); {rest}")
+        rest = ("none went through" if failed == total
+                else f"the other {total - failed} are written (see above)")
+        raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read or drawn "
+                                   f"(each named above; a file's error is in keypoints.json); "
+                                   f"{rest}")
 
 
 @cli.command("evaluate-photos")

@@ -15,16 +15,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], suffix: str = 
     """Call `write(tmp_path)` on a file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
+    # the temporary name stays within the file system's 255 bytes, however long `path`'s is
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=suffix or path.suffix,
                                dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def publish(tmp: str | Path, path: str | Path) -> None:
+    """A finished temporary file renamed over `path`, with the permissions a new file gets
+    (a temporary file is made private)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

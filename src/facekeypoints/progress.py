@@ -102,6 +102,13 @@ class Progress:
         elif self.mode != "off":
             self.log(message)
 
+    def warn(self, message: str) -> None:
+        """A note that is printed even with the progress off: what went wrong is never quiet."""
+        if self.mode == "off":
+            self.log(message)
+        else:
+            self.note(message)
+
     def line(self) -> str:
         elapsed = time.monotonic() - self.start
         done = self.n - self.initial

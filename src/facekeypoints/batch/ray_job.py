@@ -18,7 +18,13 @@ from pathlib import Path
 
 from ..errors import Interrupted, UserError
 from ..onnx_runtime import THREADS
-from ..photos.detect import face_count, job_settings, stopped_by_signals, summary_line
+from ..photos.detect import (
+    face_count,
+    job_settings,
+    stopped_by_signals,
+    stopped_by_signals_again,
+    summary_line,
+)
 from ..photos.job import Manifest, fingerprint_of, nothing_to_process, open_folder
 from ..photos.parts import PartWorker, done_tasks, merge, read_parts
 from ..photos.pipeline import FacePipeline
@@ -33,7 +39,7 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
             detector: str = "blazeface", fast: bool = False, draw: bool = True,
             smooth: bool = True, min_score: float | None = None, max_faces: int | None = None,
             part_size: int | None = None, progress: str | bool | None = "auto",
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = print, made_out: bool = False) -> dict:
     """`detect` on Ray: the same outputs, written part by part (see the package docstring)."""
     inputs, out = [str(i) for i in inputs], str(out)
     spec, predictor = ModelSpec.of(model)
@@ -42,7 +48,7 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
     entries, problems = list_inputs(inputs, exclude=None if is_url(out) else out)
     if not entries:
         raise nothing_to_process(inputs, problems)
-    store = open_store(out, resume) if is_url(out) else open_folder(out, resume)
+    store = open_store(out, resume) if is_url(out) else open_folder(out, resume, made_out)
     settings = job_settings(pipeline, draw, smooth)
     fingerprint = fingerprint_of(pipeline.model)
 
@@ -53,26 +59,32 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
     for problem in problems:
         log(f"skipped: {problem}")
     stats: dict = {}
-    with store.lock():
+    with store.lock(), stopped_by_signals():
         # planned (and so claimed) before Ray starts where the workers are known; a cluster's
         # are known once joined
         known = workers or (None if address else os.cpu_count() or 1)
         manifest = plan(known or 1).begin(store, resume) if resume or known else None
-        if manifest is None or len(done_tasks(store)) < len(manifest.tasks):
-            started = _connect(address, workers)
-            try:
-                import ray
+        try:
+            if manifest is None or len(done_tasks(store)) < len(manifest.tasks):
+                started = _connect(address, workers)
+                try:
+                    import ray
 
-                workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-                if manifest is None:
-                    manifest = plan(workers).begin(store, resume)
-                with stopped_by_signals():  # after ray.init: Ray's own handler prints a crash
+                    workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+                    if manifest is None:
+                        manifest = plan(workers).begin(store, resume)
+                    stopped_by_signals_again()  # ray.init set a handler of its own
                     stats = _run_pending(manifest, store, spec, settings, out, workers,
                                          progress, log)
-            finally:
-                if started:
-                    with stderr_silenced():
-                        ray.shutdown()
+                finally:
+                    if started:
+                        with stderr_silenced():
+                            ray.shutdown()
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM, while Ray starts or runs the tasks
+            kept = len(read_parts(store, manifest)) if manifest else 0
+            total = len(manifest.inputs) if manifest else len(entries)
+            raise Interrupted(f"interrupted: {kept} of {total} file(s) are kept in {out}/parts; "
+                              "add --resume to finish the job") from None
         summary = merge(store, manifest, pipeline.model.columns)
     log(summary_line(summary, out, draw))
     return {**summary, "ray": stats}
@@ -88,10 +100,6 @@ def _run_pending(manifest: Manifest, store, spec: ModelSpec, settings: dict, out
         + f"; {workers} Ray worker(s); writing to {out}")
     try:
         return _run(manifest, pending, before, spec, settings, out, workers, progress, log)
-    except KeyboardInterrupt:
-        kept = len(read_parts(store, manifest))
-        raise Interrupted(f"interrupted: {kept} of {len(manifest.inputs)} file(s) are kept in "
-                          f"{out}/parts; add --resume to finish the job") from None
     except Exception as e:  # noqa: BLE001 - Ray's errors arrive as pages of traceback
         last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
         raise UserError(f"the Ray job stopped ({type(e).__name__}: {last}); the parts "
@@ -121,6 +129,10 @@ def _connect(address: str | None, workers: int | None) -> bool:
                          **options)
     except ConnectionError as e:
         raise UserError(f"--address {address}: no Ray cluster answers there ({e})") from None
+    except KeyboardInterrupt:  # stopped while Ray starts: what it started so far stops too
+        with stderr_silenced():
+            ray.shutdown()
+        raise
     return not address
 
 
@@ -185,7 +197,7 @@ def _run(manifest: Manifest, pending: list[int], before: dict[int, dict], spec: 
             first = first or (time.monotonic(), bar.n + int(row["files"]))
             faces += int(row["faces"])
             for error in json.loads(row["errors"]):
-                bar.note(error)
+                bar.warn(error)
             bar.update(int(row["files"]), faces=faces)
             if bar.n > first[1]:
                 rate = (bar.n - first[1]) / (time.monotonic() - first[0])

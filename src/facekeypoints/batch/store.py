@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ..errors import UserError
 from ..photos.job import MANIFEST, LocalFolder, list_local
@@ -150,5 +150,6 @@ def _list_url(url: str) -> tuple[list[dict], list[str]]:
                         | VIDEO_SUFFIXES), key=lambda i: i.path.split("/"))
         if not infos:
             return [], [f"{url}: folder holds no photos or videos"]
-    return [{"file": f"{parts.scheme}://{i.path}{query}", "size": i.size,
+    # percent-encoded, so that a name with a space, '#' or '?' is read back as itself
+    return [{"file": f"{parts.scheme}://{quote(i.path)}{query}", "size": i.size,
              "mtime_ns": i.mtime_ns or 0} for i in infos], []

@@ -84,13 +84,23 @@ def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bo
               "faces": [f.as_dict() for f in result.faces]}
     if result.error:
         record["error"] = result.error.replace(str(path), name)
-        note(record["error"])
         return record, []
-    if draw_pictures:
-        write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), result.faces))
+    rows = face_rows(name, result.faces)
     found = f"{len(result.faces)} face(s)" if result.faces else "no face found"
+    if draw_pictures:
+        try:
+            write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), result.faces))
+        except Exception as e:  # noqa: BLE001 - the keypoints are kept all the same
+            record["error"] = not_drawn(name, found, e)
+            return record, rows
     note(f"{name}: {found}")
-    return record, face_rows(name, result.faces)
+    return record, rows
+
+
+def not_drawn(name: str, found: str, error: BaseException) -> str:
+    """The error of an input whose keypoints were found but whose drawn copy failed."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return f"{name}: {found}, kept; its drawn copy could not be written ({reason})"
 
 
 def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
@@ -100,9 +110,8 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
     name = name or str(path)
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        error = f"{name}: unreadable video (no frames could be read)"
-        log(error)
-        return {"file": name, "error": error, "faces": 0}, []
+        return {"file": name, "error": f"{name}: unreadable video (no frames could be read)",
+                "faces": 0}, []
     record, rows = track_video(capture, name, out / "annotated" / f"{stem or path.stem}.webm",
                                pipeline, draw_pictures, log, progress, smooth)
     if record["frames"] == 0:
@@ -110,12 +119,12 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
     return record, rows
 
 
-def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+def run_webcam(device: int, pipeline: FacePipeline, out: Path | None, draw_pictures: bool,
                log: Callable[[str], None], max_frames: int | None = None,
                smooth: bool = True) -> dict:
     """The same frame loop on a camera, until Ctrl+C or `max_frames`: keypoints.json,
-    keypoints.csv and annotated/webcamN.webm in `out`."""
-    from .job import open_folder
+    keypoints.csv and annotated/webcamN.webm in `out` (None: a new `detections-N`)."""
+    from .job import new_folder, open_folder
 
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line says it
@@ -125,6 +134,7 @@ def run_webcam(device: int, pipeline: FacePipeline, out: Path, draw_pictures: bo
         cv2.utils.logging.setLogLevel(level)
     if not capture.isOpened():
         raise UserError(f"--webcam {device}: OpenCV cannot open this camera")
+    out = new_folder("detections") if out is None else out
     open_folder(out, resume=False)
     log(f"webcam {device}: Ctrl+C stops; writing to {out}")
     name = f"webcam{device}"
@@ -148,7 +158,7 @@ def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pi
     if draw_pictures:
         drawn.parent.mkdir(parents=True, exist_ok=True)
     video = AnnotatedVideo(drawn, fps)
-    rows, index, busy = [], 0, 0.0
+    rows, index, busy, undrawn = [], 0, 0.0, None
     bar = Progress(frames or None, name, "frame", mode=progress, log=log, every=5.0)
     try:
         with video:
@@ -156,8 +166,12 @@ def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pi
                 for frame in follow(capture, tracker, fps, live, max_frames):
                     busy += frame.seconds
                     rows += face_rows(name, frame.faces, frame=frame.index, time=frame.time)
-                    if draw_pictures:
-                        video.write(draw(frame.rgb, frame.faces))
+                    if draw_pictures and undrawn is None:
+                        try:
+                            video.write(draw(frame.rgb, frame.faces))
+                        except Exception as e:  # noqa: BLE001 - the keypoints go on
+                            undrawn = e
+                            video.close(keep=False)
                     index = frame.index + 1
                     bar.update(1, faces=len(rows))
             except KeyboardInterrupt:
@@ -175,6 +189,8 @@ def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pi
     # what keypoints.json keeps: the same on every run (the speed is in the log line above)
     record = {"file": name, "frames": index, "faces": len(rows),
               "detections": tracker.detections}
+    if undrawn is not None:
+        record["error"] = not_drawn(name, f"{len(rows)} face(s) in {index} frames", undrawn)
     return record, rows
 
 
@@ -185,12 +201,19 @@ def stopped_by_signals():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGTERM, interrupt)
+    before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:  # a handler set outside Python (Ray's) reads as None: the default stands in
         signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def stopped_by_signals_again() -> None:
+    """Inside `stopped_by_signals`, after a library set a SIGTERM handler of its own (ray.init
+    does: it prints a crash report and exits)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..errors import UserError
 from ..files import atomic_write
@@ -103,9 +103,26 @@ class LocalFolder:
                             self.local.rmdir()
 
 
-def open_folder(out: str | Path, resume: bool) -> LocalFolder:
+def new_folder(base: str | Path) -> Path:
+    """`base`, or the first of base-2, base-3, ... that is free, made here and now: two jobs
+    that start together never pick the same one."""
+    base, k = Path(base), 1
+    while True:
+        out = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try:
+            out.mkdir(parents=True)
+            return out
+        except FileExistsError:
+            k += 1
+        except OSError as e:
+            raise UserError(f"--out {out}: cannot make this folder ({e.strerror or e})") \
+                from None
+
+
+def open_folder(out: str | Path, resume: bool, made: bool = False) -> LocalFolder:
     """The job's folder, checked before any work: a folder that holds anything but a
-    job is never written into, one that holds a job only with --resume."""
+    job is never written into, one that holds a job only with --resume. `made`: the job made
+    it (`new_folder`), so it goes again if the job never begins."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: is a file, not a folder; choose a folder")
@@ -121,7 +138,7 @@ def open_folder(out: str | Path, resume: bool) -> LocalFolder:
                         "to finish it, or choose another --out")
     elif not out.exists() and resume:
         raise UserError(f"--resume: {out} does not exist; drop --resume to begin a job there")
-    created = not out.exists()
+    created = made or not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
@@ -138,7 +155,11 @@ def list_local(inputs: list[str], exclude: str | Path | None = None
     files, problems = expand_inputs(inputs, exclude)
     entries = []
     for path in files:
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError as e:  # a link to nothing, a file removed since the folder was read
+            problems.append(f"{path}: cannot be read ({e.strerror or e})")
+            continue
         entries.append({"file": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     return entries, problems
 
@@ -155,7 +176,8 @@ def _where(location: str) -> str:
     paths and URLs share one tree."""
     if "://" in location:
         parts = urlsplit(location)
-        return posixpath.normpath(f"/{parts.scheme}/{parts.netloc}/{parts.path.lstrip('/')}")
+        path = unquote(parts.path).lstrip("/")
+        return posixpath.normpath(f"/{parts.scheme}/{parts.netloc}/{path}")
     return Path(os.path.abspath(location)).as_posix()
 
 
@@ -217,7 +239,8 @@ class Manifest:
              part_size: int | None = None) -> Manifest:
         """Each video is a task of its own (cutting one would change its tracking); photos go
         in runs of `part_size`, by default enough parts for four per worker, at most 64."""
-        names = output_names([e["file"] for e in entries], arguments)
+        found = [a for a in arguments if "://" in a or os.path.exists(a)]  # not a mistyped one
+        names = output_names([e["file"] for e in entries], found)
         inputs = [{**e, "out": n} for e, n in zip(entries, names, strict=True)]
         photos = [i for i, e in enumerate(inputs) if not is_video(e["file"])]
         size = part_size or max(1, min(PHOTOS_PER_PART, math.ceil(len(photos) / (4 * workers))))
@@ -251,6 +274,11 @@ class Manifest:
             return self
         job = Manifest.read(store)
         job.check_resumes(self, store.location)
+        # each input is read where this command names it (another folder, another spelling),
+        # and keeps the name the job gave it
+        here = {_where(e["file"]): e["file"] for e in self.inputs}
+        for entry in job.inputs:
+            entry["read"] = here[_where(entry["file"])]
         return job
 
     def check_resumes(self, now: Manifest, out: str) -> None:
@@ -264,15 +292,17 @@ class Manifest:
             raise UserError(f"--resume: {out} was begun with MODEL {self.model} "
                             f"(fingerprint {self.fingerprint}); this model differs "
                             f"({now.fingerprint}); use the same model or another --out")
-        was = {e["file"]: e for e in self.inputs}
+        # the same files, however they are spelled (relative or absolute, from another folder)
+        was = {_where(e["file"]): e for e in self.inputs}
         for entry in now.inputs:
-            before = was.pop(entry["file"], None)
+            before = was.pop(_where(entry["file"]), None)
             if before is None:
                 raise UserError(f"--resume: {entry['file']} is not among the job's inputs in "
                                 f"{out}; use the same inputs or another --out")
-            if before != entry:
+            if (before["size"], before["mtime_ns"]) != (entry["size"], entry["mtime_ns"]):
                 raise UserError(f"--resume: {entry['file']} changed since the job began (size "
                                 "or modification time); use another --out")
         if was:
-            raise UserError(f"--resume: {next(iter(was))} is among the job's inputs in {out} "
-                            "but not this command's; use the same inputs or another --out")
+            raise UserError(f"--resume: {next(iter(was.values()))['file']} is among the job's "
+                            f"inputs in {out} but not this command's; use the same inputs or "
+                            "another --out")

@@ -17,7 +17,8 @@ from .pipeline import FacePipeline
 
 def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictures: bool = True,
                log: Callable[[str], None] = print, progress: str | bool | None = "auto",
-               smooth: bool = True, resume: bool = False, part_size: int | None = None) -> dict:
+               smooth: bool = True, resume: bool = False, part_size: int | None = None,
+               made_out: bool = False) -> dict:
     """Every photo and video in `inputs` (files, folders searched to any depth) as a job in
     `out`: planned, run task by task (each task's results kept as a part, so a killed job
     loses at most one task: `resume=True` finishes it), merged into keypoints.json and
@@ -25,7 +26,7 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
     entries, problems = list_local(inputs, exclude=out)
     if not entries:
         raise nothing_to_process(inputs, problems)
-    store = open_folder(out, resume)
+    store = open_folder(out, resume, made_out)
     settings = job_settings(pipeline, draw_pictures, smooth)
     plan = Manifest.plan(entries, problems, inputs, pipeline.model.name,
                          fingerprint_of(pipeline.model), settings, 1, part_size)
@@ -40,7 +41,7 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
         with Progress(total, "detect", "file", initial=len(before), mode=progress, log=log,
                       every=5.0) as bar:
             for p in problems:
-                bar.note(f"skipped: {p}")
+                bar.warn(f"skipped: {p}")
             if before:
                 bar.note(f"{len(before)} of {total} file(s) done before; going on")
 
@@ -54,9 +55,10 @@ def run_detect(inputs: list[str], pipeline: FacePipeline, out: Path, draw_pictur
                     items = [{"index": i, **manifest.inputs[i]} for i in manifest.tasks[task]]
                     worker(task, items, note=lambda line: bar.note(f"[{bar.n + 1}/{total}] "
                                                                    f"{line}"),
-                           done=finished, progress=progress)
+                           done=finished, progress=progress, warn=bar.warn)
             except KeyboardInterrupt:
-                raise Interrupted(f"interrupted: {bar.n} of {total} file(s) are kept in "
+                kept = len(read_parts(store, manifest))
+                raise Interrupted(f"interrupted: {kept} of {total} file(s) are kept in "
                                   f"{out}/parts; add --resume to finish the job") from None
         summary = merge(store, manifest, pipeline.model.columns)
     log(summary_line(summary, str(out), draw_pictures))

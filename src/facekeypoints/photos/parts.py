@@ -42,27 +42,33 @@ class PartWorker:
     def __call__(self, task: int, inputs: list[dict], node: str = "",
                  note: Callable[[str], None] = lambda line: None,
                  done: Callable[[dict], None] = lambda record: None,
-                 progress: str | bool | None = False) -> dict:
-        """`inputs`: each {"index", "file", "out"}; `note` gets each input's log line, `done`
-        each input's record as it is finished."""
+                 progress: str | bool | None = False,
+                 warn: Callable[[str], None] | None = None) -> dict:
+        """`inputs`: each {"index", "file", "out"} (and "read", where the file is read under
+        another name than the job gave it); `note` gets each input's log line, `warn`
+        (by default `note`) each input's error, `done` each input's record as it is
+        finished."""
+        warn = warn or note
         start = time.perf_counter()
         results = []
         with tempfile.TemporaryDirectory(prefix="facekeypoints-part-") as tmp:
             staging = Path(tmp) / "out"  # drawn outputs on their way to object storage
             out = self.store.local or staging
             for item in inputs:
-                file = item["file"]
-                path = self.fetch(file, Path(tmp)) if self.fetch else Path(file)
+                file, path = item["file"], None
+                source = item.get("read", file)
                 try:
+                    path = self.fetch(source, Path(tmp)) if self.fetch else Path(source)
                     record, rows = detect_file(path, self.pipeline, out, self.settings["draw"],
                                                note, progress, self.settings["smooth"],
                                                name=file, stem=item["out"])
                 except Exception as e:  # noqa: BLE001 - one input's failure is its own record
                     record, rows = failed_record(file, e), []
-                    note(record["error"])
                 finally:
-                    if path != Path(file):
+                    if path is not None and path != Path(source):
                         path.unlink(missing_ok=True)
+                if "error" in record:
+                    warn(record["error"])
                 results.append({"index": item["index"], "record": record, "rows": rows})
                 done(record)
             if self.store.local is None and staging.is_dir():
@@ -101,5 +107,6 @@ def merge(store, manifest: Manifest, columns: list[str]) -> dict:
     results = [found[i]["record"] for i in range(len(manifest.inputs))]
     rows = [row for i in range(len(manifest.inputs)) for row in found[i]["rows"]]
     for file, text in keypoints_files(results, rows, columns).items():
-        store.write_bytes(file, text.encode())
+        # a name that is not UTF-8 (an old card's) keeps its own bytes, as the disk has them
+        store.write_bytes(file, text.encode("utf-8", "surrogateescape"))
     return summarise(results, manifest.problems)

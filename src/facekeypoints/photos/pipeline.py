@@ -92,9 +92,7 @@ class FacePipeline:
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if boxes is None:
-            boxes = find_faces(self.detector, rgb)
-            if self.min_score is not None:
-                boxes = [b for b in boxes if b.score >= self.min_score]
+            boxes = self.scored_enough(find_faces(self.detector, rgb))
         if not boxes:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
@@ -114,6 +112,12 @@ class FacePipeline:
             points = [new if _plausible(new, box, m) else old
                       for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
         return [self.face(b, p) for b, p in zip(boxes, points, strict=True)]
+
+    def scored_enough(self, boxes: list[Box]) -> list[Box]:
+        """The detector's finds at `min_score` or more (a box given by hand is not filtered)."""
+        if self.min_score is None:
+            return boxes
+        return [b for b in boxes if b.score >= self.min_score]
 
     def passes_after(self, boxes: list[Box]) -> int:
         if self.refine is not None:

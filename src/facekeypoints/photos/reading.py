@@ -4,6 +4,7 @@ with a pixel limit checked before decoding, and the files a batch of inputs name
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,7 +47,9 @@ def decode_photo(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX
 
     max_pixels = min(max_pixels, MAX_PIXELS)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard (errors at twice this) a backstop
-    with _decoder_errors(name):
+    with _decoder_errors(name), warnings.catch_warnings():
+        # over Pillow's limit it warns on stderr; our own limit below says it in one line
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = Image.open(source)  # the header only
     with image:
         width, height = image.size
@@ -160,8 +163,10 @@ def expand_inputs(inputs: list[str | Path], exclude: str | Path | None = None
 def _search(folder: Path, skip: str | None) -> list[Path]:
     found = []
     for top, dirs, names in os.walk(folder):
+        # not a job's own output folder (this one's, or an earlier job's: its drawn copies)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and os.path.abspath(os.path.join(top, d)) != skip)
+                         and os.path.abspath(os.path.join(top, d)) != skip
+                         and not os.path.isfile(os.path.join(top, d, "parts", "manifest.json")))
         found += [Path(top) / n for n in sorted(names) if not n.startswith(".")
                   and Path(n).suffix.lower() in PHOTO_SUFFIXES | VIDEO_SUFFIXES]
     return sorted(found, key=lambda p: p.relative_to(folder).parts)

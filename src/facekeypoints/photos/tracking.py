@@ -148,12 +148,17 @@ class FaceTracker:
         if lost or due or not self.tracks:
             self.detections += 1
             quick = due and not lost and self.tracks  # a look for newcomers: large faces only
-            boxes = find_faces(self.quick if quick else self.pipeline.detector, rgb)
+            boxes = self.pipeline.scored_enough(
+                find_faces(self.quick if quick else self.pipeline.detector, rgb))
             # a detection on a face already followed is not a new face: not predicted again
             boxes = [b for b in boxes
                      if not any(b.contains(track.points.mean(axis=0)) for track in self.tracks)]
-            if boxes:
-                self.tracks += [self._new_track(f) for f in self.pipeline.faces_in(rgb, boxes)]
+            limit = self.pipeline.max_faces
+            if boxes and (limit is None or len(self.tracks) < limit):
+                new = self.pipeline.faces_in(rgb, boxes)
+                if limit is not None:  # the best scored, as many as there is room for
+                    new = sorted(new, key=lambda f: -f.box.score)[:limit - len(self.tracks)]
+                self.tracks += [self._new_track(f) for f in new]
         self.frame_index += 1
         faces = []
         for track in self.tracks:

@@ -3,6 +3,8 @@ follow faces through, and the annotated copy each of them writes."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..files import publish
 from ..quiet_import import stderr_silenced
 from .pipeline import Face
 
@@ -60,13 +63,24 @@ class AnnotatedVideo:
         self.path, self.fps = Path(path), fps
         if self.path.suffix not in CODECS:
             raise UserError(f"{self.path}: annotated videos are {' or '.join(CODECS)} files")
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{self.path.suffix}")
+        self.tmp: Path | None = None  # made beside `path` when the first frame comes
         self.writer = None
 
     def write(self, bgr: np.ndarray) -> None:
         if self.writer is None:
             codec = CODECS[self.path.suffix]
             height, width = bgr.shape[:2]
+            # a name of its own (two workers may draw into one folder), short enough for any
+            # file system however long the video's name
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name[:64]}.",
+                                           suffix=f".tmp{self.path.suffix}",
+                                           dir=self.path.parent)
+            except OSError as e:
+                raise UserError(f"{self.path}: OpenCV cannot write a {codec} video there "
+                                f"({e.strerror or e})") from None
+            os.close(fd)
+            self.tmp = Path(tmp)
             with stderr_silenced():  # FFmpeg notes that WebM files carry no codec tag
                 self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*codec),
                                               self.fps, (width, height))
@@ -88,8 +102,8 @@ class AnnotatedVideo:
             self.writer.release()
             self.writer = None
         if written:
-            self.tmp.replace(self.path)
-        else:
+            publish(self.tmp, self.path)
+        elif self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
         return written
 
