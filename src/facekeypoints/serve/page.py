@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cv2
 
+from ..inference.loading import BUILTIN_MODELS
 from ..photos.outputs import csv_text, draw, face_rows, photo_record
 from ..photos.reading import PhotoError
 from ..photos.tracking import FaceTracker
@@ -201,10 +202,12 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         return picture, text, tracker
 
     health = service.health()
+    kind = (f"built in: {BUILTIN_MODELS[health['model']]}" if health["model"] in BUILTIN_MODELS
+            else health["model_kind"])
     with gr.Blocks(title="facekeypoints", delete_cache=(600, KEEP_SECONDS)) as page:
         gr.Markdown(f"# facekeypoints\nFaces and their {len(health['keypoints'])} keypoints "
                     f"(scheme `{health['scheme']}`). Model "
-                    f"`{health['model']}` ({health['model_kind']}), detector `{service.detector}`."
+                    f"`{health['model']}` ({kind}), detector `{service.detector}`."
                     f" HTTP API: `POST /api/keypoints`, `POST /api/video`, docs at [/docs](/docs).")
         with gr.Tab("Photo"):
             with gr.Row():
