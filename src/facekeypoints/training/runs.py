@@ -280,8 +280,10 @@ class RunFolder:
         return None
 
     def save_checkpoint(self, weights: list[np.ndarray], optimizer: list[np.ndarray],
-                        state: dict, best_weights: list[np.ndarray] | None) -> None:
-        """Write the new checkpoint beside the old one, then swap folders: never half one."""
+                        state: dict, best_weights: list[np.ndarray] | None,
+                        random: list[np.ndarray] | None = None) -> None:
+        """Write the new checkpoint beside the old one, then swap folders: never half one.
+        `random`: the train step's random generators, so a resume draws what the run would."""
         tmp, old = self.path / "checkpoint.tmp", self.path / "checkpoint.old"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -289,6 +291,8 @@ class RunFolder:
         save_arrays(tmp / "optimizer.npz", optimizer)
         if best_weights is not None:
             save_arrays(tmp / "best.npz", best_weights)
+        if random:
+            save_arrays(tmp / "random.npz", random)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
         shutil.rmtree(old, ignore_errors=True)
         if self.checkpoint.exists():
