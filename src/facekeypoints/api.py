@@ -371,7 +371,7 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = Non
         train_set, faces = _split(run)
         title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
     else:
-        faces, title = data_mod.load_training(data), str(data)
+        faces, title = _labelled(data, predictor), str(data)
     result = run_eval(predictor, faces, tta)
     if details:
         result.title = title
@@ -410,7 +410,7 @@ def average(*models: str | Path | Run, out: str | Path,
     predictor = ensemble.AveragePredictor([load_model(p) for p in paths], [1.0] * len(paths),
                                              Path(out).name)
     if weights is None:
-        held_out = [_held_out_people(p) for p in paths]
+        held_out = [RunFolder(p).held_out() for p in paths]
         if any(h is None for h in held_out) or any(h != held_out[0] for h in held_out):
             raise UserError("average: the weights are fitted on the people the runs held out, so "
                             "give run folders trained with the same split (seed, validation), "
@@ -430,12 +430,6 @@ def average(*models: str | Path | Run, out: str | Path,
     return load_model(out)
 
 
-def _held_out_people(path: Path) -> list[str] | None:
-    if not (path / "data.json").is_file():
-        return None
-    return RunFolder(path).data_record().get("validation_persons")
-
-
 def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     """The faces a run held out (whole people, complete labels), or with on="train" the faces
     it trained on, as it chose them: `.X`, `.y` (scaled), `.columns`, `.persons`. For an
@@ -449,6 +443,19 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     """
     train_set, val_set = _split(run)
     return train_set if on == "train" else val_set
+
+
+def _labelled(data: str | Path, predictor: Predictor) -> Faces:
+    """A labelled file to evaluate on, read with the model's own scheme where the model's is a
+    user's and the file has its columns (the header alone names only built-in schemes)."""
+    from . import schemes
+
+    scheme = predictor.scheme
+    if scheme is not None and not schemes.is_builtin(scheme) and Path(data).is_file():
+        header = set(data_mod.read_csv(data, nrows=1).columns)
+        if set(scheme.columns) <= header:
+            return data_mod.load_training(data, scheme=scheme)
+    return data_mod.load_training(data)
 
 
 def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
@@ -467,7 +474,7 @@ def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
     if not Path(data_path).exists():
         raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
                         "FILE")
-    return data_mod.prepare_data(folder.load_recipe(), data_path)
+    return data_mod.prepare_data(folder.load_recipe(), data_path, folder.own_scheme())
 
 
 def compare(*runs: str | Path | Run) -> pd.DataFrame:

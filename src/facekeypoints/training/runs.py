@@ -208,6 +208,25 @@ class RunFolder:
     def data_path(self) -> str:
         return self.data_record()["data"]
 
+    def held_out(self) -> tuple | None:
+        """Who the run held out, comparable between runs: its people, or for a split by row
+        (no people named) the file, split seed and fraction that chose the rows; None for a
+        folder that is not a run."""
+        if not self.data.is_file() or not self.recipe.is_file():
+            return None
+        record = self.data_record()
+        if record.get("validation_persons") is not None:
+            return ("person", tuple(record["validation_persons"]))
+        recipe = self.load_recipe()
+        seed = recipe.seed if recipe.split_seed is None else recipe.split_seed
+        return ("row", record["data"], seed, recipe.validation,
+                record.get("train_rows"), record.get("validation_rows"))
+
+    def own_scheme(self) -> Scheme | None:
+        """The scheme to read the run's data file with: its recorded one (a user's own cannot
+        be told from the file's header), or None to let the header say."""
+        return self.scheme() if self.scheme_file.is_file() else None
+
     def scheme(self, columns: list[str] | None = None) -> Scheme:
         """The labels' scheme: scheme.json, or for a run from before schemes the built-in one
         its columns belong to (Kaggle's)."""
