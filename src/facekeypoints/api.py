@@ -491,7 +491,8 @@ def compare(*runs: str | Path | Run) -> pd.DataFrame:
 
 def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
     """The model as an ONNX file (columns and flip TTA kept as metadata) for ONNX Runtime:
-    no TensorFlow at inference, fast cold start. Default: model.onnx beside the model.
+    no TensorFlow at inference, fast cold start. Default: model.onnx beside the model. A group
+    of specialists or an average exports each member's net beside it, and gives its folder.
 
     >>> onnx_path = fk.export(trained, tmp / "model1.onnx")
     >>> X, _ = fk.load(tmp_faces["test.csv"])
@@ -502,11 +503,45 @@ def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
     from .inference.export import export_onnx
 
     path = Path(getattr(model, "path", model)) if not isinstance(model, Predictor) else None
+    if path is not None and _members_of(path) is not None:
+        if out is not None:
+            raise UserError(f"export: {path} is a group of specialists or an average, exported "
+                            "into its members' own folders (each its model.onnx); leave out "
+                            "--out")
+        _export_members(path)
+        return path
     if out is None:
         if path is None:
             raise UserError("export: give `out`, the .onnx file to write")
         out = path / "model.onnx" if path.is_dir() else path.with_suffix(".onnx")
     return export_onnx(load_model(model), out)
+
+
+def _members_of(path: Path) -> list[Path] | None:
+    """The members of a group of specialists or of an average; None for any other model."""
+    from .inference import ensemble
+
+    if not path.is_dir():
+        return None
+    if RunFolder(path).is_group:
+        return [m.path for m in RunFolder(path).members()]
+    if (path / ensemble.MANIFEST).is_file():
+        return [Path(m) for m in ensemble.read(path)[0]]
+    return None
+
+
+def _export_members(path: Path, done: set[Path] | None = None) -> None:
+    """Each member with a Keras net exported beside it (an ONNX file or a mesh run needs none),
+    once, so that the group or average loads without TensorFlow (detect's Ray workers)."""
+    done = done if done is not None else set()
+    for member in _members_of(path) or []:
+        if member.resolve() in done:
+            continue
+        done.add(member.resolve())
+        if _members_of(member) is not None:
+            _export_members(member, done)
+        elif load_model(member).export_net()[0] is not None:
+            export(member)
 
 
 # ----------------------------------------------------------------------------- Kaggle

@@ -83,9 +83,11 @@ def write(out: str | Path, members: list[str | Path], weights: list[float],
 
 
 def read(path: Path) -> tuple[list[str], list[float]]:
-    """An averaged model's members (paths) and weights, from its folder."""
+    """An averaged model's members (paths; a relative one lies inside the folder, as a Ray
+    worker unpacks one) and weights, from its folder."""
     manifest = json.loads((path / MANIFEST).read_text())
-    for member in manifest["members"]:
+    members = [str(path / m) for m in manifest["members"]]  # relative: inside the folder
+    for member in members:
         if not Path(member).exists():
             raise UserError(f"{path}: member {member} is gone")
-    return manifest["members"], manifest["weights"]
+    return members, manifest["weights"]

@@ -82,6 +82,19 @@ class TunedMeshPredictor(Predictor):
         return TunedMeshPredictor(self.net, self.columns, self.tta, self.name, self.scheme,
                                   self.photo_head, photos=True)
 
+    def export_net(self):
+        """The net with a second output, the body's mesh points, and the photo head that
+        reads them: an export detects on photographs as the run folder does."""
+        import base64
+
+        import keras
+
+        body, head = self.net.get_layer("body"), self.net.get_layer("head")
+        image = keras.Input(self.net.input_shape[1:], name="image")
+        points = body(image)
+        net = keras.Model(image, [head(points), points], name=self.net.name)
+        return net, {"photo_head": base64.b64encode(self.photo_head.to_bytes()).decode()}
+
 
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
     head = run.path / "head.npz"
