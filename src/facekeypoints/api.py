@@ -249,10 +249,11 @@ def train(recipe: str | Path | Recipe | None, data: str | Path | None = None,
           out: str | Path | None = None, *, epochs: int | None = None, resume: bool = False,
           max_minutes: float | None = None, checkpoint_seconds: float = 30.0,
           progress: str | bool = "auto", log: Callable[[str], None] | None = print,
-          devices: list[str] | None = None, **settings: Any) -> Run:
+          devices: list[str] | None = None, take_over: bool = False, **settings: Any) -> Run:
     """Train a recipe on a Kaggle training file into a run folder (default runs/NAME, or the
     next free runs/NAME-2 ...): history, checkpoints, model.keras; killed runs resume with
-    `resume=True`, which also extends a finished run to `epochs`. Any recipe setting can be
+    `resume=True` (`take_over=True` where its holder died on another machine sharing the
+    folder), which also extends a finished run to `epochs`. Any recipe setting can be
     changed by keyword (`tensorboard=True` logs to RUN/tensorboard). Specialist recipes
     (model8, model9) train one net per keypoint group into one group folder.
 
@@ -267,20 +268,26 @@ def train(recipe: str | Path | Recipe | None, data: str | Path | None = None,
     given = [Given(k, v, f"{k}={v!r}") for k, v in settings.items()]
     return _train(recipe, given, data, out, epochs=epochs, resume=resume,
                   max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
-                  progress=progress, log=log or (lambda line: None), devices=devices)
+                  progress=progress, log=log or (lambda line: None), devices=devices,
+                  take_over=take_over)
 
 
 def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | Path | None,
            out: str | Path | None, *, epochs: int | None, resume: bool,
            max_minutes: float | None, checkpoint_seconds: float, progress: str | bool,
            log: Callable[[str], None], devices: list[str] | None = None,
-           epochs_origin: str = "epochs") -> Run:
+           epochs_origin: str = "epochs", take_over: bool = False) -> Run:
     """The one training path, for the command line (which names its options in `given`) and
-    for `train()`."""
+    for `train()`. `take_over`: resume a run whose holder is dead but cannot be asked (on
+    another machine sharing the folder, silent for less than a minute)."""
     max_seconds = max_minutes * 60 if max_minutes else None
+    if take_over and not resume:
+        raise UserError("--take-over goes with --resume: it continues a dead run's folder")
     if resume:
         if out is None:
             raise UserError("--resume needs --out RUN_DIR, the run folder to continue")
+        if take_over:
+            RunFolder(out).take_over()
         if given:
             raise UserError(f"{given[0].origin}: a resumed run keeps its recipe; only the epochs "
                             "can change (start a new run to change settings)")

@@ -253,8 +253,19 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     returns the net to train (sharing its layers) and extra callbacks. `progress` is a
     progress.MODES display; `devices` (e.g. two GPUs) trains data-parallel over them;
     `resume_hint` is the folder an interrupted run tells the user to resume (its group's).
+    The run folder is held (`RunFolder.held`) until the run stops.
     """
     run, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
+    with run.held():
+        return _train_held(run, recipe, data_path, resume, epochs, checkpoint_seconds,
+                           max_seconds, log, prepare, progress, devices, resume_hint)
+
+
+def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: bool,
+                epochs: int | None, checkpoint_seconds: float, max_seconds: float | None,
+                log: Callable[[str], None], prepare: Callable | None,
+                progress: str | bool | None, devices: list[str] | None,
+                resume_hint: Path | None) -> RunFolder:
     state = (run.state() or {}) if resume else {}
     if resume and epochs:
         recipe = recipe.replace(epochs=epochs)

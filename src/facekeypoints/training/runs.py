@@ -3,6 +3,7 @@ leaves on disk, and the one owner of its lifecycle.
 
     RunFolder.claim(path)          a new run: the folder must be empty or not exist yet
     RunFolder.claim(path, resume)  an old one: it must hold a run, and not a running one
+    with run.held(): ...           the folder is this process's (RunLock) until the block ends
     run.begin(...)                 recipe.toml and data.json written; status "running"
     run.interrupt(...) / finish()  status "interrupted" or "finished", with the summary
 
@@ -16,12 +17,18 @@ measured it, and `tensorboard/` when asked for. A group of specialists is a fold
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
 import shutil
 import socket
+import tempfile
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +46,10 @@ from .recipe import Recipe
 HISTORY_FIELDS = ["epoch", "train_loss", "val_loss", "val_rmse", "learning_rate", "momentum",
                   "seconds", "elapsed"]
 MANIFEST = "specialists.json"
-STATUSES = ("new", "running", "interrupted", "finished")
+LOCK, OWNER = ".lock", "owner.json"
+# a live run rewrites owner.json this often; one silent for STALE_SECONDS is taken for dead (a
+# machine that shares the folder and died, or was cut off: its lock cannot be asked)
+BEAT_SECONDS, STALE_SECONDS = 10.0, 60.0
 
 
 class RunInterrupted(UserError):
@@ -117,10 +127,10 @@ class RunFolder:
                 raise UserError(f"--out {run.path}: no run to resume there (no recipe.toml)")
             busy = [m for m in run.members() if m.status() == "running"]
             if busy:
-                owner = busy[0].summary()
-                raise UserError(f"--out {run.path}: still running (process {owner.get('pid')} "
-                                f"on {owner.get('host')}); stop it before resuming")
-        elif run.path.exists() and any(run.path.iterdir()):
+                raise UserError(f"--out {run.path}: still running ({busy[0].owner_text()}); "
+                                "stop it before resuming"
+                                + _TAKE_OVER.replace("RUN", str(run.path)))
+        elif run.path.exists() and any(p.name != LOCK for p in run.path.iterdir()):
             raise UserError(f"--out {run.path}: folder exists and is not empty; pass --resume "
                             "to continue that run or choose another folder")
         return run
@@ -150,6 +160,50 @@ class RunFolder:
         self._write_summary({"status": "running", "pid": os.getpid(),
                              "host": socket.gethostname(), "started": time.time()})
 
+    @contextlib.contextmanager
+    def held(self) -> Iterator[RunLock]:
+        """The folder is this process's while the block runs (`RunLock`): a second process,
+        here or on a machine sharing the folder, is refused."""
+        lock = RunLock.take(self.path)
+        self._lock = lock
+        try:
+            yield lock
+        finally:
+            self._lock = None
+            lock.release()
+
+    def owner(self) -> dict | None:
+        """owner.json: the process that holds the folder (host, pid, its last beat)."""
+        try:
+            return json.loads((self.path / OWNER).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def owner_text(self) -> str:
+        owner = self.owner() or self.summary()
+        text = f"process {owner.get('pid')} on {owner.get('host')}"
+        if "beat" in owner:
+            text += f", last heard from {max(0.0, time.time() - owner['beat']):.0f} s ago"
+        return text
+
+    def take_over(self) -> None:
+        """Forget the holder of a folder whose run is dead but cannot be seen to be (another
+        machine's, within STALE_SECONDS of its last beat). A holder alive here is refused."""
+        for member in [self, *(self.members() if self.is_group else [])]:
+            if not member.path.is_dir():
+                continue
+            with _flocked(member.path) as free:
+                if not free:
+                    raise UserError(f"--out {member.path}: still running here "
+                                    f"({member.owner_text()}); stop it instead of taking over")
+                owner = member.owner()
+                if owner is not None and owner.get("host") == socket.gethostname() \
+                        and _pid_alive(owner.get("pid")):
+                    raise UserError(f"--out {member.path}: still running here "
+                                    f"({member.owner_text()}); stop it instead of taking over")
+                with contextlib.suppress(FileNotFoundError):
+                    (member.path / OWNER).rename(member.path / f"{OWNER}.taken-over")
+
     def interrupt(self, figures: dict) -> None:
         self._write_summary({"status": "interrupted", **figures})
 
@@ -174,8 +228,10 @@ class RunFolder:
             return "finished"
         summary = self.summary()
         status = summary.get("status")
-        if status == "running":
-            return "running" if _alive(summary) else "interrupted"  # killed: no chance to say
+        if status == "running":  # killed: no chance to say
+            owner = self.owner()
+            alive = _owner_alive(owner) if owner is not None else _alive(summary)
+            return "running" if alive else "interrupted"
         if status in ("interrupted", "finished"):
             return status
         if not self.recipe.is_file():
@@ -303,6 +359,9 @@ class RunFolder:
                         random: list[np.ndarray] | None = None) -> None:
         """Write the new checkpoint beside the old one, then swap folders: never half one.
         `random`: the train step's random generators, so a resume draws what the run would."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.check()
         tmp, old = self.path / "checkpoint.tmp", self.path / "checkpoint.old"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -363,6 +422,140 @@ def data_record(data_path: str | Path, columns: list[str], train_set, val_set) -
 
 def _cell(key: str, value) -> str:
     return str(int(value)) if key == "epoch" else f"{value:.6g}"
+
+
+_TAKE_OVER = (" (if it is dead, on a machine that cannot be asked, continue with: "
+              "facekeypoints train --out RUN --resume --take-over)")
+
+
+class RunLock:
+    """A run folder held by one process. Two guards, because a folder may be shared between
+    machines: an flock on `.lock` (the kernel's, or NFS's, released when the process dies, so
+    a killed run never leaves it stuck), and owner.json, created exclusively (a hard link,
+    which file servers make or refuse at once) and rewritten every BEAT_SECONDS, which another
+    machine reads where flocks do not reach it. A process that finds another's token in
+    owner.json has lost the folder and stops at its next checkpoint."""
+
+    def __init__(self, path: Path, handle, token: str, created: bool):
+        self.path, self.handle, self.token, self.created = path, handle, token, created
+        self.lost: dict | None = None
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beating, daemon=True, name="run-lock")
+        self._beat.start()
+
+    @classmethod
+    def take(cls, path: Path) -> RunLock:
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / LOCK, "a+")  # noqa: SIM115 - held until release
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise UserError(f"--out {path}: a run is training there "
+                            f"({RunFolder(path).owner_text()}); wait for it or stop it") from None
+        try:
+            token = uuid.uuid4().hex
+            while not _create(path / OWNER, _record(token)):
+                owner = RunFolder(path).owner()
+                if owner is not None and _owner_alive(owner):
+                    raise UserError(f"--out {path}: a run is training there "
+                                    f"({RunFolder(path).owner_text()})" + _TAKE_OVER.replace(
+                                        "RUN", str(path)))
+                with contextlib.suppress(FileNotFoundError):  # dead: its record goes
+                    (path / OWNER).unlink()
+        except BaseException:
+            handle.close()
+            raise
+        return cls(path, handle, token, created)
+
+    def _beating(self) -> None:
+        while not self._stop.wait(BEAT_SECONDS):
+            owner = RunFolder(self.path).owner()
+            if owner is None or owner.get("token") != self.token:
+                self.lost = owner or {}
+                return
+            _write_owner(self.path, _record(self.token))
+
+    def check(self) -> None:
+        """Refuse to write where another process took the folder over."""
+        if self.lost is not None:
+            raise UserError(f"--out {self.path}: taken over by process "
+                            f"{self.lost.get('pid')} on {self.lost.get('host')}; this one stops "
+                            "without writing")
+
+    def release(self) -> None:
+        self._stop.set()
+        self._beat.join()
+        owner = RunFolder(self.path).owner()
+        if owner is not None and owner.get("token") == self.token:
+            (self.path / OWNER).unlink(missing_ok=True)
+        if not any(p.name != LOCK for p in self.path.iterdir()):
+            (self.path / LOCK).unlink(missing_ok=True)  # a run that wrote nothing: no trace
+            if self.created:
+                with contextlib.suppress(OSError):
+                    self.path.rmdir()
+        self.handle.close()
+
+
+def _record(token: str) -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "token": token,
+            "beat": time.time()}
+
+
+def _create(path: Path, record: dict) -> bool:
+    """Write `path` whole only where it does not exist yet: a hard link of a complete file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(tmp)
+
+
+def _write_owner(path: Path, record: dict) -> None:
+    atomic_write_text(path / OWNER, json.dumps(record))
+
+
+def _owner_alive(owner: dict) -> bool:
+    """Whether the process owner.json names still holds its folder: here, by its pid; on
+    another machine, by a beat within STALE_SECONDS."""
+    if owner.get("host") == socket.gethostname():
+        return owner.get("pid") != os.getpid() and _pid_alive(owner.get("pid"))
+    return time.time() - float(owner.get("beat", 0)) < STALE_SECONDS
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[bool]:
+    """Whether the folder's flock is free (held for the block where it is)."""
+    lock = path / LOCK
+    if not lock.exists():
+        yield True
+        return
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_a_zombie(pid)
 
 
 def _alive(summary: dict) -> bool:
