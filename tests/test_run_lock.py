@@ -14,9 +14,9 @@ import pytest
 
 import facekeypoints as fk
 from facekeypoints.errors import UserError
-from facekeypoints.training import runs
+from facekeypoints.stored import runs
 
-HOLD = ("import sys; from facekeypoints.training.runs import RunFolder; "
+HOLD = ("import sys; from facekeypoints.stored.runs import RunFolder; "
         "hold = RunFolder(sys.argv[1]).held(); hold.__enter__(); print('held', flush=True); "
         "sys.stdin.read()")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..keypoints import COLUMNS
 from ..quiet_import import quiet_keras
-from ..training.runs import MANIFEST, RunFolder
+from ..stored.runs import MANIFEST, RunFolder
 from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
 
@@ -90,7 +90,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
     quiet_keras()
     import keras
 
-    from ..training import models  # noqa: F401 - registers our layers with Keras' loader
+    from ..stored import nets  # noqa: F401 - registers our layers with Keras' loader
 
     try:
         net = keras.models.load_model(path, compile=False)
@@ -121,7 +121,7 @@ def _columns_beside(path: Path, n_out: int) -> tuple[list[str], bool]:
     """A model inside a run folder takes its columns from there; a bare one must predict all 30."""
     data_json, recipe_toml = path.parent / "data.json", path.parent / "recipe.toml"
     if data_json.is_file() and recipe_toml.is_file():
-        from ..training import recipe as recipe_mod
+        from ..stored import recipe as recipe_mod
 
         columns = json.loads(data_json.read_text())["columns"]
         return columns, recipe_mod.load(str(recipe_toml)).tta

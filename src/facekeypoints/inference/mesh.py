@@ -10,8 +10,8 @@ from ..errors import UserError
 from ..keypoints import scale
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
-from ..training.recipe import Recipe
-from ..training.runs import RunFolder
+from ..stored.recipe import Recipe
+from ..stored.runs import RunFolder
 from .predictor import Predictor
 
 
@@ -72,7 +72,7 @@ class TunedMeshPredictor(Predictor):
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
         if not self.photos:
             return super().run(X)
-        from ..training.models import predict_scaled
+        from ..stored.nets import predict_scaled
 
         points = predict_scaled(self.net.get_layer("body"), X)
         return self.photo_head(points.reshape(len(X), -1, 2).astype(np.float64)), None

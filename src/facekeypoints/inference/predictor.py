@@ -72,7 +72,7 @@ class Predictor:
     def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The model on a batch: scaled keypoints, and each face's face score in [0, 1] where
         the model gives one (the mesh does), else None."""
-        from ..training.models import predict_scaled
+        from ..stored.nets import predict_scaled
 
         return predict_scaled(self.net, X), None
 

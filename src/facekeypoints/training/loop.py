@@ -20,12 +20,13 @@ from ..files import save_model_atomic
 from ..keypoints import MIRROR_X, rmse_pixels, x_mask
 from ..progress import Progress
 from ..schemes import Scheme
-from . import mesh_net, models, optim
+from ..stored import nets as models
+from ..stored.nets import predict_scaled
+from ..stored.recipe import Recipe
+from . import mesh_net, optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
 from .losses import masked_mse
-from .models import predict_scaled
-from .recipe import Recipe
 from .runs import RunFolder, RunInterrupted, data_record, load_arrays, training_data
 from .tensorboard_log import TensorBoardLog
 

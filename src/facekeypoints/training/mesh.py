@@ -16,7 +16,7 @@ from ..keypoints import scale as scale_keypoints
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
 from ..mesh.mirror import PHOTO_COPIES, mirror_axis, mirrored_labels, points_and_mirrors, reframe
-from .recipe import Recipe
+from ..stored.recipe import Recipe
 from .runs import RunFolder, RunInterrupted, data_record, training_data
 
 

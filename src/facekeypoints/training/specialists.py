@@ -17,9 +17,9 @@ from ..errors import UserError
 from ..files import atomic_write_text
 from ..keypoints import columns_of
 from ..quiet_import import quiet_keras
+from ..stored.recipe import Recipe
 from . import loop
 from .freezing import BodySchedule, GradientScale
-from .recipe import Recipe
 from .runs import MANIFEST, RunFolder, RunInterrupted
 
 
@@ -64,7 +64,7 @@ def load_base(path: str) -> keras.Model:
         raise UserError(f"{what}: {kind}; expected a run folder or a .keras file (an exported "
                         ".onnx model cannot be trained further)")
     quiet_keras()
-    from . import models  # noqa: F401 - registers our layers with Keras' loader
+    from ..stored import nets  # noqa: F401 - registers our layers with Keras' loader
 
     try:
         return keras.models.load_model(where, compile=False)
