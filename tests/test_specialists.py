@@ -10,7 +10,8 @@ from facekeypoints import data
 from facekeypoints.data import load_training
 from facekeypoints.errors import UserError
 from facekeypoints.inference import loading
-from facekeypoints.keypoints import COLUMNS, flip_permutation
+from facekeypoints.keypoints import COLUMNS
+from facekeypoints.schemes import builtin
 from facekeypoints.training import loop, specialists
 from facekeypoints.training import recipe as recipe_mod
 
@@ -23,7 +24,7 @@ def test_model8_groups_cover_all_15_keypoints_once_with_their_own_flips():
     names = [k for group in recipe.groups.values() for k in group]
     assert sorted(names) == sorted({c[:-2] for c in COLUMNS}) and len(names) == 15
     corners = specialists.member_recipe(recipe, "eye_corners", recipe.groups["eye_corners"])
-    perm = flip_permutation(corners.columns)
+    perm = builtin("kaggle15").flip_permutation(corners.columns)
     named = {c: corners.columns[perm[i]] for i, c in enumerate(corners.columns)}
     assert named["left_eye_inner_corner_x"] == "right_eye_inner_corner_x"
     assert named["right_eye_outer_corner_y"] == "left_eye_outer_corner_y"
