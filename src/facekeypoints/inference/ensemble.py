@@ -35,7 +35,7 @@ class AveragePredictor(Predictor):
         self.scores_faces = any(m.scores_faces for m in members)
 
     def for_photos(self) -> AveragePredictor:
-        members = [m.for_photos() if hasattr(m, "for_photos") else m for m in self.members]
+        members = [m.for_photos() for m in self.members]
         return AveragePredictor(members, list(self.weights), self.name)
 
     def member_predictions(self, X: np.ndarray,

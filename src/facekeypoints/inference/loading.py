@@ -74,12 +74,10 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         if recipe.model == "mesh-net" and (path / "photo_head.npz").is_file():
             from .mesh import PhotoHead, TunedMeshPredictor
 
-            predictor = TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
-                                           PhotoHead.load(path / "photo_head.npz"))
-        else:
-            predictor = Predictor(net, recipe.columns, recipe.tta, recipe.name, scheme)
-        predictor.mirror_axis = run.mirror_axis()
-        return predictor
+            return TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
+                                      PhotoHead.load(path / "photo_head.npz"),
+                                      mirror_axis=run.mirror_axis())
+        return Predictor(net, recipe.columns, recipe.tta, recipe.name, scheme, run.mirror_axis())
     if path.suffix == ".onnx":
         return OnnxPredictor(path)
     if path.suffix != ".keras":
@@ -97,9 +95,8 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
     except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
-    predictor = Predictor(net, columns, tta, path.stem, RunFolder(path.parent).scheme(columns))
-    predictor.mirror_axis = RunFolder(path.parent).mirror_axis()
-    return predictor
+    beside = RunFolder(path.parent)
+    return Predictor(net, columns, tta, path.stem, beside.scheme(columns), beside.mirror_axis())
 
 
 def _load_group(path: Path, prefer_onnx: bool = False) -> GroupPredictor:

@@ -22,9 +22,9 @@ class Predictor:
 
     `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
     prediction with its mirror image's; `scheme` is the landmark scheme of the columns (by
-    default the built-in one they belong to)."""
+    default the built-in one they belong to); `mirror_axis` where the labels' x mirrors
+    (keypoints.mirror_keypoints: the pixel-centre axis, or the run's measured one)."""
 
-    mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
     # crops per followed face and video frame, each framed on the last keypoints: a CNN follows
     # a moving face only part of the way in one (docs/photos.md)
     track_passes = 2
@@ -33,8 +33,9 @@ class Predictor:
     scores_faces = False
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
-                 scheme: Scheme | None = None):
+                 scheme: Scheme | None = None, mirror_axis: float | np.ndarray = MIRROR_X):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
+        self.mirror_axis = mirror_axis
         self.scheme = scheme or schemes.for_columns(self.columns, f"model {name}")
 
     @property
