@@ -10,7 +10,7 @@ from keras import layers, ops
 
 from ..errors import UserError
 from ..keypoints import IMAGE_SIZE
-from .mesh_net import mesh_net
+from ..mesh.net import mesh_net
 from .recipe import Recipe
 
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)

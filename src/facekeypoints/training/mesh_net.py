@@ -1,4 +1,4 @@
-"""Fine-tuning the face mesh rebuilt in Keras (`stored.mesh_net`, the net itself): its head
+"""Fine-tuning the face mesh rebuilt in Keras (`mesh.net`, the net itself): its head
 started from the ridge fit, the body held still then freed, and the photo head fitted after."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from ..errors import UserError
-from ..stored.mesh_net import mesh_net, rebuild
+from ..mesh.net import mesh_net, rebuild
 from ..stored.recipe import Recipe
 from .freezing import BodySchedule, GradientScale
 

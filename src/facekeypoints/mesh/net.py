@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers, ops
 
 from ..keypoints import IMAGE_SIZE
-from ..mesh import backbone
+from . import backbone
 
 POINTS_OUTPUT = "conv2d_21"  # the ONNX output with the 468 points (x, y, z in 192x192 pixels)
 SCORE_OUTPUT = "conv2d_31"  # the face score's logit
