@@ -83,3 +83,22 @@ def test_take_over_goes_with_resume(tmp_path, synthetic_files):
     with pytest.raises(UserError, match="--take-over goes with --resume"):
         fk.train("model1", synthetic_files["training.csv"], tmp_path / "run", take_over=True,
                  log=None)
+
+
+def test_a_run_another_machine_still_holds_resumes_only_with_take_over(tmp_path,
+                                                                       synthetic_files):
+    """A run killed on another machine sharing the folder says "running" and beat a moment
+    ago: --resume is refused with the way out, --resume --take-over continues it."""
+    run = fk.train("model1", synthetic_files["training.csv"], tmp_path / "run", epochs=1,
+                   progress=False, log=None)
+    folder = runs.RunFolder(run.path)
+    summary = folder.summary() | {"status": "running", "host": "elsewhere", "pid": 4242}
+    folder.summary_file.write_text(json.dumps(summary))
+    _other_machine(run.path, seconds_ago=1)
+    assert run.status == "running"
+    with pytest.raises(UserError, match="still running .*--resume --take-over"):
+        fk.train(None, out=run.path, resume=True, epochs=2, progress=False, log=None)
+    again = fk.train(None, out=run.path, resume=True, epochs=2, take_over=True, progress=False,
+                     log=None)
+    assert again.status == "finished" and len(again.history) == 2
+    assert folder.owner() is None  # released when the run stopped
