@@ -42,6 +42,7 @@ def test_a_live_holder_here_refuses_a_second_and_a_killed_one_leaves_nothing_stu
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=60)
+    runs.RunFolder.claim(folder)  # the dead hold wrote nothing: a new run may start there
     with runs.RunFolder(folder).held() as lock:  # its owner.json names a dead process
         assert runs.RunFolder(folder).owner()["token"] == lock.token
     assert list(folder.iterdir()) == []  # a hold that wrote nothing leaves no trace

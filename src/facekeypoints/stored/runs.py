@@ -130,7 +130,7 @@ class RunFolder:
                 raise UserError(f"--out {run.path}: still running ({busy[0].owner_text()}); "
                                 "stop it before resuming"
                                 + _TAKE_OVER.replace("RUN", str(run.path)))
-        elif run.path.exists() and any(p.name != LOCK for p in run.path.iterdir()):
+        elif run.path.exists() and any(p.name not in (LOCK, OWNER) for p in run.path.iterdir()):
             raise UserError(f"--out {run.path}: folder exists and is not empty; pass --resume "
                             "to continue that run or choose another folder")
         return run
