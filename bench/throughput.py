@@ -66,9 +66,10 @@ class FlipSequence:
     def __new__(cls, X, y, batch_size, columns):
         import keras
 
-        from facekeypoints.keypoints import flip_permutation, mirror_keypoints, x_mask
+        from facekeypoints.keypoints import mirror_keypoints, x_mask
+        from facekeypoints.schemes import builtin
 
-        perm, is_x = flip_permutation(columns), x_mask(columns)
+        perm, is_x = builtin("kaggle15").flip_permutation(columns), x_mask(columns)
 
         class _Seq(keras.utils.PyDataset):
             def __len__(self):

@@ -9,6 +9,7 @@ import pytest
 
 import facekeypoints as fk
 from facekeypoints import api
+from facekeypoints.errors import UserError
 from facekeypoints.photos.scores import load_truth, match
 
 from .conftest import SHARED
@@ -117,3 +118,53 @@ def test_an_average_turns_flip_tta_on_and_off_in_its_members_and_says_which(
     np.testing.assert_allclose(both.predict_scaled(faces.X, tta=False),
                                (members[0] + members[1]) / 2, atol=1e-6)
     assert fk.evaluate(tmp_path / "both").faces == len(faces)  # its members' held-out people
+
+
+def _own_scheme_file(tmp_path, synthetic_files):
+    """Four of Kaggle's points renamed into a scheme of the user's, in a folder with no
+    training_sources.csv (held out by row, as on Kaggle's own download)."""
+    import pandas as pd
+
+    frame = pd.read_csv(synthetic_files["training.csv"])
+    names = {"left_eye_center": "left_eye", "right_eye_center": "right_eye",
+             "nose_tip": "nose", "mouth_center_bottom_lip": "lip"}
+    table = pd.DataFrame({f"{new}_{a}": frame[f"{old}_{a}"] for old, new in names.items()
+                          for a in "xy"})
+    table["Image"] = frame["Image"]
+    folder = tmp_path / "own"
+    folder.mkdir()
+    table.to_csv(folder / "own.csv", index=False)
+    (folder / "own.toml").write_text(f"points = {list(names.values())!r}\n".replace("'", '"')
+                                     + 'eyes = [["left_eye"], ["right_eye"]]\n')
+    return folder / "own.csv", folder / "own.toml"
+
+
+def test_a_run_of_the_users_own_scheme_evaluates_on_its_held_out_faces(tmp_path,
+                                                                        synthetic_files):
+    data, scheme = _own_scheme_file(tmp_path, synthetic_files)
+    run = fk.train("model1", data, tmp_path / "run", epochs=1, scheme=str(scheme),
+                   progress=False, log=None)
+    held_out = fk.validation_set(run)
+    assert held_out.columns[:2] == ["left_eye_x", "left_eye_y"] and held_out.persons is None
+    result = fk.evaluate(run)
+    assert result.faces == len(held_out)
+    assert result.rmse == pytest.approx(run.history["val_rmse"].iloc[-1], rel=1e-5)
+    assert fk.evaluate(run, data).faces > result.faces  # the whole file, read by its scheme
+
+
+def test_two_runs_split_by_row_average_with_weights_fitted_on_their_held_out_rows(
+        tmp_path, synthetic_files):
+    """Kaggle's download names no people: runs with one seed hold out the same rows. The
+    fitted average is no worse on them than its better member (the grid holds each alone)."""
+    data, scheme = _own_scheme_file(tmp_path, synthetic_files)
+    runs = [fk.train("model1", data, tmp_path / name, epochs=1, scheme=str(scheme),
+                     learning_rate=rate, progress=False, log=None)
+            for name, rate in (("a", 0.01), ("b", 0.05))]
+    both = fk.average(*runs, out=tmp_path / "both")
+    faces = fk.validation_set(runs[0])
+    members = [fk.evaluate(r, faces).rmse for r in runs]
+    assert fk.evaluate(both, faces).rmse <= min(members) + 1e-6
+    other = fk.train("model1", data, tmp_path / "c", epochs=1, scheme=str(scheme), seed=7,
+                     progress=False, log=None)
+    with pytest.raises(UserError, match="same split"):
+        fk.average(runs[0], other, out=tmp_path / "mixed")

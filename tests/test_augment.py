@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from facekeypoints.keypoints import COLUMNS, flip_permutation, scale, unscale, x_mask
+from facekeypoints.keypoints import COLUMNS, scale, unscale, x_mask
+from facekeypoints.schemes import builtin
 from facekeypoints.training.augment import Augment, flip_keypoints
 
 POINTS = {"left_eye_center": (66.0, 37.0), "right_eye_center": (30.5, 39.0),
@@ -32,7 +33,8 @@ def test_flipped_keypoints_land_on_the_mirrored_features():
     img = _blob_image(points)
     y = scale(np.array([[c for p in points for c in p]], np.float32))
     flipped_img = img[:, ::-1]
-    flipped = unscale(np.asarray(flip_keypoints(y, flip_permutation(COLS), x_mask(COLS))))[0]
+    perm = builtin("kaggle15").flip_permutation(COLS)
+    flipped = unscale(np.asarray(flip_keypoints(y, perm, x_mask(COLS))))[0]
     named = dict(zip(COLS, flipped, strict=True))
     # The subject's left eye of the mirrored face is the mirror image of the right eye.
     assert named["left_eye_center_x"] == pytest.approx(95 - POINTS["right_eye_center"][0], abs=1e-4)
@@ -43,7 +45,7 @@ def test_flipped_keypoints_land_on_the_mirrored_features():
 
 def test_flip_mirrors_the_missing_label_mask():
     y = scale(np.array([[60.0, 40.0, np.nan, np.nan, 48, 60, 48, 80]], np.float32))
-    out = np.asarray(flip_keypoints(y, flip_permutation(COLS), x_mask(COLS)))
+    out = np.asarray(flip_keypoints(y, builtin("kaggle15").flip_permutation(COLS), x_mask(COLS)))
     assert np.isnan(out[0, :2]).all() and not np.isnan(out[0, 2:]).any()
 
 

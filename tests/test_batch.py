@@ -311,9 +311,10 @@ def test_urls_in_and_object_storage_out_through_pyarrow(inputs, tmp_path, tiny_o
 def test_keras_models_and_unreachable_clusters_are_refused_in_one_line(inputs, tmp_path,
                                                                        tiny_run):
     """Workers never load TensorFlow: a Keras model is refused with the export command (an
-    exported run folder loads its ONNX file, as `detect` does); an
+    exported run folder or .keras file loads its ONNX file, as `detect` does); an
     address where nothing listens is refused at once (ray.init would retry for minutes)."""
-    out, keras_file = tmp_path / "ray", tiny_run.path / "model.keras"
+    out, keras_file = tmp_path / "ray", tmp_path / "net.keras"  # no export beside it
+    shutil.copy(tiny_run.path / "model.keras", keras_file)
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--model",
                        keras_file), f"facekeypoints export {keras_file}")
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--address",

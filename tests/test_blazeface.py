@@ -67,14 +67,22 @@ def test_decoding_puts_a_box_made_by_hand_back_where_it_was_made():
 
 
 def test_tiles_cover_the_photo_and_overlap():
-    for height, width in [(1200, 1600), (900, 700), (768, 3000)]:
+    # the last two are narrower than a tile: their tiles run past that edge, black there
+    for height, width in [(1200, 1600), (900, 700), (768, 3000), (300, 1000), (2000, 200)]:
         squares = blazeface.tiles(height, width, 384)
         covered = np.zeros((height, width), bool)
         for left, top, size in squares:
-            assert size >= 384 and left + size <= width and top + size <= height
+            assert size >= 384 and left >= 0 and top >= 0
+            assert left + size <= width or (left == 0 and width < size)
+            assert top + size <= height or (top == 0 and height < size)
             covered[top:top + size, left:left + size] = True
         assert covered.all()
     assert blazeface.tiles(300, 300, 384) == []  # nothing to tile
+    model = blazeface.BlazeFace().full
+    left, top, size = blazeface.tiles(300, 1000, 384)[-1]
+    square = model._square(np.full((300, 1000, 3), 255, np.uint8), left, top, size)
+    rows = round(300 * model.spec.side / size)  # the photo's part of the square, then black
+    assert (square[:rows] == 1).all() and (square[rows:] == -1).all()
 
 
 def _face_at(iod: float, size: tuple[int, int], at: tuple[int, int]):

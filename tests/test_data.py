@@ -150,3 +150,28 @@ def test_lookup_naming_an_unknown_feature_or_image(tmp_path):
                              "2,9,nose_tip_y,"], "IdLookupTable.csv")
     with pytest.raises(DataError, match="row 2, column ImageId: ImageId 9 is not in the test"):
         data.load_lookup(path, known_ids=np.array([1, 2]))
+
+
+def test_a_strangers_training_sources_with_as_many_rows_names_no_one(tmp_path, synthetic_files):
+    """A sibling folder's training_sources.csv lends its people only to a copy of its own
+    faces (faces68/ of faces/), never by row count alone."""
+    import shutil
+
+    from facekeypoints.data import kaggle
+
+    rows = synthetic_files["training.csv"].read_text().splitlines(keepends=True)
+    for name, lines in (("a-stranger", [rows[0], *reversed(rows[1:])]), ("b-alone", None),
+                        ("c-twin", rows)):
+        (tmp_path / name).mkdir()
+        shutil.copy(synthetic_files["training_sources.csv"], tmp_path / name)
+        if lines is not None:
+            (tmp_path / name / "training.csv").write_text("".join(lines))
+    mine = tmp_path / "mine" / "training.csv"
+    mine.parent.mkdir()
+    mine.write_text("".join(rows))
+    twin = kaggle.load_training(tmp_path / "c-twin" / "training.csv").persons
+    assert twin is not None and len(set(twin)) > 1
+    np.testing.assert_array_equal(kaggle.load_training(mine).persons, twin)
+    shutil.rmtree(tmp_path / "c-twin")
+    kaggle._TRAINING_CACHE.clear()
+    assert kaggle.load_training(mine).persons is None

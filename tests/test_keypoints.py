@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from facekeypoints.keypoints import COLUMNS, flip_permutation, mirror_name
+from facekeypoints.errors import UserError
+from facekeypoints.keypoints import COLUMNS, mirror_name
+from facekeypoints.schemes import builtin
 
 
 def test_mirror_names_swap_left_and_right_wherever_they_stand():
@@ -12,7 +14,7 @@ def test_mirror_names_swap_left_and_right_wherever_they_stand():
 
 
 def test_flip_permutation_of_all_columns_is_an_involution():
-    perm = flip_permutation(COLUMNS)
+    perm = builtin("kaggle15").flip_permutation(COLUMNS)
     assert sorted(perm) == list(range(30))
     assert (perm[perm] == np.arange(30)).all()
     assert COLUMNS[perm[COLUMNS.index("mouth_left_corner_y")]] == "mouth_right_corner_y"
@@ -22,18 +24,18 @@ def test_flip_permutation_of_all_columns_is_an_involution():
 def test_flip_permutation_of_a_subset_uses_positions_within_the_subset():
     cols = ["nose_tip_x", "nose_tip_y", "right_eye_center_x", "right_eye_center_y",
             "left_eye_center_x", "left_eye_center_y"]
-    assert list(flip_permutation(cols)) == [0, 1, 4, 5, 2, 3]
+    assert list(builtin("kaggle15").flip_permutation(cols)) == [0, 1, 4, 5, 2, 3]
 
 
 def test_subset_missing_a_partner_cannot_flip():
-    with pytest.raises(ValueError, match="right_eye_center_x"):
-        flip_permutation(["left_eye_center_x", "left_eye_center_y"])
+    with pytest.raises(UserError, match="right_eye_center_x"):
+        builtin("kaggle15").flip_permutation(["left_eye_center_x", "left_eye_center_y"])
 
 
 def test_mirroring_about_a_measured_axis_is_its_own_inverse():
     from facekeypoints.keypoints import mirror_keypoints, scale, unscale, x_mask
 
-    perm, is_x = flip_permutation(COLUMNS), x_mask(COLUMNS)
+    perm, is_x = builtin("kaggle15").flip_permutation(COLUMNS), x_mask(COLUMNS)
     axis = np.where(is_x, 97.0 + np.arange(30) % 4 / 10, 95.0)
     axis = (axis + axis[perm]) / 2  # a left/right pair shares its axis
     y = scale(np.random.default_rng(0).uniform(10, 86, (5, 30)))

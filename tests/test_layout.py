@@ -22,6 +22,7 @@ LAYERS = [
      "onnx_runtime"},
     {"data"},
     {"mesh"},
+    {"stored"},
     {"training"},
     {"inference", "plots"},
     {"photos"},

@@ -103,7 +103,12 @@ def test_the_mesh_and_a_net_averaged_on_people_none_of_them_saw(tmp_path, shared
                   progress=False)
         scores[name] = fk.score(tmp_path / f"{name}.csv", files["solution.csv"])
     assert scores["mesh"] < 1.6, scores  # the mean face scores about 3.5
-    assert scores["both"] < scores["fast"] and scores["both"] < scores["mesh"] + 0.05, scores
+    assert scores["both"] < scores["fast"], scores
+    # on the held-out people the weights were fitted on, the average is no worse than its
+    # better member: the weight grid holds each member alone
+    held_out = {name: fk.evaluate(model).rmse for name, model in
+                (("fast", net), ("mesh", face_mesh), ("both", tmp_path / "both"))}
+    assert held_out["both"] <= min(held_out["fast"], held_out["mesh"]) + 1e-4, held_out
     # The command line evaluates an average on its members' held-out people, as it does a run
     done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "evaluate",
                            str(tmp_path / "both")], capture_output=True, text=True, timeout=600)
@@ -196,7 +201,8 @@ def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_f
 def test_mirror_axis_finds_labels_that_sit_off_the_pixel_centre_convention(offset):
     """Labels counted from 1 sit right of the features they mark. Mirrored about MIRROR_X they
     would disagree with their mirror images by twice that; the measured axis must absorb it."""
-    from facekeypoints.keypoints import MEAN_SHAPE, MIRROR_X, flip_permutation, scale, x_mask
+    from facekeypoints.keypoints import MEAN_SHAPE, MIRROR_X, scale, x_mask
+    from facekeypoints.schemes import builtin
 
     rng = np.random.default_rng(1)
     n = 400
@@ -208,7 +214,7 @@ def test_mirror_axis_finds_labels_that_sit_off_the_pixel_centre_convention(offse
     truth = np.einsum("nij,kj->nki", size * turn, MEAN_SHAPE - centre) + centre \
         + rng.uniform(-5, 5, (n, 1, 2)) + rng.normal(0, 0.7, (n, 15, 2))
     # the "mesh" marks the features themselves, in the face and in its mirror image
-    keypoint_perm = flip_permutation(list(COLUMNS))[::2] // 2
+    keypoint_perm = builtin("kaggle15").flip_permutation(list(COLUMNS))[::2] // 2
     points = truth + rng.normal(0, 0.2, truth.shape)
     mirrored = points[:, keypoint_perm] * [-1, 1] + [MIRROR_X, 0]
     labels = scale((truth + [offset, 0]).reshape(n, -1))

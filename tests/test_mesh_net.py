@@ -12,6 +12,7 @@ import pytest
 
 import facekeypoints as fk
 from facekeypoints.errors import UserError
+from facekeypoints.inference import loading
 from facekeypoints.keypoints import COLUMNS
 from facekeypoints.mesh import backbone
 from facekeypoints.mesh.heads import MeshHead
@@ -75,7 +76,8 @@ def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, 
     X = X[:16]
     folder = fk.load_model(run.path).predict(X)
     keras_file = fk.load_model(run.path / "model.keras").predict(X)
-    onnx_file = fk.load_model(fk.export(run, tmp_path / "tuned.onnx")).predict(X)
+    exported = fk.load_model(fk.export(run, run.path / "model.onnx"))
+    onnx_file = exported.predict(X)
     assert folder.shape == (16, 30) and np.isfinite(folder).all()
     assert np.abs(keras_file - folder).max() < 1e-3
     assert np.abs(onnx_file - folder).max() < 1e-2  # pixels
@@ -84,6 +86,9 @@ def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, 
     photos = fk.load_model(run.path).for_photos()
     assert photos.photos and np.isfinite(photos.predict(X)).all()
     assert np.abs(photos.predict(X) - folder).max() > 0.01  # another head, other points
+    # its export carries the photo head: detect, serve and Ray's workers read photos alike
+    np.testing.assert_allclose(exported.for_photos().predict(X), photos.predict(X), atol=1e-2)
+    assert loading.load(run.path, prefer_onnx=True).for_photos().photos
     again = fk.train(None, out=run.path, resume=True, epochs=2, progress=False, log=None)
     assert len(again.history) == 2
 

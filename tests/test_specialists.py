@@ -10,7 +10,8 @@ from facekeypoints import data
 from facekeypoints.data import load_training
 from facekeypoints.errors import UserError
 from facekeypoints.inference import loading
-from facekeypoints.keypoints import COLUMNS, flip_permutation
+from facekeypoints.keypoints import COLUMNS
+from facekeypoints.schemes import builtin
 from facekeypoints.training import loop, specialists
 from facekeypoints.training import recipe as recipe_mod
 
@@ -23,7 +24,7 @@ def test_model8_groups_cover_all_15_keypoints_once_with_their_own_flips():
     names = [k for group in recipe.groups.values() for k in group]
     assert sorted(names) == sorted({c[:-2] for c in COLUMNS}) and len(names) == 15
     corners = specialists.member_recipe(recipe, "eye_corners", recipe.groups["eye_corners"])
-    perm = flip_permutation(corners.columns)
+    perm = builtin("kaggle15").flip_permutation(corners.columns)
     named = {c: corners.columns[perm[i]] for i, c in enumerate(corners.columns)}
     assert named["left_eye_inner_corner_x"] == "right_eye_inner_corner_x"
     assert named["right_eye_outer_corner_y"] == "left_eye_outer_corner_y"
@@ -163,3 +164,26 @@ def test_transfer_learning_takes_one_keras_net_and_names_anything_else(
         with pytest.raises(UserError, match=expected) as error:
             specialists.load_base(str(base))
         assert f"pretrained = {base}" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_group_and_an_average_of_it_travel_to_ray_workers_once_exported(
+        group_run, tmp_path, synthetic_files):
+    """Ray's workers load no TensorFlow: `export` writes each member's ONNX file, then a group
+    of specialists and an average holding it travel as bytes and predict as here."""
+    import facekeypoints as fk
+    from facekeypoints.batch.model_spec import ModelSpec
+
+    group = tmp_path / "model8"
+    shutil.copytree(group_run, group)
+    average = tmp_path / "both"
+    fk.average(group, group, out=average, weights=[1, 1])
+    with pytest.raises(UserError, match=f"facekeypoints export {average}"):
+        ModelSpec.of(str(average))
+    assert fk.export(average) == average  # each specialist's net, once
+    assert all((m / "model.onnx").is_file() for m in group.iterdir() if m.is_dir())
+    X = load_training(synthetic_files["training.csv"]).X[:6]
+    for model in (group, average):
+        spec, _ = ModelSpec.of(str(model))
+        assert spec.files and not any(name.endswith(".keras") for name in spec.files)
+        np.testing.assert_allclose(spec.load().predict(X), loading.load(model).predict(X),
+                                   atol=1e-3)

@@ -225,14 +225,16 @@ def test_a_measured_mirror_axis_is_kept_and_travels_with_the_model(tmp_path, syn
     the run folder, and flip TTA un-mirrors about it wherever the model goes: the run folder,
     its .keras file and its ONNX export predict alike."""
     from facekeypoints.inference.export import export_onnx
-    from facekeypoints.keypoints import MIRROR_X, flip_permutation, x_mask
+    from facekeypoints.keypoints import MIRROR_X, x_mask
+    from facekeypoints.schemes import builtin
 
     settings = {"epochs": 1, "conv": [[8, 3], [8, 2], [8, 2]], "dense": [16, 16], "tta": True,
                 "flip": True, "mirror": "measured"}
     run = loop.train(recipe_mod.load("model2", settings), synthetic_files["training.csv"],
                          tmp_path / "run", log=lambda s: None)
     axis = np.array(json.loads(run.mirror_file.read_text()))
-    is_x, perm = x_mask(run.load_recipe().columns), flip_permutation(run.load_recipe().columns)
+    columns = run.load_recipe().columns
+    is_x, perm = x_mask(columns), builtin("kaggle15").flip_permutation(columns)
     assert (axis[~is_x] == MIRROR_X).all() and np.isfinite(axis).all()
     assert (axis == axis[perm]).all() and (axis[is_x] != MIRROR_X).all()
     # resuming reads the kept axis instead of measuring again

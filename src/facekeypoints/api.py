@@ -249,10 +249,11 @@ def train(recipe: str | Path | Recipe | None, data: str | Path | None = None,
           out: str | Path | None = None, *, epochs: int | None = None, resume: bool = False,
           max_minutes: float | None = None, checkpoint_seconds: float = 30.0,
           progress: str | bool = "auto", log: Callable[[str], None] | None = print,
-          devices: list[str] | None = None, **settings: Any) -> Run:
+          devices: list[str] | None = None, take_over: bool = False, **settings: Any) -> Run:
     """Train a recipe on a Kaggle training file into a run folder (default runs/NAME, or the
     next free runs/NAME-2 ...): history, checkpoints, model.keras; killed runs resume with
-    `resume=True`, which also extends a finished run to `epochs`. Any recipe setting can be
+    `resume=True` (`take_over=True` where its holder died on another machine sharing the
+    folder), which also extends a finished run to `epochs`. Any recipe setting can be
     changed by keyword (`tensorboard=True` logs to RUN/tensorboard). Specialist recipes
     (model8, model9) train one net per keypoint group into one group folder.
 
@@ -267,20 +268,26 @@ def train(recipe: str | Path | Recipe | None, data: str | Path | None = None,
     given = [Given(k, v, f"{k}={v!r}") for k, v in settings.items()]
     return _train(recipe, given, data, out, epochs=epochs, resume=resume,
                   max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
-                  progress=progress, log=log or (lambda line: None), devices=devices)
+                  progress=progress, log=log or (lambda line: None), devices=devices,
+                  take_over=take_over)
 
 
 def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | Path | None,
            out: str | Path | None, *, epochs: int | None, resume: bool,
            max_minutes: float | None, checkpoint_seconds: float, progress: str | bool,
            log: Callable[[str], None], devices: list[str] | None = None,
-           epochs_origin: str = "epochs") -> Run:
+           epochs_origin: str = "epochs", take_over: bool = False) -> Run:
     """The one training path, for the command line (which names its options in `given`) and
-    for `train()`."""
+    for `train()`. `take_over`: resume a run whose holder is dead but cannot be asked (on
+    another machine sharing the folder, silent for less than a minute)."""
     max_seconds = max_minutes * 60 if max_minutes else None
+    if take_over and not resume:
+        raise UserError("--take-over goes with --resume: it continues a dead run's folder")
     if resume:
         if out is None:
             raise UserError("--resume needs --out RUN_DIR, the run folder to continue")
+        if take_over:
+            RunFolder(out).take_over()
         if given:
             raise UserError(f"{given[0].origin}: a resumed run keeps its recipe; only the epochs "
                             "can change (start a new run to change settings)")
@@ -371,7 +378,7 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = Non
         train_set, faces = _split(run)
         title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
     else:
-        faces, title = data_mod.load_training(data), str(data)
+        faces, title = _labelled(data, predictor), str(data)
     result = run_eval(predictor, faces, tta)
     if details:
         result.title = title
@@ -410,7 +417,7 @@ def average(*models: str | Path | Run, out: str | Path,
     predictor = ensemble.AveragePredictor([load_model(p) for p in paths], [1.0] * len(paths),
                                              Path(out).name)
     if weights is None:
-        held_out = [_held_out_people(p) for p in paths]
+        held_out = [RunFolder(p).held_out() for p in paths]
         if any(h is None for h in held_out) or any(h != held_out[0] for h in held_out):
             raise UserError("average: the weights are fitted on the people the runs held out, so "
                             "give run folders trained with the same split (seed, validation), "
@@ -430,12 +437,6 @@ def average(*models: str | Path | Run, out: str | Path,
     return load_model(out)
 
 
-def _held_out_people(path: Path) -> list[str] | None:
-    if not (path / "data.json").is_file():
-        return None
-    return RunFolder(path).data_record().get("validation_persons")
-
-
 def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     """The faces a run held out (whole people, complete labels), or with on="train" the faces
     it trained on, as it chose them: `.X`, `.y` (scaled), `.columns`, `.persons`. For an
@@ -449,6 +450,19 @@ def validation_set(run: str | Path | Run, on: str = "validation") -> Faces:
     """
     train_set, val_set = _split(run)
     return train_set if on == "train" else val_set
+
+
+def _labelled(data: str | Path, predictor: Predictor) -> Faces:
+    """A labelled file to evaluate on, read with the model's own scheme where the model's is a
+    user's and the file has its columns (the header alone names only built-in schemes)."""
+    from . import schemes
+
+    scheme = predictor.scheme
+    if scheme is not None and not schemes.is_builtin(scheme) and Path(data).is_file():
+        header = set(data_mod.read_csv(data, nrows=1).columns)
+        if set(scheme.columns) <= header:
+            return data_mod.load_training(data, scheme=scheme)
+    return data_mod.load_training(data)
 
 
 def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
@@ -467,7 +481,7 @@ def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
     if not Path(data_path).exists():
         raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
                         "FILE")
-    return data_mod.prepare_data(folder.load_recipe(), data_path)
+    return data_mod.prepare_data(folder.load_recipe(), data_path, folder.own_scheme())
 
 
 def compare(*runs: str | Path | Run) -> pd.DataFrame:
@@ -484,7 +498,8 @@ def compare(*runs: str | Path | Run) -> pd.DataFrame:
 
 def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
     """The model as an ONNX file (columns and flip TTA kept as metadata) for ONNX Runtime:
-    no TensorFlow at inference, fast cold start. Default: model.onnx beside the model.
+    no TensorFlow at inference, fast cold start. Default: model.onnx beside the model. A group
+    of specialists or an average exports each member's net beside it, and gives its folder.
 
     >>> onnx_path = fk.export(trained, tmp / "model1.onnx")
     >>> X, _ = fk.load(tmp_faces["test.csv"])
@@ -495,11 +510,45 @@ def export(model: ModelLike | Run, out: str | Path | None = None) -> Path:
     from .inference.export import export_onnx
 
     path = Path(getattr(model, "path", model)) if not isinstance(model, Predictor) else None
+    if path is not None and _members_of(path) is not None:
+        if out is not None:
+            raise UserError(f"export: {path} is a group of specialists or an average, exported "
+                            "into its members' own folders (each its model.onnx); leave out "
+                            "--out")
+        _export_members(path)
+        return path
     if out is None:
         if path is None:
             raise UserError("export: give `out`, the .onnx file to write")
         out = path / "model.onnx" if path.is_dir() else path.with_suffix(".onnx")
     return export_onnx(load_model(model), out)
+
+
+def _members_of(path: Path) -> list[Path] | None:
+    """The members of a group of specialists or of an average; None for any other model."""
+    from .inference import ensemble
+
+    if not path.is_dir():
+        return None
+    if RunFolder(path).is_group:
+        return [m.path for m in RunFolder(path).members()]
+    if (path / ensemble.MANIFEST).is_file():
+        return [Path(m) for m in ensemble.read(path)[0]]
+    return None
+
+
+def _export_members(path: Path, done: set[Path] | None = None) -> None:
+    """Each member with a Keras net exported beside it (an ONNX file or a mesh run needs none),
+    once, so that the group or average loads without TensorFlow (detect's Ray workers)."""
+    done = done if done is not None else set()
+    for member in _members_of(path) or []:
+        if member.resolve() in done:
+            continue
+        done.add(member.resolve())
+        if _members_of(member) is not None:
+            _export_members(member, done)
+        elif load_model(member).export_net()[0] is not None:
+            export(member)
 
 
 # ----------------------------------------------------------------------------- Kaggle

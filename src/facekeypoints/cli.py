@@ -45,6 +45,9 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
               help="Also log to RUN/tensorboard (open with: tensorboard --logdir RUN).")
 @click.option("--out", type=click.Path(), help="Run folder (default runs/RECIPE).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
+@click.option("--take-over", is_flag=True,
+              help="With --resume: continue a run whose holder died on a machine that cannot "
+                   "be asked (its folder shared); refused while it runs here.")
 @click.option("--checkpoint-seconds", default=30.0, show_default=True,
               help="Save a checkpoint at least this often.")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True),
@@ -52,8 +55,8 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
 def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, patience, seed,
-          validation, settings, tensorboard, out, resume, checkpoint_seconds, max_minutes,
-          progress) -> None:
+          validation, settings, tensorboard, out, resume, take_over, checkpoint_seconds,
+          max_minutes, progress) -> None:
     """Train a recipe; writes a run folder with history, checkpoints and model.keras."""
     from . import api
     from .training.recipe import Given, parse_setting
@@ -69,7 +72,8 @@ def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, pat
         raise UserError("train needs --recipe NAME and --data FILE (or --out RUN --resume)")
     run = api._train(recipe_name, given, data_path, out, epochs=epochs, resume=resume,
                      max_minutes=max_minutes, checkpoint_seconds=checkpoint_seconds,
-                     progress=progress, log=click.echo, epochs_origin=f"--epochs {epochs}")
+                     progress=progress, log=click.echo, epochs_origin=f"--epochs {epochs}",
+                     take_over=take_over)
     click.echo(f"run folder: {run.path}")
 
 

@@ -49,18 +49,6 @@ def mirror_name(column: str) -> str:
     return "_".join(swap.get(token, token) for token in column.split("_"))
 
 
-def flip_permutation(columns: list[str] | tuple[str, ...]) -> np.ndarray:
-    """Index array: flipped[:, i] takes its value from original[:, perm[i]]."""
-    index = {c: i for i, c in enumerate(columns)}
-    perm = []
-    for c in columns:
-        partner = mirror_name(c)
-        if partner not in index:
-            raise ValueError(f"column {c!r} flips onto {partner!r}, which is not selected")
-        perm.append(index[partner])
-    return np.asarray(perm, dtype=np.int32)
-
-
 def mirror_keypoints(y, perm: np.ndarray, is_x: np.ndarray, xp=np, axis=MIRROR_X):
     """Scaled keypoints ((pixel - 48) / 48) of the mirrored face: x -> axis - x, then left and
     right swap columns. `axis` is MIRROR_X where labels follow the pixel-centre convention, or

@@ -27,7 +27,7 @@ def save(fig: Figure, out: str | Path, dpi: int = 110) -> Path:
 
 def learning_curves(runs: list[str | Path], title: str = "") -> Figure:
     """Train (solid) and validation (dashed) loss of several runs on a log scale, and val RMSE."""
-    from .training.runs import RunFolder
+    from .stored.runs import RunFolder
 
     folders = [member for path in runs for member in RunFolder(Path(path)).members()]
     fig = Figure(figsize=(12, 4.5))

@@ -8,6 +8,7 @@ A training file's keypoint columns may be any scheme's (`schemes`): the header s
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import re
 import warnings
@@ -195,7 +196,7 @@ def _parse_training(path: str | Path, sources: str | Path | None,
     y = parse_numbers(frame, columns, path, low, high, allow_missing=True)
     images = parse_images(frame["Image"], path)
     X = (images[..., None].astype(np.float32) / 255.0)
-    persons = load_persons(path, len(frame), sources)
+    persons = load_persons(path, len(frame), sources, frame["Image"])
     return Faces(X, scale(y), columns, np.arange(1, len(frame) + 1), persons, str(path),
                  scheme)
 
@@ -273,11 +274,12 @@ def person_of(filename: str) -> str:
     return re.sub(r"_\d+$", "", stem)
 
 
-def load_persons(data_path: str | Path, rows: int,
-                 sources: str | Path | None = None) -> np.ndarray | None:
-    """Person of each row from training_sources.csv beside the data (or given), if there is one."""
+def load_persons(data_path: str | Path, rows: int, sources: str | Path | None = None,
+                 images: pd.Series | None = None) -> np.ndarray | None:
+    """Person of each row from training_sources.csv beside the data (or given), if there is one;
+    `images` (the data's Image column) lets a sibling folder's copy of the faces lend its own."""
     if sources is None:
-        sources = _sources_near(Path(data_path), rows)
+        sources = _sources_near(Path(data_path), rows, images)
         if sources is None:
             return None
     frame = read_csv(sources)
@@ -287,14 +289,34 @@ def load_persons(data_path: str | Path, rows: int,
     return np.array([person_of(f) for f in frame["source_file"]])
 
 
-def _sources_near(data_path: Path, rows: int) -> Path | None:
+def _sources_near(data_path: Path, rows: int, images: pd.Series | None = None) -> Path | None:
     """training_sources.csv beside the data, or beside a sibling folder's copy of the same faces
-    (faces68/ shares faces/'s: same rows, same order): the one with as many rows."""
+    (faces68/ shares faces/'s): one whose folder holds a training file with the very images of
+    ours, in our order. A stranger's file with as many rows says nothing about our people."""
     beside = data_path.parent / "training_sources.csv"
     if beside.exists():
         return beside
+    if images is None:
+        return None
+    ours = None
     for candidate in sorted(data_path.parent.parent.glob("*/training_sources.csv")):
         with open(candidate, "rb") as f:
-            if sum(1 for _ in f) - 1 == rows:
+            if sum(1 for _ in f) - 1 != rows:
+                continue
+        for data in sorted(candidate.parent.glob("training.*")):
+            if data.resolve() == data_path.resolve() or not data.is_file():
+                continue
+            try:
+                theirs = read_csv(data)
+            except (UserError, DataError):
+                continue
+            if "Image" not in theirs.columns or len(theirs) != rows:
+                continue
+            ours = ours if ours is not None else _digest(images)
+            if _digest(theirs["Image"]) == ours:
                 return candidate
     return None
+
+
+def _digest(images: pd.Series) -> str:
+    return hashlib.sha256("\n".join(images).encode()).hexdigest()

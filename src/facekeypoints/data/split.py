@@ -32,10 +32,6 @@ def split(faces: Faces, fraction: float, seed: int) -> tuple[Faces, Faces]:
     return faces.subset(np.flatnonzero(~is_val)), faces.subset(np.flatnonzero(is_val))
 
 
-def shuffle(faces: Faces, seed: int) -> Faces:
-    return faces.subset(np.random.default_rng(seed).permutation(len(faces)))
-
-
 def prepare_data(recipe, data_path: str | Path, scheme=None) -> tuple[Faces, Faces]:
     """Hold out people first (the same people for every recipe with this seed), then select
     the recipe's columns (none named: all of the file's).

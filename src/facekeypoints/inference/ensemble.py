@@ -35,7 +35,7 @@ class AveragePredictor(Predictor):
         self.scores_faces = any(m.scores_faces for m in members)
 
     def for_photos(self) -> AveragePredictor:
-        members = [m.for_photos() if hasattr(m, "for_photos") else m for m in self.members]
+        members = [m.for_photos() for m in self.members]
         return AveragePredictor(members, list(self.weights), self.name)
 
     def member_predictions(self, X: np.ndarray,
@@ -83,9 +83,11 @@ def write(out: str | Path, members: list[str | Path], weights: list[float],
 
 
 def read(path: Path) -> tuple[list[str], list[float]]:
-    """An averaged model's members (paths) and weights, from its folder."""
+    """An averaged model's members (paths; a relative one lies inside the folder, as a Ray
+    worker unpacks one) and weights, from its folder."""
     manifest = json.loads((path / MANIFEST).read_text())
-    for member in manifest["members"]:
+    members = [str(path / m) for m in manifest["members"]]  # relative: inside the folder
+    for member in members:
         if not Path(member).exists():
             raise UserError(f"{path}: member {member} is gone")
-    return manifest["members"], manifest["weights"]
+    return members, manifest["weights"]

@@ -11,7 +11,7 @@ import numpy as np
 from ..data import Faces
 from ..errors import UserError
 from ..keypoints import CENTRE, keypoint_names, scale, unscale
-from ..training.runs import RunFolder
+from ..stored.runs import RunFolder
 from .predictor import Predictor
 
 

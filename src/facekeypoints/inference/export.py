@@ -16,11 +16,11 @@ from .predictor import Predictor
 def export_onnx(predictor: Predictor, out: str | Path) -> Path:
     import onnx
 
-    if predictor.net is None:
-        raise UserError(f"export: {predictor.name} has no single Keras net to export (a group "
-                        "of specialists, an average, a mesh run or an ONNX file); give a run "
-                        "folder or .keras file of one net")
-    net = predictor.net
+    net, extra = predictor.export_net()
+    if net is None:
+        raise UserError(f"export: {predictor.name} has no Keras net to export (a mesh run or "
+                        "an ONNX file); give a run folder or .keras file of one net, a group "
+                        "of specialists or an average")
     net.predict_on_batch(np.zeros((1, *net.input_shape[1:]), np.float32))  # export needs a call
     out = Path(out)
 
@@ -32,7 +32,8 @@ def export_onnx(predictor: Predictor, out: str | Path) -> Path:
                            ("name", predictor.name),
                            ("scheme", json.dumps(schemes.record(predictor.scheme))),
                            ("mirror_axis", json.dumps(np.broadcast_to(
-                               predictor.mirror_axis, len(predictor.columns)).tolist()))):
+                               predictor.mirror_axis, len(predictor.columns)).tolist())),
+                           *extra.items()):
             entry = model.metadata_props.add()
             entry.key, entry.value = f"facekeypoints.{key}", value
         onnx.save(model, str(tmp))

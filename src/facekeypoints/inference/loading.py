@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..keypoints import COLUMNS
 from ..quiet_import import quiet_keras
-from ..training.runs import MANIFEST, RunFolder
+from ..stored.runs import MANIFEST, RunFolder
 from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
 
@@ -28,8 +28,9 @@ def builtin_path(name: str = "builtin") -> Path:
 
 def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False) -> Predictor:
     """A Predictor for MODEL (None: the built-in model; `builtin68`, `mesh468`: the others in
-    BUILTIN_MODELS); one passes through. With `prefer_onnx`, a run folder whose net was exported
-    (model.onnx, newer than model.keras) loads that: no TensorFlow."""
+    BUILTIN_MODELS); one passes through. With `prefer_onnx`, a run folder or .keras file whose
+    net was exported (model.onnx or the .onnx beside, newer than the .keras) loads that, as do
+    the members of a group or an average: no TensorFlow."""
     if isinstance(model, Predictor):
         return model
     if model is None:
@@ -47,10 +48,11 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         raise UserError(f"MODEL {path}: no such run folder or model file, nor a built-in "
                         f"model ({', '.join(BUILTIN_MODELS)})")
     if path.is_dir() and RunFolder(path).is_group:
-        return _load_group(path)
+        return _load_group(path, prefer_onnx)
     if path.is_dir() and (path / ensemble.MANIFEST).is_file():
         members, weights = ensemble.read(path)
-        return ensemble.AveragePredictor([load(m) for m in members], weights, path.name)
+        return ensemble.AveragePredictor([load(m, prefer_onnx) for m in members], weights,
+                                         path.name)
     if path.is_dir():
         run = RunFolder(path)
         recipe = run.load_recipe()
@@ -61,45 +63,50 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         onnx_file, keras_file = path / "model.onnx", path / "model.keras"
         if prefer_onnx and onnx_file.is_file() and (not keras_file.is_file() or (
                 onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
-            return OnnxPredictor(onnx_file)
+            onnx_predictor = OnnxPredictor(onnx_file)
+            # a tuned mesh's export from before exports carried the photo head would detect
+            # on photos with the net alone: the Keras run then
+            if onnx_predictor.photo_head is not None or not (
+                    recipe.model == "mesh-net" and (path / "photo_head.npz").is_file()):
+                return onnx_predictor
         quiet_keras()
         net, scheme = run.trained_net(recipe), run.scheme(recipe.columns)
         if recipe.model == "mesh-net" and (path / "photo_head.npz").is_file():
             from .mesh import PhotoHead, TunedMeshPredictor
 
-            predictor = TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
-                                           PhotoHead.load(path / "photo_head.npz"))
-        else:
-            predictor = Predictor(net, recipe.columns, recipe.tta, recipe.name, scheme)
-        predictor.mirror_axis = run.mirror_axis()
-        return predictor
+            return TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
+                                      PhotoHead.load(path / "photo_head.npz"),
+                                      mirror_axis=run.mirror_axis())
+        return Predictor(net, recipe.columns, recipe.tta, recipe.name, scheme, run.mirror_axis())
     if path.suffix == ".onnx":
         return OnnxPredictor(path)
     if path.suffix != ".keras":
         raise UserError(f"MODEL {path}: expected a run folder, a .keras or an .onnx file")
+    exported = path.with_suffix(".onnx")
+    if prefer_onnx and exported.is_file() and exported.stat().st_mtime >= path.stat().st_mtime:
+        return OnnxPredictor(exported)
     quiet_keras()
     import keras
 
-    from ..training import models  # noqa: F401 - registers our layers with Keras' loader
+    from ..stored import nets  # noqa: F401 - registers our layers with Keras' loader
 
     try:
         net = keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - any load failure is the file's fault here
         raise UserError(f"MODEL {path}: cannot load this model ({type(e).__name__})") from None
     columns, tta = _columns_beside(path, int(net.output_shape[-1]))
-    predictor = Predictor(net, columns, tta, path.stem, RunFolder(path.parent).scheme(columns))
-    predictor.mirror_axis = RunFolder(path.parent).mirror_axis()
-    return predictor
+    beside = RunFolder(path.parent)
+    return Predictor(net, columns, tta, path.stem, beside.scheme(columns), beside.mirror_axis())
 
 
-def _load_group(path: Path) -> GroupPredictor:
+def _load_group(path: Path, prefer_onnx: bool = False) -> GroupPredictor:
     manifest = json.loads((path / MANIFEST).read_text())
     members = {}
     for group, columns in manifest["groups"].items():
         folder = path / group
         if not folder.is_dir():
             raise UserError(f"{path}: specialist {group!r} is missing ({folder} not found)")
-        member = load(folder)
+        member = load(folder, prefer_onnx)
         if member.columns != columns:
             raise UserError(f"{path}: specialist {group!r} predicts {member.columns}, the group "
                             f"expects {columns}")
@@ -111,7 +118,7 @@ def _columns_beside(path: Path, n_out: int) -> tuple[list[str], bool]:
     """A model inside a run folder takes its columns from there; a bare one must predict all 30."""
     data_json, recipe_toml = path.parent / "data.json", path.parent / "recipe.toml"
     if data_json.is_file() and recipe_toml.is_file():
-        from ..training import recipe as recipe_mod
+        from ..stored import recipe as recipe_mod
 
         columns = json.loads(data_json.read_text())["columns"]
         return columns, recipe_mod.load(str(recipe_toml)).tta

@@ -7,11 +7,11 @@ import numpy as np
 
 from .. import schemes
 from ..errors import UserError
-from ..keypoints import scale
+from ..keypoints import MIRROR_X, scale
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
-from ..training.recipe import Recipe
-from ..training.runs import RunFolder
+from ..stored.recipe import Recipe
+from ..stored.runs import RunFolder
 from .predictor import Predictor
 
 
@@ -25,10 +25,10 @@ class MeshPredictor(Predictor):
 
     def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
                  photo_head: PhotoHead, photos: bool = False, scheme=None):
-        super().__init__(None, columns, tta, name, scheme)
+        super().__init__(None, columns, tta, name, scheme,
+                         (photo_head if photos else head).mirror_axis)
         self.head, self.photo_head, self.mesh = head, photo_head, FaceMesh()
         self.photos = photos
-        self.mirror_axis = (photo_head if photos else head).mirror_axis
 
     def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         points, scores = self.mesh(X)
@@ -63,16 +63,15 @@ class TunedMeshPredictor(Predictor):
     run's PhotoHead reads the frozen mesh's)."""
 
     def __init__(self, net, columns: list[str], tta: bool, name: str, scheme,
-                 photo_head: PhotoHead, photos: bool = False):
-        super().__init__(net, columns, tta, name, scheme)
+                 photo_head: PhotoHead, photos: bool = False, mirror_axis=MIRROR_X):
+        super().__init__(net, columns, tta, name, scheme,
+                         photo_head.mirror_axis if photos else mirror_axis)
         self.photo_head, self.photos = photo_head, photos
-        if photos:
-            self.mirror_axis = photo_head.mirror_axis
 
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
         if not self.photos:
             return super().run(X)
-        from ..training.models import predict_scaled
+        from ..stored.nets import predict_scaled
 
         points = predict_scaled(self.net.get_layer("body"), X)
         return self.photo_head(points.reshape(len(X), -1, 2).astype(np.float64)), None
@@ -80,7 +79,20 @@ class TunedMeshPredictor(Predictor):
     def for_photos(self) -> TunedMeshPredictor:
         """The same run with its photo head, for the photo pipeline."""
         return TunedMeshPredictor(self.net, self.columns, self.tta, self.name, self.scheme,
-                                  self.photo_head, photos=True)
+                                  self.photo_head, photos=True, mirror_axis=self.mirror_axis)
+
+    def export_net(self):
+        """The net with a second output, the body's mesh points, and the photo head that
+        reads them: an export detects on photographs as the run folder does."""
+        import base64
+
+        import keras
+
+        body, head = self.net.get_layer("body"), self.net.get_layer("head")
+        image = keras.Input(self.net.input_shape[1:], name="image")
+        points = body(image)
+        net = keras.Model(image, [head(points), points], name=self.net.name)
+        return net, {"photo_head": base64.b64encode(self.photo_head.to_bytes()).decode()}
 
 
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:

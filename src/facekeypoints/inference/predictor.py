@@ -4,6 +4,8 @@ from what the command line calls MODEL."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 from pathlib import Path
 
@@ -20,9 +22,9 @@ class Predictor:
 
     `net` is the Keras model (None for ONNX files and groups); `tta` averages each face's
     prediction with its mirror image's; `scheme` is the landmark scheme of the columns (by
-    default the built-in one they belong to)."""
+    default the built-in one they belong to); `mirror_axis` where the labels' x mirrors
+    (keypoints.mirror_keypoints: the pixel-centre axis, or the run's measured one)."""
 
-    mirror_axis: float | np.ndarray = MIRROR_X  # where the labels' x mirrors (keypoints.py)
     # crops per followed face and video frame, each framed on the last keypoints: a CNN follows
     # a moving face only part of the way in one (docs/photos.md)
     track_passes = 2
@@ -31,8 +33,9 @@ class Predictor:
     scores_faces = False
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
-                 scheme: Scheme | None = None):
+                 scheme: Scheme | None = None, mirror_axis: float | np.ndarray = MIRROR_X):
         self.net, self.columns, self.tta, self.name = net, list(columns), tta, name
+        self.mirror_axis = mirror_axis
         self.scheme = scheme or schemes.for_columns(self.columns, f"model {name}")
 
     @property
@@ -57,10 +60,20 @@ class Predictor:
         return (f"{type(self).__name__}({self.name!r}, {len(self.columns) // 2} keypoints"
                 f"{', flip TTA' if self.tta else ''})")
 
+    def for_photos(self) -> Predictor:
+        """The model for crops cut from photographs (the photo pipeline asks every model):
+        itself, unless it has a head of its own for them (the mesh's, a tuned mesh's)."""
+        return self
+
+    def export_net(self) -> tuple[object | None, dict[str, str]]:
+        """The Keras net an ONNX export holds (None: no single net), and what the export
+        carries beside the columns, scheme and flips (a tuned mesh: its photo head)."""
+        return self.net, {}
+
     def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The model on a batch: scaled keypoints, and each face's face score in [0, 1] where
         the model gives one (the mesh does), else None."""
-        from ..training.models import predict_scaled
+        from ..stored.nets import predict_scaled
 
         return predict_scaled(self.net, X), None
 
@@ -108,7 +121,9 @@ def _faces(X: np.ndarray) -> np.ndarray:
 
 
 class OnnxPredictor(Predictor):
-    """The same predictor on ONNX Runtime: no TensorFlow import, fast cold start."""
+    """The same predictor on ONNX Runtime: no TensorFlow import, fast cold start. An exported
+    `mesh-tuned` run also gives its body's mesh points and carries its photo head, which
+    `for_photos` reads them with, as the run folder does."""
 
     def __init__(self, path: Path):
         import onnx
@@ -125,14 +140,31 @@ class OnnxPredictor(Predictor):
             if "facekeypoints.scheme" in meta else None
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
                          meta.get("facekeypoints.name", path.stem), scheme)
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_name, self.path = self.session.get_inputs()[0].name, Path(path)
         if "facekeypoints.mirror_axis" in meta:
             self.mirror_axis = np.array(json.loads(meta["facekeypoints.mirror_axis"]))
+        self.photo_head, self.photos = None, False
+        if "facekeypoints.photo_head" in meta:
+            from ..mesh.heads import PhotoHead
+
+            self.photo_head = PhotoHead.from_bytes(
+                base64.b64decode(meta["facekeypoints.photo_head"]))
+
+    def for_photos(self) -> OnnxPredictor:
+        if self.photo_head is None:
+            return self
+        photos = copy.copy(self)
+        photos.photos, photos.mirror_axis = True, self.photo_head.mirror_axis
+        return photos
 
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
         if len(X) == 0:
             return np.zeros((0, len(self.columns)), np.float32), None
-        return self.session.run(None, {self.input_name: np.asarray(X, np.float32)})[0], None
+        outputs = self.session.run(None, {self.input_name: np.asarray(X, np.float32)})
+        if not self.photos:
+            return outputs[0], None
+        points = outputs[1].reshape(len(X), -1, 2).astype(np.float64)
+        return self.photo_head(points).astype(np.float32), None
 
 
 class GroupPredictor(Predictor):

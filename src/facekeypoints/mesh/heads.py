@@ -4,6 +4,7 @@ frame them; the photo head works in each face's own frame, for crops cut from ph
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +54,28 @@ class MeshHead:
         return (((_features(points) - self.mean) / self.scale) @ self.weights
                 + self.bias).astype(np.float32)
 
-    def save(self, path: Path) -> None:
-        atomic_write(path, lambda tmp: np.savez(
-            tmp, reference=self.reference, mean=self.mean, scale=self.scale,
-            weights=self.weights, bias=self.bias, mirror_axis=self.mirror_axis), suffix=".npz")
+    def save(self, path: Path | io.BytesIO) -> None:
+        """Into an .npz file (atomically), or into a buffer (an ONNX export carries it)."""
+        def write(target) -> None:
+            np.savez(target, reference=self.reference, mean=self.mean, scale=self.scale,
+                     weights=self.weights, bias=self.bias, mirror_axis=self.mirror_axis)
+
+        if isinstance(path, io.BytesIO):
+            write(path)
+        else:
+            atomic_write(path, write, suffix=".npz")
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        self.save(buffer)
+        return buffer.getvalue()
 
     @classmethod
-    def load(cls, path: Path) -> MeshHead:
+    def from_bytes(cls, data: bytes) -> MeshHead:
+        return cls.load(io.BytesIO(data))
+
+    @classmethod
+    def load(cls, path: Path | io.BytesIO) -> MeshHead:
         with np.load(path) as f:  # runs from before the axis was measured mirror about MIRROR_X
             axis = f["mirror_axis"] if "mirror_axis" in f.files else MIRROR_X
             return cls(f["reference"], f["mean"], f["scale"], f["weights"], f["bias"], axis)

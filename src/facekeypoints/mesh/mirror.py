@@ -8,7 +8,7 @@ import numpy as np
 
 from ..keypoints import IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
 from ..keypoints import scale as scale_keypoints
-from ..schemes import Scheme, flip_permutation
+from ..schemes import Scheme, for_columns
 from .backbone import FaceMesh
 from .heads import MeshHead, PhotoHead
 
@@ -21,7 +21,7 @@ PHOTO_COPIES = 3  # loosely re-framed copies of each training face for a photo h
 def mirrored_labels(y: np.ndarray, columns: list[str], axis=MIRROR_X,
                     scheme: Scheme | None = None) -> np.ndarray:
     """Scaled labels of the mirror images: mirrored, left and right swapped, missing kept."""
-    perm = flip_permutation(columns, scheme)
+    perm = (scheme or for_columns(columns)).flip_permutation(columns)
     mirrored = mirror_keypoints(np.nan_to_num(y), perm, x_mask(columns), axis=axis)
     mirrored[np.isnan(y[:, perm])] = np.nan
     return mirrored
@@ -38,7 +38,7 @@ def mirror_axis(head: type[MeshHead], points: np.ndarray, y: np.ndarray,
     head also reads where a face sits in its crop, which mirroring moves, so each head measures
     its own. A left/right pair shares its axis."""
     predicted = unscale(head.fit(points, y, alpha)(mirrored_points))
-    perm = flip_permutation(columns, scheme)
+    perm = (scheme or for_columns(columns)).flip_permutation(columns)
     axis = np.nanmedian(predicted + unscale(y)[:, perm], axis=0)
     axis = (axis + axis[perm]) / 2
     return np.where(x_mask(columns), axis, MIRROR_X)

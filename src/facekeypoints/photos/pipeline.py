@@ -63,7 +63,7 @@ class FacePipeline:
                  min_score: float | None = None, max_faces: int | None = None,
                  face_check: bool = True):
         # a model with a head of its own for photo crops (the face mesh) uses it here
-        self.model = model.for_photos() if hasattr(model, "for_photos") else model
+        self.model = model.for_photos()
         self.detector_name = detector_name
         self.detector = make_detector(detector_name)
         # faces whose detector score is below `min_score` are dropped; of the rest at most

@@ -8,7 +8,7 @@ with speed: a still face's keypoints stop shaking, a moving face's keep up with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -55,7 +55,6 @@ class Track:
     box: Box
     points: np.ndarray  # (points, 2) photo pixels, as predicted (before smoothing)
     smoother: OneEuroFilter | None
-    shown: np.ndarray = field(default_factory=lambda: np.zeros((15, 2)))
 
 
 def shape_error(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> float:
@@ -80,7 +79,7 @@ class FaceTracker:
         self.pipeline, self.smooth, self.redetect_every = pipeline, smooth, redetect_every
         # crops per face and frame, each framed on the last keypoints: one where fast
         self.passes = passes if passes is not None else 1 if pipeline.fast else \
-            getattr(pipeline.model, "track_passes", 2)
+            pipeline.model.track_passes
         self.verify_every, self.max_shape_error = verify_every, max_shape_error
         self.filter_settings = (min_cutoff, beta)
         self.tracks: list[Track] = []
@@ -163,7 +162,6 @@ class FaceTracker:
         faces = []
         for track in self.tracks:
             shown = track.smoother(track.points, t) if track.smoother else track.points
-            track.shown = shown
             faces.append(self.pipeline.face(track.box, shown))
         return faces
 

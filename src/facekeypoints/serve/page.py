@@ -252,7 +252,7 @@ def _runs_tab(gr, folder: Path) -> None:
     """The runs in a folder: their learning curves and the compare table."""
     from ..inference.evaluation import compare_runs
     from ..plots import learning_curves
-    from ..training.runs import MANIFEST
+    from ..stored.runs import MANIFEST
 
     def run_folders() -> list[str]:
         if not folder.is_dir():

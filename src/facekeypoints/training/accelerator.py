@@ -10,7 +10,10 @@ import contextlib
 
 import keras
 
-from .recipe import Recipe
+from ..stored.nets import replicas
+from ..stored.recipe import Recipe
+
+__all__ = ["replicas", "training_scope"]
 
 
 def gpu_count() -> int:
@@ -38,11 +41,3 @@ def training_scope(recipe: Recipe,
     if devices and len(devices) > 1 and keras.backend.backend() == "jax":
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices))
     return contextlib.nullcontext()
-
-
-def replicas(model: keras.Model) -> int:
-    """How many devices train `model` together (1 unless built under a distribution)."""
-    if keras.backend.backend() == "tensorflow":
-        return int(model.distribute_strategy.num_replicas_in_sync)
-    distribution = keras.distribution.distribution()
-    return len(distribution.device_mesh.devices.ravel()) if distribution is not None else 1

@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from ..keypoints import CENTRE, MIRROR_X, mirror_keypoints, x_mask
-from ..schemes import Scheme, flip_permutation
+from ..schemes import Scheme, for_columns
 
 # Pixel coordinates are pixel centres, so the image's centre of rotation sits at 47.5.
 PIVOT = (MIRROR_X) / 2
@@ -35,7 +35,8 @@ class Augment(keras.layers.Layer):
         self.columns = list(columns)
         self.flip, self.rotate, self.shift, self.zoom = flip, rotate, shift, zoom
         self.brightness, self.contrast = brightness, contrast
-        self.perm = flip_permutation(self.columns, scheme)  # left and right swap places
+        # left and right swap places
+        self.perm = (scheme or for_columns(self.columns)).flip_permutation(self.columns)
         self.is_x = x_mask(self.columns)
         self.mirror_axis = mirror_axis  # where the labels' x mirrors (keypoints.mirror_keypoints)
         self.seed_generator = keras.random.SeedGenerator(seed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .recipe import Recipe
+from ..stored.recipe import Recipe
 
 
 class GradientScale(keras.layers.Layer):

@@ -20,12 +20,13 @@ from ..files import save_model_atomic
 from ..keypoints import MIRROR_X, rmse_pixels, x_mask
 from ..progress import Progress
 from ..schemes import Scheme
-from . import mesh_net, models, optim
+from ..stored import nets as models
+from ..stored.nets import predict_scaled
+from ..stored.recipe import Recipe
+from . import mesh_net, optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
 from .losses import masked_mse
-from .models import predict_scaled
-from .recipe import Recipe
 from .runs import RunFolder, RunInterrupted, data_record, load_arrays, training_data
 from .tensorboard_log import TensorBoardLog
 
@@ -73,6 +74,7 @@ class RunMonitor(keras.callbacks.Callback):
         self.progress, self.board = progress, board
         self.last_checkpoint = time.monotonic()
         self.target_epochs = recipe.epochs
+        self.session_seconds = 0.0  # this process's training time, which --max-minutes caps
 
     def on_epoch_begin(self, epoch, logs=None):
         r, opt = self.recipe, self.model.optimizer
@@ -91,6 +93,7 @@ class RunMonitor(keras.callbacks.Callback):
         s = self.state
         s["epoch"] = epoch + 1
         s["elapsed"] = s.get("elapsed", 0.0) + seconds
+        self.session_seconds += seconds
         opt = self.model.optimizer
         row = {
             "epoch": epoch + 1,
@@ -114,7 +117,7 @@ class RunMonitor(keras.callbacks.Callback):
         stop = bool(self.recipe.patience) and s["wait"] >= self.recipe.patience
         if stop:
             s["stopped_early"] = True
-        if self.max_seconds is not None and s["elapsed"] >= self.max_seconds:
+        if self.max_seconds is not None and self.session_seconds >= self.max_seconds:
             stop = s["stopped_at_time_limit"] = True
         if stop:
             self.model.stop_training = True
@@ -134,45 +137,73 @@ class RunMonitor(keras.callbacks.Callback):
         through the next epoch (the optimiser's step count says how far; see `train`)."""
         optimizer = [ops.convert_to_numpy(v) for v in self.model.optimizer.variables]
         self.run.save_checkpoint(self.net.get_weights(), optimizer, self.state,
-                                 self.best_weights if self.recipe.patience else None)
+                                 self.best_weights if self.recipe.patience else None,
+                                 [ops.convert_to_numpy(v) for v in random_states(self.model)])
         self.last_checkpoint = time.monotonic()
 
 
 def fit_epochs(trainer: KeypointTrainer, faces: Faces, batch_size: int, epochs: int,
                initial_epoch: int = 0, callbacks: list | None = None, seed: int = 0,
-               skip_batches: int = 0) -> None:
+               skip_batches: int = 0, running: dict | None = None) -> None:
     """`Model.fit` without its input pipeline: shuffled NumPy batches into `train_on_batch`.
 
     Measured on this 2-core machine: under `fit`, whole epochs at random run on one core while
     the other idles (model2: 2.6 s instead of 1.3 s an epoch, in about half the epochs); fed
     this way every epoch takes 1.3 s. Several devices keep `fit`, which splits each batch.
-    `skip_batches`: batches of the first epoch already trained before an interrupt."""
+
+    Each epoch's order of rows is a function of (seed, epoch) alone (`epoch_order`), so an
+    epoch resumed part way trains the rows the uninterrupted run trains. `skip_batches`:
+    batches of the first epoch already trained before an interrupt; `running["loss_sum"]`
+    their summed loss on the way in, the epoch's so far on the way out (an interrupt saves it).
+    Each step and its record happen together or not at all (interrupts wait for both)."""
     data = {"image": faces.X, "keypoints": faces.y}
     if replicas(trainer) > 1:
         trainer.fit(data, batch_size=batch_size, epochs=epochs, initial_epoch=initial_epoch,
                     shuffle=True, verbose=0, callbacks=callbacks)
         return
+    running = running if running is not None else {}
     callback_list = keras.callbacks.CallbackList(callbacks or [], model=trainer)
-    rng = np.random.default_rng([seed, initial_epoch])
+    orders = epoch_orders(seed, len(faces), initial_epoch)
     trainer.stop_training = False
     callback_list.on_train_begin()
     for epoch in range(initial_epoch, epochs):
         callback_list.on_epoch_begin(epoch)
-        order = rng.permutation(len(faces))
-        if epoch == initial_epoch and skip_batches:
-            order = order[skip_batches * batch_size:]
+        order = next(orders)
+        first = skip_batches if epoch == initial_epoch else 0
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        losses = []
-        for rows in batches[:-1]:
-            losses.append(_train_batch(trainer, data, rows))
+        if not first:
+            running["loss_sum"] = 0.0
+        running.setdefault("loss_sum", 0.0)  # a checkpoint from before it was recorded
+        for rows in batches[first:-1]:
+            with interrupts_held():
+                running["loss_sum"] += _train_batch(trainer, data, rows)
         # the epoch's last step and its record (history row, checkpoint) happen together or
         # not at all: the optimiser's step count then always tells a resume where it stopped
         with interrupts_held():
-            losses.append(_train_batch(trainer, data, batches[-1]))
-            callback_list.on_epoch_end(epoch, {"loss": sum(losses) / len(order)})
+            loss = (running.pop("loss_sum") + _train_batch(trainer, data, batches[-1])) \
+                / len(order)
+            callback_list.on_epoch_end(epoch, {"loss": loss})
         if trainer.stop_training:
             break
     callback_list.on_train_end()
+
+
+def epoch_orders(seed: int, n: int, first_epoch: int = 0):
+    """The order of rows in each epoch from `first_epoch` on: the same for a run resumed at
+    any epoch as for the run that never stopped (one generator seeded with the run's seed,
+    the earlier epochs' orders drawn and dropped)."""
+    rng = np.random.default_rng([seed, 0])
+    for _ in range(first_epoch):
+        rng.permutation(n)
+    while True:
+        yield rng.permutation(n)
+
+
+def random_states(trainer: keras.Model) -> list:
+    """The state of every random generator in the train step (augmentation, dropout): each
+    moves on by a fixed count a step, so saved with a checkpoint and restored, the draws after
+    a resume are the draws the uninterrupted run makes."""
+    return [v for v in trainer.variables if v.path.endswith("seed_generator_state")]
 
 
 def _train_batch(trainer: KeypointTrainer, data: dict, rows: np.ndarray) -> float:
@@ -223,8 +254,19 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     returns the net to train (sharing its layers) and extra callbacks. `progress` is a
     progress.MODES display; `devices` (e.g. two GPUs) trains data-parallel over them;
     `resume_hint` is the folder an interrupted run tells the user to resume (its group's).
+    The run folder is held (`RunFolder.held`) until the run stops.
     """
     run, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
+    with run.held():
+        return _train_held(run, recipe, data_path, resume, epochs, checkpoint_seconds,
+                           max_seconds, log, prepare, progress, devices, resume_hint)
+
+
+def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: bool,
+                epochs: int | None, checkpoint_seconds: float, max_seconds: float | None,
+                log: Callable[[str], None], prepare: Callable | None,
+                progress: str | bool | None, devices: list[str] | None,
+                resume_hint: Path | None) -> RunFolder:
     state = (run.state() or {}) if resume else {}
     if resume and epochs:
         recipe = recipe.replace(epochs=epochs)
@@ -252,7 +294,13 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
             variable.assign(value)
         if (folder / "best.npz").is_file():
             best_weights = load_arrays(folder / "best.npz")
+        if (folder / "random.npz").is_file():  # older checkpoints: the draws start again
+            for variable, value in zip(random_states(trainer),
+                                       load_arrays(folder / "random.npz"), strict=True):
+                variable.assign(value)
         run.truncate_history(state["epoch"])
+        # a limit on time is the stopped process's: this one stops by its own, if any
+        state.pop("stopped_at_time_limit", None)
         # an interrupt part way through an epoch saved the optimiser after its last step:
         # those batches are not trained again
         steps = math.ceil(len(train_set) / recipe.batch_size)
@@ -280,7 +328,8 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     try:
         if start < recipe.epochs:
             fit_epochs(trainer, train_set, recipe.batch_size, recipe.epochs, start,
-                       [*callbacks, monitor], seed=recipe.seed, skip_batches=skip)
+                       [*callbacks, monitor], seed=recipe.seed, skip_batches=skip,
+                       running=monitor.state)
     except (KeyboardInterrupt, _Interrupted):
         if "epoch" not in state:  # nothing saved yet: a resume starts at epoch 1
             run.interrupt({})

@@ -16,7 +16,7 @@ from ..keypoints import scale as scale_keypoints
 from ..mesh.backbone import FaceMesh
 from ..mesh.heads import MeshHead, PhotoHead
 from ..mesh.mirror import PHOTO_COPIES, mirror_axis, mirrored_labels, points_and_mirrors, reframe
-from .recipe import Recipe
+from ..stored.recipe import Recipe
 from .runs import RunFolder, RunInterrupted, data_record, training_data
 
 
@@ -26,14 +26,15 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     """Mesh points for every training and held-out face (kept in the run folder, so a resumed
     run does not compute them again), the heads fitted, the run folder written."""
     run, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
-    recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
-    run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
-                                                       val_set), scheme)
-    try:
-        return _fit(run, recipe, scheme, train_set, val_set, log, progress)
-    except KeyboardInterrupt:
-        run.interrupt({})
-        raise RunInterrupted(run.path) from None
+    with run.held():
+        recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
+        run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
+                                                           val_set), scheme)
+        try:
+            return _fit(run, recipe, scheme, train_set, val_set, log, progress)
+        except KeyboardInterrupt:
+            run.interrupt({})
+            raise RunInterrupted(run.path) from None
 
 
 def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Faces,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .recipe import Recipe
+from ..stored.recipe import Recipe
 
 
 def _fused_kernels() -> bool:

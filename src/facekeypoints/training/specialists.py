@@ -17,9 +17,9 @@ from ..errors import UserError
 from ..files import atomic_write_text
 from ..keypoints import columns_of
 from ..quiet_import import quiet_keras
+from ..stored.recipe import Recipe
 from . import loop
 from .freezing import BodySchedule, GradientScale
-from .recipe import Recipe
 from .runs import MANIFEST, RunFolder, RunInterrupted
 
 
@@ -64,7 +64,7 @@ def load_base(path: str) -> keras.Model:
         raise UserError(f"{what}: {kind}; expected a run folder or a .keras file (an exported "
                         ".onnx model cannot be trained further)")
     quiet_keras()
-    from . import models  # noqa: F401 - registers our layers with Keras' loader
+    from ..stored import nets  # noqa: F401 - registers our layers with Keras' loader
 
     try:
         return keras.models.load_model(where, compile=False)
@@ -112,6 +112,15 @@ def train_group(recipe: Recipe | None, data_path: str | Path | None, out: str | 
     members are kept (or extended to `epochs`), an interrupted one continues from its
     checkpoint, and those not started yet start."""
     group, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
+    with group.held():
+        return _train_group_held(group, recipe, data_path, resume, epochs, checkpoint_seconds,
+                                 max_seconds, log, progress)
+
+
+def _train_group_held(group: RunFolder, recipe: Recipe, data_path: str | Path, resume: bool,
+                      epochs: int | None, checkpoint_seconds: float,
+                      max_seconds: float | None, log: Callable[[str], None],
+                      progress: str | bool | None) -> RunFolder:
     if not recipe.groups:
         raise UserError(f"recipe {recipe.name}: no keypoint groups to train specialists for")
     if not resume:
