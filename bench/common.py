@@ -4,6 +4,10 @@ detector seen without its points."""
 from __future__ import annotations
 
 import csv
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,3 +55,26 @@ def kaggle_test_truth():
     _, X = load_test(FACES / "test.csv.gz")
     truth = pd.read_csv(FACES / "test_keypoints.csv")[list(COLUMNS)].to_numpy()
     return X, truth.reshape(len(truth), -1, 2)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: list[str], port: int, wait: float = 120) -> subprocess.Popen:
+    """`facekeypoints serve ARGS` on 127.0.0.1:`port`, once it answers (the bench stops it)."""
+    import httpx
+
+    process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", *args,
+                                "--port", str(port)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.3)
+    process.kill()
+    raise SystemExit("the server did not start")

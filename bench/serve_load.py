@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-from common import PHOTOS, RESULTS, write_table
+from common import PHOTOS, RESULTS, free_port, start_server, write_table
 
 
 def rss_mb(pid: int) -> float:
@@ -31,26 +28,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", "--model",
-                                model, "--port", str(port)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the server did not start")
 
 
 async def round_of(url: str, photos: list[tuple[str, bytes]], clients: int,
@@ -95,7 +72,7 @@ def main() -> None:
                                                                     .glob("*.jpg"))
     photos = [(p.name, p.read_bytes()) for p in files]
     port = free_port()
-    server = start_server(args.model, port)
+    server = start_server(["--model", args.model], port)
     url = f"http://127.0.0.1:{port}/api/keypoints"
     rows = []
     try:

@@ -19,10 +19,7 @@ import argparse
 import io
 import json
 import secrets
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +28,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
-from common import PHOTOS, RESULTS, write_table
+from common import PHOTOS, RESULTS, free_port, start_server, write_table
 from PIL import Image
 
 
@@ -40,26 +37,6 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(args: list[str], port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", *args,
-                                "--port", str(port)], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the server did not start")
 
 
 def inputs(folder: Path) -> dict[str, list[tuple[str, bytes]]]:
