@@ -181,7 +181,8 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
 
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray"), "--resume")
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--resume",
-                       "--detector", "hog"), "was begun with detector='blazeface'")
+                       "--detector", "hog"),
+                   "was begun with --detector blazeface, not --detector hog")
     done = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
                            "--workers", "1", "--resume", "--progress", "lines"],
                           capture_output=True, text=True, timeout=240)

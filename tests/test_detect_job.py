@@ -172,7 +172,7 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
     one_line_error(run("detect", photos, "--out", out), "holds a detect job already",
                    "--resume")
     one_line_error(run("detect", photos, "--out", out, "--resume", "--fast"),
-                   "was begun with fast=False")
+                   "was begun with no --fast, not --fast")
     with open(out / "parts" / ".lock", "a") as held:  # as a running job holds it
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         one_line_error(run("detect", photos, "--out", out, "--resume", "--no-draw"),

@@ -719,7 +719,7 @@ def detect(photo: str | Path | np.ndarray,
     return pipeline.faces_in(rgb)
 
 
-def detect_files(inputs: Sequence[str | Path],
+def detect_files(inputs: str | Path | Sequence[str | Path],
                  model: ModelLike | Run | FacePipeline | None = None,
                  out: str | Path | None = None, *, resume: bool = False,
                  detector: str = "blazeface", fast: bool = False,
@@ -743,6 +743,7 @@ def detect_files(inputs: Sequence[str | Path],
     """
     from .photos.local_job import run_detect
 
+    inputs = [inputs] if isinstance(inputs, str | Path) else inputs  # one path, not its letters
     pipeline = _pipeline(model, detector, fast, prefer_onnx=True, min_score=min_score,
                          max_faces=max_faces)
     out, made = _detect_out(out, resume)
@@ -763,7 +764,7 @@ def _detect_out(out: str | Path | None, resume: bool) -> tuple[Path | str, bool]
     return new_folder("detections"), True
 
 
-def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
+def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | None = None,
                 out: str | Path | None = None, *, address: str | None = None,
                 workers: int | None = None, resume: bool = False, detector: str = "blazeface",
                 fast: bool = False, min_score: float | None = None,
@@ -795,6 +796,7 @@ def detect_many(inputs: Sequence[str | Path], model: str | Path | None = None,
         raise UserError(f"--engine ray needs Ray ({e.name} is not installed): pip install "
                         "'facekeypoints[ray]'") from None
     model = getattr(model, "path", model)  # a Run stands for its folder
+    inputs = [inputs] if isinstance(inputs, str | Path) else inputs  # one path, not its letters
     if model is not None and not isinstance(model, str | Path):
         raise UserError(f"detect_many takes MODEL as a name or a path (workers load it "
                         f"themselves), not a {type(model).__name__}")

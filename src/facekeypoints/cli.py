@@ -306,6 +306,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--webcam runs in this process; it does not go with --engine ray")
     if resume and out is None:
         raise UserError("--resume needs --out, the folder of the job to finish")
+    if max_frames is not None and webcam is None:
+        raise UserError("--max-frames goes with --webcam (a file's frames are all read)")
     if webcam is not None and resume:
         raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
                         "frames cannot be read again)")
@@ -333,8 +335,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         rest = ("none went through" if failed == total
                 else f"the other {total - failed} are written (see above)")
         raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read or drawn "
-                                   f"(each named above; a file's error is in keypoints.json); "
-                                   f"{rest}")
+                                   f"(each named above, and each file's error in "
+                                   f"keypoints.json); {rest}")
 
 
 @cli.command("evaluate-photos")

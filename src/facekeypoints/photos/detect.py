@@ -15,6 +15,7 @@ import cv2
 from ..errors import UserError
 from ..files import atomic_write_text
 from ..progress import Progress
+from ..quiet_import import stderr_silenced
 from .job import is_video
 from .outputs import csv_text, draw, face_rows, write_jpeg
 from .pipeline import FacePipeline
@@ -61,10 +62,11 @@ def summarise(results: list[dict], problems: list[str]) -> dict:
 
 def summary_line(summary: dict, out: str, draw: bool) -> str:
     drawn = draw and summary["files"] > summary["unreadable"]
+    skipped = f", {len(summary['skipped'])} skipped" if summary["skipped"] else ""
     return (f"{summary['files']} file(s), {summary['faces']} face(s), {summary['unreadable']} "
-            f"unreadable; wrote {out}/keypoints.json, {out}/keypoints.csv (a row per face, and "
-            "per face and frame of a video)" + (f", drawn copies in {out}/annotated/"
-                                                  if drawn else ""))
+            f"unreadable{skipped}; wrote {out}/keypoints.json, {out}/keypoints.csv (a row per "
+            "face, and per face and frame of a video)"
+            + (f", drawn copies in {out}/annotated/" if drawn else ""))
 
 
 def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
@@ -108,7 +110,8 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
               smooth: bool = True, name: str | None = None, stem: str | None = None
               ) -> tuple[dict, list[dict]]:
     name = name or str(path)
-    capture = cv2.VideoCapture(str(path))
+    with stderr_silenced():  # FFmpeg's own complaint; the record says it in one line
+        capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         return {"file": name, "error": f"{name}: unreadable video (no frames could be read)",
                 "faces": 0}, []

@@ -219,6 +219,17 @@ def fingerprint_of(predictor) -> str:
     return digest.hexdigest()[:16]
 
 
+def _option(key: str, value) -> str:
+    """A setting as the command line says it (`--fast`, `no --max-faces`, `--detector hog`)."""
+    flag = {"draw": "--no-draw", "smooth": "--no-smooth"}.get(key)
+    if flag:  # set by leaving the flag out
+        return f"no {flag}" if value else flag
+    option = f"--{key.replace('_', '-')}"
+    if value is None or value is False:
+        return f"no {option}"
+    return option if value is True else f"{option} {value}"
+
+
 def is_video(file: str) -> bool:
     return Path(file.split("?")[0]).suffix.lower() in VIDEO_SUFFIXES
 
@@ -285,9 +296,9 @@ class Manifest:
         """`now` (this command's plan) must be the job's: the same inputs, model and settings."""
         for key, value in self.settings.items():
             if now.settings.get(key) != value:
-                raise UserError(f"--resume: {out} was begun with {key}={value!r}, not "
-                                f"{now.settings.get(key)!r}; use the same settings or another "
-                                "--out")
+                raise UserError(f"--resume: {out} was begun with {_option(key, value)}, not "
+                                f"{_option(key, now.settings.get(key))}; use the same options "
+                                "or another --out")
         if now.fingerprint != self.fingerprint:
             raise UserError(f"--resume: {out} was begun with MODEL {self.model} "
                             f"(fingerprint {self.fingerprint}); this model differs "

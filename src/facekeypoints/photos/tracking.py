@@ -116,7 +116,7 @@ class FaceTracker:
                                     self.pipeline.shape) <= self.max_shape_error
             if inside and steady and face_like:
                 track.points = new
-                track.box = _box_around(new, side)
+                track.box = _box_around(new, side, track.box.score)
                 kept.append(track)
         return kept
 
@@ -166,8 +166,9 @@ class FaceTracker:
         return faces
 
 
-def _box_around(points: np.ndarray, width: float) -> Box:
-    """A square box, as wide as a detector's would be, around tracked keypoints."""
+def _box_around(points: np.ndarray, width: float, score: float) -> Box:
+    """A square box, as wide as a detector's would be, around tracked keypoints; its score the
+    detector's when it found the face (so that a tracked face reads as found)."""
     cx, cy = points.mean(axis=0)
-    return Box(float(cx - width / 2), float(cy - width / 2), float(width), float(width), 1.0)
+    return Box(float(cx - width / 2), float(cy - width / 2), float(width), float(width), score)
 

@@ -546,7 +546,8 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, detector: str = "bla
                     f"reach this machine can use it (set --token or ${TOKEN_ENV})")
             shown = f"[{host}]" if ":" in host else host
             log(f"facekeypoints: serving {app.state.service.model_name} on "
-                f"http://{shown}:{port}/ (API: /api/keypoints, /api/video; docs: /docs); "
+                f"http://{shown}:{sock.getsockname()[1]}/ (API: /api/keypoints, /api/video; "
+                "docs: /docs); "
                 "Ctrl+C stops")
             # No limit_concurrency: uvicorn counts open connections against it, so idle ones
             # locked everyone out; the memory budget bounds the work, the read timeout the
