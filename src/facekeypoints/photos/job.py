@@ -184,7 +184,8 @@ def _where(location: str) -> str:
 def output_names(files: list[str], arguments: list[str]) -> list[str]:
     """Each input's output name: its path below the folder that holds every input argument,
     without its suffix (`photos/2019/IMG_0001`); where two would differ only by suffix or case,
-    the suffix stays (`a.jpg`, `a.png`), and a number beyond that."""
+    the suffix stays (`a.jpg`, `a.png`), and where they differ only by case, a number
+    (`Clip.jpg`, `clip.jpg` -> `Clip.jpg`, `clip~2`)."""
     parents = [posixpath.dirname(_where(a).rstrip("/")) or "/" for a in arguments]
     top = posixpath.commonpath(parents) if parents else "/"
     names = [posixpath.relpath(_where(f), top) for f in files]
@@ -195,11 +196,11 @@ def output_names(files: list[str], arguments: list[str]) -> list[str]:
     chosen = [s if counts[s.casefold()] == 1 else n for s, n in zip(stems, names, strict=True)]
     taken: set[str] = set()
     unique = []
-    for name in chosen:
+    for name, stem in zip(chosen, stems, strict=True):
         candidate, k = name, 1
-        while candidate.casefold() in taken:
+        while candidate.casefold() in taken:  # the same but for case: a number on the stem
             k += 1
-            candidate = f"{name}~{k}"
+            candidate = f"{stem}~{k}"
         taken.add(candidate.casefold())
         unique.append(candidate)
     return unique
