@@ -240,3 +240,23 @@ def test_a_face_cut_by_the_edges_of_a_small_photo_is_found_once_the_photo_gets_a
     boxes = detectors.find_faces(detectors.HogDetector(), grey)
     truth = [t for t in load_truth(YOUTUBE / "keypoints15.csv") if t.file == name]
     assert len(boxes) == 1 and match(truth, boxes) == [0]
+
+
+def test_an_icon_that_hides_a_huge_picture_is_refused_before_it_is_decoded():
+    """An ICO entry says 16x16 and holds a PNG of any size, which Pillow decodes as it opens
+    the file: such formats are not read at all (a server's memory budget could not see it)."""
+    import io
+    import struct
+
+    big = io.BytesIO()
+    Image.new("RGB", (3000, 3000), (10, 200, 10)).save(big, "PNG")
+    png = big.getvalue()
+    ico = struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 16, 16, 0, 0, 1, 32,
+                                                     len(png), 22) + png
+    with pytest.raises(reading.PhotoError, match="bomb.ico: not an image file"):
+        reading.decode_photo(io.BytesIO(ico), "bomb.ico")
+    for kind in ("TIFF", "WEBP", "BMP", "GIF", "PPM", "PNG", "JPEG", "MPO"):
+        small = io.BytesIO()
+        Image.new("RGB", (20, 10)).save(small, kind)
+        small.seek(0)
+        assert reading.decode_photo(small, kind).shape == (10, 20, 3), kind

@@ -17,6 +17,8 @@ from ..errors import UserError
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm",
                   ".ppm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+# Pillow's formats for PHOTO_SUFFIXES (a camera's MPO opens as JPEG)
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
 MAX_PIXELS = 250_000_000  # larger than any camera's photo, 200 MP phones included: a bomb's guard
 
 
@@ -50,7 +52,10 @@ def decode_photo(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX
     with _decoder_errors(name), warnings.catch_warnings():
         # over Pillow's limit it warns on stderr; our own limit below says it in one line
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        image = Image.open(source)  # the header only
+        # the header only: formats whose opening decodes the whole image (ICO holds a PNG of
+        # any size behind a 16x16 entry) are not read at all
+        Image.init()  # every plugin of FORMATS registered (open() loads only the commonest)
+        image = Image.open(source, formats=FORMATS)
     with image:
         width, height = image.size
         if width * height > max_pixels:
@@ -63,6 +68,17 @@ def decode_photo(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX
             # in place: no copy of the whole image when there is nothing to turn
             ImageOps.exif_transpose(image, in_place=True)
             return _to_rgb8(image)
+
+
+def only_our_formats() -> None:
+    """Pillow in this process opens FORMATS only (a server: Gradio opens uploads itself before
+    our handlers see them, and an ICO decodes the whole picture as it opens)."""
+    from PIL import Image
+
+    Image.init()
+    for name in [f for f in Image.ID if f not in FORMATS]:
+        Image.ID.remove(name)
+        Image.OPEN.pop(name, None)
 
 
 @contextmanager

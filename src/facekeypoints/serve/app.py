@@ -33,6 +33,7 @@ from starlette.middleware.cors import CORSMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import UserError
+from ..photos.reading import only_our_formats
 from .service import KeypointService, Limits, RequestError, upload_name
 
 TOKEN_ENV = "FACEKEYPOINTS_TOKEN"
@@ -378,6 +379,7 @@ def create_app(model, detector: str = "blazeface", limits: Limits | None = None,
     """The ASGI app: the API under /api, OpenAPI docs at /docs, the web page at /. `hosts`:
     the names the Host header may give (None: any)."""
     token = checked_token(token)
+    only_our_formats()  # for Gradio's own opening of uploads too
     service = KeypointService(model, detector, limits)
     limits = service.limits
     executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="facekeypoints")

@@ -32,6 +32,8 @@ from ..photos.reading import PhotoError
 from ..photos.tracking import FaceTracker
 from .service import KeypointService, RequestError, upload_name
 
+# what the handlers write (then cached by Gradio beside the uploads)
+RESULT_NAMES = frozenset({"keypoints.json", "keypoints.csv", "keypoints.jpg", "annotated.webm"})
 KEEP_RESULTS = 64  # result folders kept for download; older ones are removed
 KEEP_SECONDS = 3600  # and none longer than this (Gradio's copies go with its delete_cache)
 WEBCAM_WAIT_S = 1.0  # a live frame waits this long for room in the memory budget, then is skipped
@@ -130,7 +132,9 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         else is refused in words that name no path."""
         real = Path(os.path.realpath(path))
         inside = real.is_relative_to(os.path.realpath(uploads)) and real.is_file()
-        if not inside or (listed and path not in page.upload_file_set):
+        # a page's results are cached beside the uploads: never a frame another session sends
+        result = real.name in RESULT_NAMES
+        if not inside or result or (listed and path not in page.upload_file_set):
             raise gr.Error(f"this {what} was not uploaded to this page: drop it here again")
         return real
 
