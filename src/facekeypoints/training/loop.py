@@ -312,6 +312,12 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
     if state.get("stopped_early") and not epochs:
         log(f"{run.path}: the run already stopped early at epoch {start}")
         recipe = recipe.replace(epochs=start)
+    elif state.get("stopped_early"):  # asked for more: patience counts again from here
+        state.pop("stopped_early")
+        state["wait"] = 0
+        log(f"{run.path}: the run stopped early at epoch {start}; training on to epoch "
+            f"{recipe.epochs}, the best so far {state.get('best_val_rmse', float('nan')):.3f} "
+            f"px (epoch {state.get('best_epoch')}) to beat within {recipe.patience} epochs")
 
     parallel = replicas(trainer)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
