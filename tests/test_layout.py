@@ -17,14 +17,15 @@ PACKAGE = Path(facekeypoints.__file__).parent
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-26ed521"
 
 # Each part of the package, bottom to top: a module may import its own layer and those below.
+# `mesh/` keeps everything of the mesh in one place, each module in the layer of its job.
 LAYERS = [
     {"errors", "files", "keypoints", "progress", "geometry", "quiet_import", "schemes",
      "onnx_runtime"},
     {"data"},
     {"mesh"},
     {"stored"},
-    {"training"},
-    {"inference", "plots"},
+    {"training", "mesh.fit", "mesh.tune"},
+    {"inference", "plots", "mesh.predictor"},
     {"photos"},
     {"serve", "batch"},
     {"api", "demo", "cli", "__init__"},
@@ -106,11 +107,40 @@ def test_the_package_has_no_import_cycle():
 
 
 def _layer(module: str) -> int:
-    part = module.split(".")[1] if "." in module else "__init__"
-    for i, layer in enumerate(LAYERS):
-        if part in layer:
-            return i
+    parts = module.split(".")[1:] or ["__init__"]
+    for part in (".".join(parts[:2]), parts[0]):  # a module named in LAYERS, else its package
+        for i, layer in enumerate(LAYERS):
+            if part in layer:
+                return i
     raise AssertionError(f"{module}: in no layer of the architecture; add it to LAYERS")
+
+
+def test_a_module_named_in_the_layers_sits_in_its_own_layer_not_its_packages():
+    assert _layer("facekeypoints.mesh.heads") < _layer("facekeypoints.stored.runs")
+    assert _layer("facekeypoints.mesh.fit") == _layer("facekeypoints.training.loop")
+    assert _layer("facekeypoints.mesh.predictor") == _layer("facekeypoints.inference.loading")
+
+
+def _reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_what_predicts_never_imports_what_trains():
+    """Inference, photos, the server and batch jobs run without the training code (and so
+    without TensorFlow for ONNX and mesh models): not even through another module."""
+    graph = _import_graph()
+    training = {m for m in graph if _layer(m) == _layer("facekeypoints.training")}
+    users = [m for m in graph if m == "facekeypoints.mesh.predictor"
+             or m.split(".")[1:2] in (["inference"], ["photos"], ["serve"], ["batch"])]
+    assert len(users) > 20 and len(training) > 10
+    found = [f"{m} reaches {sorted(_reaches(graph, m) & training)}" for m in users
+             if _reaches(graph, m) & training]
+    assert not found, "\n".join(found)
 
 
 def test_each_part_imports_only_the_layers_below_it():

@@ -154,6 +154,35 @@ def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files)
     assert pipeline.FacePipeline(fk.load_model(run), "haar").model.photos
 
 
+def test_every_mesh_run_fits_its_photo_head_one_way(tmp_path, synthetic_files):
+    """`mesh` and `mesh-tuned` runs fit their photo heads with one function, fed by the frozen
+    mesh's or the tuned body's points: a `mesh` run's head is that function's on its faces."""
+    from facekeypoints.data import prepare_data
+    from facekeypoints.mesh.photo_head import fit_photo_head
+
+    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
+                   log=None)
+    recipe = fk.Run(run).recipe
+    train_set, _ = prepare_data(recipe, synthetic_files["training.csv"])
+    mesh = backbone.FaceMesh()
+
+    def points_of(X, what):
+        return mesh(X)[0]
+
+    head = fit_photo_head(points_of, train_set, recipe.columns, recipe.ridge, recipe.seed,
+                          framing={"rotate": recipe.rotate, "shift": recipe.shift,
+                                   "zoom": recipe.zoom}, log=lambda line: None)
+    saved = heads.PhotoHead.load(tmp_path / "mesh" / "photo_head.npz")
+    for name in ("reference", "mean", "scale", "weights", "bias", "mirror_axis"):
+        np.testing.assert_array_equal(getattr(head, name), getattr(saved, name), err_msg=name)
+    # no framing: the faces as they are, once (three identical copies would weaken the ridge)
+    plain = fit_photo_head(points_of, train_set, recipe.columns, recipe.ridge, recipe.seed,
+                           framing={"rotate": 0, "shift": 0, "zoom": 0}, flip=False,
+                           log=lambda line: None)
+    direct = heads.PhotoHead.fit(points_of(train_set.X, ""), train_set.y, recipe.ridge)
+    np.testing.assert_allclose(plain.weights, direct.weights, rtol=1e-9, atol=1e-12)
+
+
 def test_reframe_moves_the_keypoints_with_the_face():
     rng = np.random.default_rng(0)
     X = np.zeros((20, 96, 96, 1), np.float32)

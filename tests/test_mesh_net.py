@@ -15,8 +15,9 @@ from facekeypoints.errors import UserError
 from facekeypoints.inference import loading
 from facekeypoints.keypoints import COLUMNS
 from facekeypoints.mesh import backbone
+from facekeypoints.mesh import tune as mesh_net
 from facekeypoints.mesh.heads import MeshHead
-from facekeypoints.training import mesh_net, recipe
+from facekeypoints.training import recipe
 from facekeypoints.training.loop import build_trainer
 from facekeypoints.training.losses import masked_mse
 

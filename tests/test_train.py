@@ -144,6 +144,23 @@ def test_early_stopping_restores_the_best_weights(tmp_path, synthetic_files):
     assert rmse_pixels(val.y, pred) == pytest.approx(best["val_rmse"], rel=1e-3)
 
 
+def test_a_run_that_stopped_early_and_is_extended_gets_its_patience_again(tmp_path,
+                                                                           synthetic_files):
+    # a learning rate too small to move a weight: validation never improves after epoch 1
+    recipe = recipe_mod.load("model1", {"epochs": 20, "patience": 2, "learning_rate": 1e-12})
+    run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
+                     log=lambda s: None)
+    assert _epochs(run.path) == [1, 2, 3] and run.summary()["stopped_early"]
+    lines = []
+    loop.train(None, None, run.path, resume=True, epochs=20, log=lines.append)
+    assert _epochs(run.path) == [1, 2, 3, 4, 5], lines  # two more epochs of patience, not one
+    summary = run.summary()
+    assert summary["stopped_early"] and summary["best_epoch"] == 1
+    assert any("stopped early at epoch 3; training on" in line for line in lines), lines
+    loop.train(None, None, run.path, resume=True, log=lines.append)  # no --epochs: stays put
+    assert _epochs(run.path) == [1, 2, 3, 4, 5]
+
+
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_files):
     out = tmp_path / "run"
     proc = subprocess.Popen(

@@ -303,9 +303,9 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
         out = Path(out) if out is not None else free_folder(Path("runs") / resolved.name)
         RunFolder.claim(out)  # a folder in use is refused before any data is read
     if resolved.model == "mesh":  # the pretrained mesh and its heads: no TensorFlow involved
-        from .training import mesh
+        from .mesh import fit
 
-        return Run(mesh.train(None if resume else resolved, data, out, resume, log,
+        return Run(fit.train(None if resume else resolved, data, out, resume, log,
                               progress).path)
     quiet_keras()
     from .training import loop, specialists

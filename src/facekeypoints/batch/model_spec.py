@@ -10,8 +10,8 @@ from pathlib import Path
 from ..errors import UserError
 from ..inference import ensemble
 from ..inference.loading import BUILTIN_MODELS, load
-from ..inference.mesh import MeshPredictor
 from ..inference.predictor import GroupPredictor, OnnxPredictor, Predictor
+from ..mesh.predictor import MeshPredictor
 
 GROUP_MANIFEST = "specialists.json"  # a group of specialists' folder (the run folder format)
 

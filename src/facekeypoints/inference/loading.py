@@ -37,7 +37,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         model = "builtin"
     if isinstance(model, str) and model in BUILTIN_MODELS and not Path(model).exists():
         if model == "mesh468":
-            from .mesh import MeshPointsPredictor
+            from ..mesh.predictor import MeshPointsPredictor
 
             return MeshPointsPredictor()
         predictor = load(builtin_path(model))
@@ -57,9 +57,9 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         run = RunFolder(path)
         recipe = run.load_recipe()
         if recipe.model == "mesh":
-            from . import mesh
+            from ..mesh import predictor
 
-            return mesh.load(run, recipe)
+            return predictor.load(run, recipe)
         onnx_file, keras_file = path / "model.onnx", path / "model.keras"
         if prefer_onnx and onnx_file.is_file() and (not keras_file.is_file() or (
                 onnx_file.stat().st_mtime >= keras_file.stat().st_mtime)):
@@ -72,7 +72,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         quiet_keras()
         net, scheme = run.trained_net(recipe), run.scheme(recipe.columns)
         if recipe.model == "mesh-net" and (path / "photo_head.npz").is_file():
-            from .mesh import PhotoHead, TunedMeshPredictor
+            from ..mesh.predictor import PhotoHead, TunedMeshPredictor
 
             return TunedMeshPredictor(net, recipe.columns, recipe.tta, recipe.name, scheme,
                                       PhotoHead.load(path / "photo_head.npz"),

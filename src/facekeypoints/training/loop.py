@@ -18,12 +18,13 @@ from keras import ops
 from ..data import Faces
 from ..files import save_model_atomic
 from ..keypoints import MIRROR_X, rmse_pixels, x_mask
+from ..mesh import tune as mesh_tune
 from ..progress import Progress
 from ..schemes import Scheme
 from ..stored import nets as models
 from ..stored.nets import predict_scaled
 from ..stored.recipe import Recipe
-from . import mesh_net, optim
+from . import optim
 from .accelerator import replicas, training_scope
 from .augment import Augment
 from .losses import masked_mse
@@ -280,8 +281,8 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
         net = models.build(recipe, len(recipe.columns))
         if recipe.model == "mesh-net":
             if not state:  # a resumed run's weights come from its checkpoint below
-                mesh_net.start_head(net, recipe, train_set, axis, log, progress)
-            prepare = mesh_net.body_schedule
+                mesh_tune.start_head(net, recipe, train_set, axis, log, progress)
+            prepare = mesh_tune.body_schedule
         train_net, callbacks = prepare(net, recipe) if prepare else (net, [])
         trainer = build_trainer(recipe, train_net, len(train_set), axis, scheme)
         trainer.optimizer.build(trainer.trainable_variables)
@@ -312,6 +313,12 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
     if state.get("stopped_early") and not epochs:
         log(f"{run.path}: the run already stopped early at epoch {start}")
         recipe = recipe.replace(epochs=start)
+    elif state.get("stopped_early"):  # asked for more: patience counts again from here
+        state.pop("stopped_early")
+        state["wait"] = 0
+        log(f"{run.path}: the run stopped early at epoch {start}; training on to epoch "
+            f"{recipe.epochs}, the best so far {state.get('best_val_rmse', float('nan')):.3f} "
+            f"px (epoch {state.get('best_epoch')}) to beat within {recipe.patience} epochs")
 
     parallel = replicas(trainer)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
@@ -347,7 +354,7 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
     _save_model(run, net, recipe, monitor)
     if recipe.model == "mesh-net":  # a resumed run redoes this step if it was killed in it
         try:
-            mesh_net.fit_photo_head(net, recipe, train_set, run.path / "photo_head.npz", log,
+            mesh_tune.fit_photo_head(net, recipe, train_set, run.path / "photo_head.npz", log,
                                     progress)
         except KeyboardInterrupt:
             run.interrupt(_figures(monitor.state))

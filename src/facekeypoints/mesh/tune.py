@@ -9,9 +9,9 @@ import keras
 import numpy as np
 
 from ..errors import UserError
-from ..mesh.net import mesh_net, rebuild
 from ..stored.recipe import Recipe
-from .freezing import BodySchedule, GradientScale
+from ..training.freezing import BodySchedule, GradientScale
+from .net import mesh_net, rebuild
 
 __all__ = ["body_schedule", "fit_photo_head", "mesh_net", "rebuild", "start_head"]
 
@@ -21,9 +21,9 @@ def start_head(net: keras.Model, recipe: Recipe, faces, mirror_axis,
     """The head starts where the `mesh` recipe ends: a ridge fit of the frozen mesh's points
     (ONNX Runtime, which is quicker here) on every label, with the mirror images where the
     recipe flips. Standardisation and weights go into the head's two layers."""
-    from ..mesh.backbone import FaceMesh
-    from ..mesh.heads import MeshHead
-    from ..mesh.mirror import mirrored_labels, points_and_mirrors
+    from .backbone import FaceMesh
+    from .heads import MeshHead
+    from .mirror import mirrored_labels, points_and_mirrors
 
     log(f"{recipe.name}: the head starts from a ridge fit of the frozen mesh's points "
         f"(ridge {recipe.ridge:g}) on {len(faces)} faces"
@@ -63,31 +63,18 @@ def body_schedule(net: keras.Model, recipe: Recipe):
 
 def fit_photo_head(net: keras.Model, recipe: Recipe, faces, path, log: Callable[[str], None],
                    progress) -> None:
-    """The head for crops cut from photographs, as a `mesh` run fits one (`PhotoHead`), on the
-    tuned body's points: three copies of each training face re-framed as loosely as a face
-    detector frames faces, and their mirror images about the axis this head measures. The
-    tuned net itself learned faces framed as Kaggle's are: 7.2% NME on photos/youtube, against
-    5.6% with this head (docs/mesh.md)."""
-    from ..keypoints import scale as scale_keypoints
-    from ..keypoints import unscale
-    from ..mesh.heads import PhotoHead
-    from ..mesh.mirror import LOOSE_FRAMING, PHOTO_COPIES, mirror_axis, mirrored_labels, reframe
+    """The photo head a `mesh` run fits (`photo_head.fit_photo_head`), on the tuned body's
+    points. The tuned net itself learned faces framed as Kaggle's are: 7.2% NME on
+    photos/youtube, against 5.6% with this head (docs/mesh.md). Its framing is the detector's
+    (LOOSE_FRAMING): this recipe's rotate, shift and zoom are the training's augmentation."""
+    from .photo_head import fit_photo_head as fit
 
-    log(f"{recipe.name}: the photo head, on {PHOTO_COPIES} loosely framed copies of each "
-        "training face and their mirror images")
-    rng = np.random.default_rng(recipe.seed)
-    X, y = reframe(np.concatenate([faces.X] * PHOTO_COPIES),
-                   np.concatenate([unscale(faces.y)] * PHOTO_COPIES), rng, **LOOSE_FRAMING)
-    y = scale_keypoints(y)
     body = net.get_layer("body")
 
-    def points(images):
+    def points_of(images: np.ndarray, what: str) -> np.ndarray:
         parts = [body.predict_on_batch(images[i:i + 256]) for i in range(0, len(images), 256)]
         return np.concatenate(parts).reshape(len(images), -1, 2).astype(np.float64)
 
-    P, mirrored = points(X), points(np.ascontiguousarray(X[:, :, ::-1]))
-    axis = mirror_axis(PhotoHead, P, y, mirrored, recipe.columns, recipe.ridge, faces.scheme)
-    head = PhotoHead.fit(np.concatenate([P, mirrored]), np.concatenate(
-        [y, mirrored_labels(y, recipe.columns, axis, faces.scheme)]), recipe.ridge)
-    head.mirror_axis = axis
-    head.save(path)
+    fit(points_of, faces, recipe.columns, recipe.ridge, recipe.seed, faces.scheme,
+        flip=recipe.flip, measured=recipe.mirror == "measured", log=log,
+        name=recipe.name).save(path)

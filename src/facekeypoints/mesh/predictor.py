@@ -7,12 +7,12 @@ import numpy as np
 
 from .. import schemes
 from ..errors import UserError
+from ..inference.predictor import Predictor
 from ..keypoints import MIRROR_X, scale
-from ..mesh.backbone import FaceMesh
-from ..mesh.heads import MeshHead, PhotoHead
 from ..stored.recipe import Recipe
 from ..stored.runs import RunFolder
-from .predictor import Predictor
+from .backbone import FaceMesh
+from .heads import MeshHead, PhotoHead
 
 
 class MeshPredictor(Predictor):

@@ -11,13 +11,13 @@ import numpy as np
 
 from ..data import Faces
 from ..files import atomic_write
-from ..keypoints import MIRROR_X, rmse_pixels, unscale, x_mask
-from ..keypoints import scale as scale_keypoints
-from ..mesh.backbone import FaceMesh
-from ..mesh.heads import MeshHead, PhotoHead
-from ..mesh.mirror import PHOTO_COPIES, mirror_axis, mirrored_labels, points_and_mirrors, reframe
+from ..keypoints import MIRROR_X, rmse_pixels, x_mask
 from ..stored.recipe import Recipe
-from .runs import RunFolder, RunInterrupted, data_record, training_data
+from ..training.runs import RunFolder, RunInterrupted, data_record, training_data
+from .backbone import FaceMesh
+from .heads import MeshHead
+from .mirror import mirror_axis, mirrored_labels
+from .photo_head import fit_photo_head
 
 
 def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
@@ -59,30 +59,31 @@ def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Face
                      suffix=".npz")
     n, m = len(train_set), len(val_set)
     P, y = points[:n], train_set.y
-    photo_points, photo_y = P, y
-    if recipe.rotate or recipe.shift or recipe.zoom:
-        photo_points, photo_y = _reframed_points(recipe, train_set, mesh, run, log, progress)
-    axis = photo_axis = np.full(len(recipe.columns), float(MIRROR_X))
+    axis = np.full(len(recipe.columns), float(MIRROR_X))
     if recipe.flip:  # the mirror images, with their keypoints mirrored and left/right swapped
         mirrored = points[n + m:]
-        if len(photo_points) == len(photo_y):  # no re-framed copies: the faces as they are
-            photo_points = np.concatenate([photo_points, mirrored])
-        half = len(photo_y)
         if recipe.mirror == "measured":
             axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge, scheme)
-            photo_axis = mirror_axis(PhotoHead, photo_points[:half], photo_y,
-                                     photo_points[half:], recipe.columns, recipe.ridge, scheme)
-        is_x = x_mask(recipe.columns)
-        log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[is_x]):.2f} for the head, "
-            f"{np.mean(photo_axis[is_x]):.2f} for the photo head ({recipe.mirror}; the "
-            f"pixel-centre convention puts it at {MIRROR_X})")
         P = np.concatenate([P, mirrored])
         y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis, scheme)])
-        photo_y = np.concatenate([photo_y, mirrored_labels(photo_y, recipe.columns, photo_axis,
-                                                           scheme)])
     head = MeshHead.fit(P, y, recipe.ridge)
-    photo_head = PhotoHead.fit(photo_points, photo_y, recipe.ridge)
-    head.mirror_axis, photo_head.mirror_axis = axis, photo_axis
+    head.mirror_axis = axis
+
+    def points_of(X: np.ndarray, what: str) -> np.ndarray:
+        return mesh(X, progress, f"face mesh: {what}")[0]
+
+    # this recipe's rotate, shift and zoom frame the photo head's copies
+    framing = {"rotate": recipe.rotate, "shift": recipe.shift, "zoom": recipe.zoom}
+    photo_head = fit_photo_head(points_of, train_set, recipe.columns, recipe.ridge, recipe.seed,
+                                scheme, framing=framing, flip=recipe.flip,
+                                measured=recipe.mirror == "measured",
+                                cache=run.checkpoint / "mesh_points_photo.npz", log=log,
+                                name=recipe.name)
+    if recipe.flip:
+        is_x = x_mask(recipe.columns)
+        log(f"{recipe.name}: the labels' x mirrors about {np.mean(axis[is_x]):.2f} for the head, "
+            f"{np.mean(photo_head.mirror_axis[is_x]):.2f} for the photo head ({recipe.mirror}; "
+            f"the pixel-centre convention puts it at {MIRROR_X})")
     photo_head.save(run.path / "photo_head.npz")
     head.save(run.path / "head.npz")
     train_pred = head(points[:n])
@@ -102,26 +103,3 @@ def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Face
         f"{seconds:.0f} s; the mesh found no face in {no_face} of {n + m} faces")
     return run
 
-
-def _reframed_points(recipe: Recipe, train_set, mesh: FaceMesh, run: RunFolder,
-                     log: Callable[[str], None], progress) -> tuple[np.ndarray, np.ndarray]:
-    """Mesh points and keypoints of PHOTO_COPIES loosely re-framed copies of every training face
-    (cached in the run's checkpoint folder): the photo head's data. With `flip`, the points of
-    their mirror images follow those of the copies; the labels are the copies' only."""
-    cache = run.checkpoint / "mesh_points_photo.npz"
-    if cache.is_file():
-        with np.load(cache) as f:
-            return f["points"], f["y"]
-    rng = np.random.default_rng(recipe.seed)
-    faces = np.concatenate([train_set.X] * PHOTO_COPIES)
-    labels = np.concatenate([unscale(train_set.y)] * PHOTO_COPIES)
-    X, y = reframe(faces, labels, rng, recipe.rotate, recipe.shift, recipe.zoom)
-    y = scale_keypoints(y)
-    log(f"{recipe.name}: the photo head's faces, {PHOTO_COPIES} loosely framed copies of each "
-        f"(rotate {recipe.rotate:g} degrees, shift {recipe.shift:g} px, zoom {recipe.zoom:g})")
-    if recipe.flip:
-        points = np.concatenate(points_and_mirrors(mesh, X, progress, "photo head's copies"))
-    else:
-        points, _ = mesh(X, progress, "face mesh: photo head's copies")
-    atomic_write(cache, lambda tmp: np.savez(tmp, points=points, y=y), suffix=".npz")
-    return points, y
