@@ -73,8 +73,9 @@ def test_decoding_gives_mediapipes_own_detections_on_real_photos():
     centred in the square, bilinear), our `_Model` decodes, and the detections are projected
     back as MediaPipe does, at its thresholds (0.5 short range, 0.6 full range; ours are 0.5 for
     both). Measured: boxes and points within 0.16 px, scores within 0.0013 (XNNPACK and ONNX
-    Runtime, and OpenCV's rounding of the warp, differ that much); a decoding off by half an
-    anchor cell is 1-5 px, a member too many in a weighted merge 0.5-3 px."""
+    Runtime, and OpenCV's rounding of the warp, differ that much), hence 0.5 px and 0.005:
+    anchors off by half a cell move faces 5-31 px on these photos, and one member too many in a
+    weighted merge (MediaPipe's full range threshold taken as 0.5) 0.5-3 px."""
     assert MEDIAPIPE["mediapipe"] == "0.10.21" and "record_blazeface_fixture" in \
         MEDIAPIPE["command"]
     detector = blazeface.BlazeFace()
