@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -208,10 +209,54 @@ def _node_ip() -> str:
     return ray._private.services.get_node_ip_address()
 
 
+# Holds the head node's one CPU (a placeholder actor) until stdin closes: the job's workers can
+# only start on the second node until then. Prints the head's node id once seated.
+SEAT = """
+import ray, sys
+ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)
+
+@ray.remote(num_cpus=1, resources={'node:__internal_head__': 0.001})
+class Seat:
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+seat = Seat.remote()
+print('seated', ray.get(seat.node.remote()), flush=True)
+sys.stdin.readline()
+"""
+
+# A gate in front of one input: a write lease (fcntl F_SETLEASE) makes any other process that
+# opens the file wait in open() until the lease is let go (stdin closes), and tells this one
+# (SIGIO) that someone is waiting. The kernel breaks a lease that is not let go in
+# /proc/sys/fs/lease-break-time (45 s): the test must act on "asked" within that.
+GATE = """
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+signal.signal(signal.SIGIO, lambda *_: print('asked', flush=True))
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+print('held', flush=True)
+sys.stdin.readline()
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+print('let go', flush=True)
+"""
+
+
+def _said(proc: subprocess.Popen, word: str, timeout: float = 180) -> str:
+    """The next line `proc` prints, which must start with `word`: an event to wait for; the
+    bound only ends a hang."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    assert line.startswith(word), f"expected {word!r} in {timeout:.0f} s, got {line!r}"
+    return line
+
+
 def test_a_two_node_cluster_runs_a_job_and_survives_a_node_killed(tmp_path, sessions):
-    """A head and a second node (`ray start`, token authentication on, as Ray 2.60 has it):
-    a job over every youtube photo takes parts from both nodes; the second node is killed
-    once it has written one, and the job still ends with every photo once."""
+    """A head and a second node (`ray start`, token authentication on, as Ray 2.60 has it): a
+    job over every youtube photo and one more behind a gate. The head's CPU is held at first,
+    so the second node's worker takes the parts; it is killed while it waits at the gate (the
+    job cannot have ended), the head then takes over its unfinished part, and the job ends with
+    every photo once, the same files as `detect`. Every step waits for an event: how fast this
+    machine works decides nothing."""
     env = {**os.environ, "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": f"facekeypoints-test-{secrets.token_hex(16)}",
            # the head notices a dead node in about 2 s instead of 30
@@ -220,38 +265,50 @@ def test_a_two_node_cluster_runs_a_job_and_survives_a_node_killed(tmp_path, sess
     ray_start = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block",
                  "--num-cpus", "1", "--disable-usage-stats"]
     sessions.start([*ray_start, "--head", f"--port={port}", "--include-dashboard=false"],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_nodes(ip, port, 1, env)
     second = sessions.start([*ray_start, f"--address={ip}:{port}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_nodes(ip, port, 2, env)
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+    seat = sessions.start([sys.executable, "-c", SEAT, f"{ip}:{port}"], env=env, **pipes)
+    head = _said(seat, "seated").split()[1]
+    gate = tmp_path / "gate.jpg"  # last: in the last part, after the photos the others hold
+    shutil.copy(YOUTUBE / "Lincoln_Chafee_52.jpg", gate)
+    lease = sessions.start([sys.executable, "-c", GATE, str(gate)], **pipes)
+    _said(lease, "held")
 
     out = tmp_path / "cluster"
-    photos = sorted(YOUTUBE.glob("*.jpg"))  # 487: seconds of work left when a node dies
-    job = sessions.start([*CLI, "detect", *map(str, photos), "--out", str(out), "--engine",
-                          "ray", "--address", f"{ip}:{port}", "--workers", "2", "--no-draw",
+    inputs = [*map(str, sorted(YOUTUBE.glob("*.jpg"))), str(gate)]
+    job = sessions.start([*CLI, "detect", *inputs, "--out", str(out), "--engine", "ray",
+                          "--address", f"{ip}:{port}", "--workers", "2", "--no-draw",
                           "--progress", "off"],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    nodes = set()
-    deadline = time.monotonic() + 180
-    while len(nodes) < 2 and job.poll() is None:
-        assert time.monotonic() < deadline, "the job did not use both nodes in 180 s"
-        nodes = {n for part in _parts(out) for n in part["node"]} if (out / "parts").is_dir() \
-            else set()
-        time.sleep(0.05)
-    assert job.poll() is None, "the job ended before the second node could be killed"
-    sessions.stop(second)
-    _, err = job.communicate(timeout=240)
+    _said(lease, "asked")  # a worker opens the gate and waits there
+    before = _parts(out)
+    assert before and job.poll() is None
+    assert {n for part in before for n in part["node"]} - {head}, "no part from the second node"
+    assert head not in {n for part in before for n in part["node"]}, "the head's CPU was held"
+    assert {_session_of(pid) for part in before for pid in part["pid"]} == {second.pid}
+    sessions.stop(second)  # its worker, waiting at the gate, with it
+    lease.stdin.close()
+    _said(lease, "let go")
+    seat.stdin.close()  # the head's CPU is free for a worker of the job
+    _, err = job.communicate(timeout=300)
     assert job.returncode == 0, err
     parts = _parts(out)
-    assert sorted(i for part in parts for i in part["index"]) == list(range(len(photos)))
-    assert len({n for part in parts for n in part["node"]}) == 2
-    expected = subprocess.run([*CLI, "detect", *map(str, photos), "--out", str(tmp_path / "one"),
+    assert sorted(i for part in parts for i in part["index"]) == list(range(len(inputs)))
+    assert head in {n for part in parts for n in part["node"]}  # the killed node's part, redone
+    expected = subprocess.run([*CLI, "detect", *inputs, "--out", str(tmp_path / "one"),
                                "--no-draw", "--progress", "off"], capture_output=True,
-                              text=True, timeout=240)
+                              text=True, timeout=300)
     assert expected.returncode == 0, expected.stderr
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+
+
+def _session_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
 
 
 def _wait_for_nodes(ip: str, port: int, count: int, env: dict) -> None:

@@ -76,11 +76,13 @@ def _serve(*args: str, log: Path, wait_s: float = 90):
 
 @pytest.fixture(scope="module")
 def server(tiny_onnx, tiny_run, tmp_path_factory):
-    """One server for the module: a token, small video and read limits, a memory budget."""
+    """One server for the module: a token, a small video limit, a memory budget. Its deadlines
+    (--timeout, --read-timeout) are long: no test here may pass or fail with how fast this
+    machine answers; the read timeout's own test starts a server of its own."""
     log = tmp_path_factory.mktemp("attack") / "serve.log"
     before = _server_folders()
     with _serve("--model", str(tiny_onnx), "--token", TOKEN, "--runs",
-                str(tiny_run.path.parent), "--video-seconds", "2", "--read-timeout", "2",
+                str(tiny_run.path.parent), "--video-seconds", "2", "--timeout", "600",
                 "--memory-mb", str(MEMORY_MB), log=log) as (process, url):
         (folder,) = _server_folders() - before
         yield {"process": process, "url": url, "folder": folder, "log": log}
@@ -225,7 +227,9 @@ def test_a_file_the_decoder_chokes_on_is_a_4xx_and_one_line_on_the_page(server):
 def test_memory_has_a_budget_and_returns_after_a_burst(server):
     """Two 36-megapixel 16-bit PNGs (a few KB each) at once: with a budget of 700 MB the
     second waits for the first, the server's peak stays under its idle size plus the budget,
-    and once they are done its memory is back near where it was."""
+    and once they are done its memory is back near where it was. The second waits for room at
+    most QUEUE_WAIT_S (30 s): where the first takes longer than that (a slow machine), it is
+    refused with a 503 and Retry-After, as the budget must; either way it never ran beside it."""
     url, pid = server["url"], server["process"].pid
     big = _png16(6000)
     assert len(big) < 200_000
@@ -235,17 +239,17 @@ def test_memory_has_a_budget_and_returns_after_a_burst(server):
     statuses = []
 
     def send() -> None:
-        response = httpx.post(f"{url}/api/keypoints", headers=AUTH, timeout=120,
+        response = httpx.post(f"{url}/api/keypoints", headers=AUTH, timeout=600,
                               files={"image": ("big.png", big)})
-        statuses.append(response.status_code)
+        statuses.append((response.status_code, response.headers.get("retry-after")))
 
     threads = [threading.Thread(target=send) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=150)
+        thread.join(timeout=600)
     peak = _rss_mb(pid, "VmHWM")
-    assert statuses == [200, 200], statuses
+    assert sorted(statuses) in ([(200, None), (200, None)], [(200, None), (503, "5")]), statuses
     assert peak - idle < MEMORY_MB, f"peak {peak:.0f} MB from an idle {idle:.0f} MB"
     after = _rss_mb(pid)
     assert after - idle < 100, f"{after:.0f} MB after the burst, {idle:.0f} MB before"
@@ -253,31 +257,41 @@ def test_memory_has_a_budget_and_returns_after_a_burst(server):
 
 def test_a_full_budget_is_a_503_with_retry_after():
     """The budget itself (in process: a real server would need a minute of waiting): a request
-    that does not fit waits for room, and one that waits too long is refused with Retry-After."""
+    that does not fit waits for room, and one that waits too long is refused with Retry-After;
+    room made while one waits lets it in. Its waits are seen as they happen (each call of
+    the budget's condition), not inferred from a clock."""
     from facekeypoints.serve.service import MemoryBudget, RequestError
 
+    waits: list[str] = []
+
+    class Seen(threading.Condition):
+        def wait(self, timeout=None):
+            waits.append(threading.current_thread().name)
+            return super().wait(timeout)
+
     budget = MemoryBudget(100)
+    budget._room = Seen()
     with budget.hold(60, "first"):
-        started = time.monotonic()
-        with pytest.raises(RequestError) as refused, budget.hold(60, "second", wait_s=0.3):
+        with pytest.raises(RequestError) as refused, budget.hold(60, "second", wait_s=0.2):
             pass
-        assert time.monotonic() - started >= 0.3
-        assert refused.value.status == 503 and refused.value.headers["Retry-After"]
-        # room made while a request waits lets it in
-        release = threading.Event()
-        waited = []
+        assert waits, "a request that does not fit was refused without waiting for room"
+        assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "5"
+        assert "try again in 5 s" in refused.value.message
+        went_in = threading.Event()
 
         def later() -> None:
-            with budget.hold(60, "fourth", wait_s=10):
-                waited.append(time.monotonic())
-            release.set()
+            with budget.hold(60, "fourth", wait_s=600):
+                went_in.set()
 
-        thread = threading.Thread(target=later)
+        thread = threading.Thread(target=later, name="fourth")
         thread.start()
-        time.sleep(0.2)
-        assert not waited, "a request that does not fit went ahead"
-    assert release.wait(timeout=10) and len(waited) == 1
-    thread.join(timeout=10)
+        deadline = time.monotonic() + 60  # a bound on a hang, not a time to wait
+        while "fourth" not in waits:
+            assert time.monotonic() < deadline and thread.is_alive(), "it never waited"
+            time.sleep(0.01)
+        assert not went_in.is_set(), "a request that does not fit went ahead"
+    thread.join(timeout=60)
+    assert went_in.is_set() and not thread.is_alive()
     assert budget.used == 0
     with pytest.raises(RequestError) as too_big, budget.hold(101, "huge"):
         pass
@@ -305,21 +319,29 @@ def test_a_header_of_20000x20000_is_refused_before_decoding():
 # ----------------------------------------------------------------------------- connections
 
 
-def test_idle_and_half_sent_connections_neither_lock_out_nor_stay(server):
-    url = server["url"]
+def test_idle_and_half_sent_connections_neither_lock_out_nor_stay(tiny_onnx, tmp_path):
+    """A server of its own with a --read-timeout of 2 s: 80 connections that send nothing or
+    half a request do not lock others out, and the server closes each (the event waited for;
+    how soon is not asserted)."""
+    with _serve("--model", str(tiny_onnx), "--token", TOKEN, "--no-page", "--read-timeout",
+                "2", log=tmp_path / "serve.log") as (_, url):
+        _idle_connections(url)
+
+
+def _idle_connections(url: str) -> None:
     port = int(url.rsplit(":", 1)[1])
     sockets = []
     try:
         for i in range(80):  # more than uvicorn's limit_concurrency of 64 was
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
             if i % 8 == 0:  # half a request: headers never finished
                 s.sendall(b"POST /api/keypoints HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             sockets.append(s)
-        response = httpx.get(f"{url}/api/health", headers=AUTH, timeout=10)
+        response = httpx.get(f"{url}/api/health", headers=AUTH, timeout=60)
         assert response.status_code == 200, response.text  # not a 503
-        closed = 0
+        closed, bound = 0, time.monotonic() + 120  # a bound on a hang, for all of them
         for s in sockets:  # each closed by the server once its --read-timeout (2 s) passes
-            s.settimeout(30)  # an event to wait for, not a time: the bound only ends a hang
+            s.settimeout(max(0.1, bound - time.monotonic()))  # the close is the event
             try:
                 closed += s.recv(1) == b""
             except (ConnectionResetError, TimeoutError):
