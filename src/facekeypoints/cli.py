@@ -312,13 +312,12 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
                         "frames cannot be read again)")
     if webcam is not None:
-        from .inference.loading import load
         from .photos.detect import run_webcam
-        from .photos.pipeline import FacePipeline
+        from .photos.landmarker import Landmarker
 
-        pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast,
-                                min_score=min_score, max_faces=max_faces)
-        run_webcam(webcam, pipeline, Path(out) if out else None, not no_draw, log, max_frames,
+        landmarker = Landmarker(model, detector=detector, fast=fast, min_score=min_score,
+                                max_faces=max_faces, smooth=not no_smooth)
+        run_webcam(webcam, landmarker, Path(out) if out else None, not no_draw, log, max_frames,
                    not no_smooth)
         return
     options = {"detector": detector, "fast": fast, "min_score": min_score,
