@@ -438,6 +438,14 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as e:  # a package of an extra this install left out
+        from .extras import is_missing_extra, missing
+
+        if not is_missing_extra(e):
+            raise
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "this command")
+        click.echo(f"facekeypoints: error: {missing(e.name, command)}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
