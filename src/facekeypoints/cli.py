@@ -233,7 +233,7 @@ def _detector_option(func):
         "--detector", default="blazeface", show_default=True,
         type=click.Choice(["blazeface", "hog", "haar"]),
         help="blazeface: MediaPipe's BlazeFace (small faces in large photos too); hog: dlib's "
-             "HOG detector; haar: OpenCV's cascade.")(func)
+             "HOG detector (pip install 'facekeypoints[hog]'); haar: OpenCV's cascade.")(func)
 
 
 def _fast_option(func):
