@@ -83,7 +83,8 @@ class Landmarker:
     file). `detector`: blazeface, hog or haar; `min_score`: drop faces the detector scores lower
     (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: at most this many faces an image, the best
     scored; `fast`: one pass per face, no mirror image (about 0.7 of the time); `smooth`: `track`
-    smooths keypoints over time (One Euro filter).
+    smooths keypoints over time (One Euro filter). One thread uses a landmarker at a time
+    (`serve` holds a lock around its one); make one per thread to run several.
 
     >>> landmarker = fk.Landmarker(max_faces=2)
     >>> result = landmarker.detect("../shared/data/photos/dlib/2007_007763.jpg")
