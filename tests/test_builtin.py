@@ -42,7 +42,7 @@ def test_detect_and_serve_work_with_no_model_given(tmp_path):
     assert len(record["faces"]) == 1
     with TestClient(create_app(None, page=False)) as client:
         health = client.get("/api/health").json()
-        assert health["model_kind"] == "MeshPredictor"
+        assert health["model_kind"] == "built-in"  # not the class that happens to load it
         assert health["model_path"] == str(builtin_path())
         served = client.post("/api/keypoints", files={"image": ("a.jpg", PHOTO.read_bytes())})
     assert served.status_code == 200
@@ -86,3 +86,23 @@ def test_what_blazeface_takes_for_a_face_and_the_mesh_does_not_is_dropped():
     assert len(find_faces(pipeline.detector, rgb)) == 2
     faces = pipeline.faces_in(rgb)
     assert len(faces) == 1 and match(truth, [faces[0].box]) == [0]
+
+
+def test_serve_health_and_the_page_call_the_builtin_models_built_in(tmp_path):
+    """Not the class that loads them ("MeshPredictor"): a user who gave no model sees the
+    package's own."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from facekeypoints.serve.page import build_page
+    from facekeypoints.serve.service import KeypointService
+
+    for model, points in [(None, "Kaggle's 15 keypoints"), ("builtin68", "iBUG's 68 points")]:
+        service = KeypointService(model)
+        health = service.health()
+        assert health["model_kind"] == "built-in", model
+        texts = [b.value for b in build_page(service, tmp_path).blocks.values()
+                 if type(b).__name__ == "Markdown" and isinstance(b.value, str)]
+        header = next(t for t in texts if t.startswith("# facekeypoints"))
+        assert f"Model `{health['model']}` (built-in: {points})" in header, header
+        assert "Predictor" not in header

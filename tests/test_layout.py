@@ -19,7 +19,7 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy-26ed521"
 # Each part of the package, bottom to top: a module may import its own layer and those below.
 # `mesh/` keeps everything of the mesh in one place, each module in the layer of its job.
 LAYERS = [
-    {"errors", "files", "keypoints", "progress", "geometry", "quiet_import", "schemes",
+    {"errors", "extras", "files", "keypoints", "progress", "geometry", "quiet_import", "schemes",
      "onnx_runtime"},
     {"data"},
     {"mesh"},

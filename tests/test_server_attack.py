@@ -476,9 +476,9 @@ def test_a_busy_port_is_one_line_and_nothing_served():
 def test_the_builtin_model_is_shown_by_its_name(tmp_path):
     with _serve("--no-page", log=tmp_path / "serve.log") as (_, url):
         health = httpx.get(f"{url}/api/health", timeout=30).json()
-    assert health["model"] == "builtin" and health["model_kind"] == "MeshPredictor"
+    assert health["model"] == "builtin" and health["model_kind"] == "built-in"
     first = (tmp_path / "serve.log").read_text().splitlines()[0]
-    assert "serving builtin on" in first, first
+    assert "serving the built-in model (builtin) on" in first, first
 
 
 def test_help_names_every_route():

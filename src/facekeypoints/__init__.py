@@ -26,7 +26,7 @@ __all__ = [
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
     "synthetic_data", "train", "validation_set", "average", "plot_samples", "detect_files",
-    "detect_many",
+    "detect_many", "Landmarker",
 ]
 
 if _TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ below
@@ -34,6 +34,7 @@ if _TYPE_CHECKING:  # for type checkers and editors; at run time, __getattr__ be
         COLUMNS,
         KEYPOINTS,
         Evaluation,
+        Landmarker,
         Predictor,
         Recipe,
         Run,

@@ -23,6 +23,7 @@ from .errors import UserError
 from .inference.evaluation import Evaluation
 from .inference.predictor import Predictor
 from .keypoints import COLUMNS, KEYPOINTS, columns_of, unscale
+from .photos.landmarker import Landmarker, LandmarkerResult
 from .quiet_import import quiet_keras
 from .training import recipe as recipe_mod
 from .training.recipe import Given, Recipe
@@ -33,13 +34,14 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from .photos.pipeline import Face, FacePipeline
+    from .photos.pipeline import FacePipeline
 
 __all__ = [
     "COLUMNS", "KEYPOINTS", "Evaluation", "Predictor", "Recipe", "Run", "build_model",
     "compare", "detect", "evaluate", "export", "get_recipe", "load", "load_frame",
     "load_model", "plot_curves", "plot_faces", "plot_model", "recipes", "score", "submit",
     "synthetic_data", "train", "validation_set", "average", "plot_samples", "detect_files",
+    "Landmarker",
 ]
 
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
@@ -669,29 +671,48 @@ def _net_of(model):
 # ----------------------------------------------------------------------------- photos
 
 
-def _pipeline(model: ModelLike | Run | FacePipeline | None, detector: str, fast: bool,
-              prefer_onnx: bool = False, min_score: float | None = None,
-              max_faces: int | None = None) -> FacePipeline:
-    from .inference.loading import load as load_any
+# fk.detect's landmarkers, by model and settings: each loads once (a file changed on disk loads
+# anew); the last few kept
+_LANDMARKERS: dict[tuple, tuple[Any, Landmarker]] = {}
+_KEPT = 4
+
+
+def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detector: str,
+                fast: bool, min_score: float | None = None,
+                max_faces: int | None = None) -> Landmarker:
+    """The landmarker for `model` and these settings: made on first use, then reused."""
     from .photos.pipeline import FacePipeline
 
-    if isinstance(model, FacePipeline):
-        return model
-    return FacePipeline(load_any(model, prefer_onnx=prefer_onnx), detector, fast=fast,
-                        min_score=min_score, max_faces=max_faces)
+    if isinstance(model, Landmarker | FacePipeline):
+        return Landmarker.of(model)
+    model = getattr(model, "path", model)  # a Run stands for its folder
+    if isinstance(model, str | Path) and Path(model).exists():
+        path = Path(model).resolve()
+        which: Any = (str(path), path.stat().st_mtime_ns)
+    elif isinstance(model, str | Path | None):  # a built-in name (or a missing file's error)
+        which = model
+    else:  # a loaded model: kept in the cache, so its id is not another's meanwhile
+        which = ("object", id(model))
+    key = (which, detector, fast, min_score, max_faces)
+    if key not in _LANDMARKERS:
+        _LANDMARKERS[key] = (model, Landmarker(model, detector=detector, fast=fast,
+                                               min_score=min_score, max_faces=max_faces))
+        while len(_LANDMARKERS) > _KEPT:
+            del _LANDMARKERS[next(iter(_LANDMARKERS))]
+    return _LANDMARKERS[key][1]
 
 
-def detect(photo: str | Path | np.ndarray,
-           model: ModelLike | Run | FacePipeline | None = None,
+def detect(photo: Any, model: ModelLike | Run | FacePipeline | Landmarker | None = None,
            detector: str = "blazeface", fast: bool = False, min_score: float | None = None,
-           max_faces: int | None = None) -> list[Face]:
-    """Faces and their keypoints in a photograph: a file path or an RGB (H, W, 3) / grey
-    (H, W) uint8 array, with the built-in model unless `model` is given ("builtin68": iBUG's
-    68 points, "mesh468": the mesh's own). Each Face has `box`, `keypoints` (points, 2) in the
-    photo's pixels and their `names` (the model's scheme's); `as_dict()` gives detect's JSON
-    record. Pass a `photos.FacePipeline` as `model` to reuse one detector over
-    many photos. `detector`: blazeface, hog or haar; `fast`: one pass per face, no mirror
-    image (about 0.7 of the time, a little less accurate); `min_score`: drop faces the
+           max_faces: int | None = None) -> LandmarkerResult:
+    """Faces and their keypoints in a photograph: a file path, a PIL image, or an RGB
+    (H, W, 3) / grey (H, W) uint8 array, with the built-in model unless `model` is given
+    ("builtin68": iBUG's 68 points, "mesh468": the mesh's own). The result is a list of faces,
+    each with `box`, `keypoints` (points, 2) in the photo's pixels and their `names` (the
+    model's scheme's), and has `.points`, `.boxes`, `.scores` over all of them and `as_dict()`,
+    detect's JSON record (see `Landmarker`, which this uses: one per model and settings, loaded
+    on the first call). `detector`: blazeface, hog or haar; `fast`: one pass per face, no
+    mirror image (about 0.7 of the time, a little less accurate); `min_score`: drop faces the
     detector scores lower (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: keep at most this
     many, the best scored.
 
@@ -704,19 +725,7 @@ def detect(photo: str | Path | np.ndarray,
     >>> fk.detect("../shared/data/photos/youtube/Lincoln_Chafee_52.jpg", "builtin68")[0].names[:3]
     ('p0', 'p1', 'p2')
     """
-    from .photos.reading import PhotoError, read_photo
-
-    pipeline = _pipeline(model, detector, fast, min_score=min_score, max_faces=max_faces)
-    if isinstance(photo, np.ndarray):
-        rgb = photo
-        if rgb.ndim == 2:
-            rgb = np.repeat(rgb[..., None], 3, axis=2)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise PhotoError(f"photo array of shape {photo.shape} and type {photo.dtype}: "
-                             "expected RGB (H, W, 3) or grey (H, W) uint8")
-    else:
-        rgb = read_photo(photo)
-    return pipeline.faces_in(rgb)
+    return _landmarker(model, detector, fast, min_score, max_faces).detect(photo)
 
 
 def detect_files(inputs: str | Path | Sequence[str | Path],
@@ -744,10 +753,9 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
     from .photos.local_job import run_detect
 
     inputs = [inputs] if isinstance(inputs, str | Path) else inputs  # one path, not its letters
-    pipeline = _pipeline(model, detector, fast, prefer_onnx=True, min_score=min_score,
-                         max_faces=max_faces)
+    landmarker = _landmarker(model, detector, fast, min_score, max_faces)
     out, made = _detect_out(out, resume)
-    return run_detect([str(i) for i in inputs], pipeline, out, draw,
+    return run_detect([str(i) for i in inputs], landmarker, out, draw,
                       log or (lambda line: None), progress, smooth, resume=resume,
                       made_out=made)
 

@@ -233,7 +233,7 @@ def _detector_option(func):
         "--detector", default="blazeface", show_default=True,
         type=click.Choice(["blazeface", "hog", "haar"]),
         help="blazeface: MediaPipe's BlazeFace (small faces in large photos too); hog: dlib's "
-             "HOG detector; haar: OpenCV's cascade.")(func)
+             "HOG detector (pip install 'facekeypoints[hog]'); haar: OpenCV's cascade.")(func)
 
 
 def _fast_option(func):
@@ -312,13 +312,12 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
                         "frames cannot be read again)")
     if webcam is not None:
-        from .inference.loading import load
         from .photos.detect import run_webcam
-        from .photos.pipeline import FacePipeline
+        from .photos.landmarker import Landmarker
 
-        pipeline = FacePipeline(load(model, prefer_onnx=True), detector, fast=fast,
-                                min_score=min_score, max_faces=max_faces)
-        run_webcam(webcam, pipeline, Path(out) if out else None, not no_draw, log, max_frames,
+        landmarker = Landmarker(model, detector=detector, fast=fast, min_score=min_score,
+                                max_faces=max_faces, smooth=not no_smooth)
+        run_webcam(webcam, landmarker, Path(out) if out else None, not no_draw, log, max_frames,
                    not no_smooth)
         return
     options = {"detector": detector, "fast": fast, "min_score": min_score,
@@ -439,6 +438,14 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except ModuleNotFoundError as e:  # a package of an extra this install left out
+        from .extras import is_missing_extra, missing
+
+        if not is_missing_extra(e):
+            raise
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "this command")
+        click.echo(f"facekeypoints: error: {missing(e.name, command)}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ from ..photos.detect import (
     summary_line,
 )
 from ..photos.job import Manifest, fingerprint_of, nothing_to_process, open_folder
+from ..photos.landmarker import Landmarker
 from ..photos.parts import PartWorker, done_tasks, merge, read_parts
-from ..photos.pipeline import FacePipeline
 from ..progress import Progress
 from ..quiet_import import stderr_silenced
 from .model_spec import ModelSpec
@@ -43,14 +43,14 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
     """`detect` on Ray: the same outputs, written part by part (see the package docstring)."""
     inputs, out = [str(i) for i in inputs], str(out)
     spec, predictor = ModelSpec.of(model)
-    pipeline = FacePipeline(predictor, detector, fast=fast, min_score=min_score,
-                            max_faces=max_faces)
+    landmarker = Landmarker(predictor, detector=detector, fast=fast, min_score=min_score,
+                            max_faces=max_faces, smooth=smooth)
     entries, problems = list_inputs(inputs, exclude=None if is_url(out) else out)
     if not entries:
         raise nothing_to_process(inputs, problems)
     store = open_store(out, resume) if is_url(out) else open_folder(out, resume, made_out)
-    settings = job_settings(pipeline, draw, smooth)
-    fingerprint = fingerprint_of(pipeline.model)
+    settings = job_settings(landmarker, draw, smooth)
+    fingerprint = fingerprint_of(landmarker.model)
 
     def plan(n_workers: int) -> Manifest:
         return Manifest.plan(entries, problems, inputs, spec.name, fingerprint, settings,
@@ -85,7 +85,7 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
             total = len(manifest.inputs) if manifest else len(entries)
             raise Interrupted(f"interrupted: {kept} of {total} file(s) are kept in {out}/parts; "
                               "add --resume to finish the job") from None
-        summary = merge(store, manifest, pipeline.model.columns)
+        summary = merge(store, manifest, landmarker.model.columns)
     log(summary_line(summary, out, draw))
     return {**summary, "ray": stats}
 
@@ -149,7 +149,8 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
 
 
 class _RayWorker:
-    """One actor of the pool: a PartWorker on the node Ray placed it on, one thread."""
+    """One actor of the pool: a PartWorker, with its own Landmarker, on the node Ray placed it
+    on, one thread."""
 
     def __init__(self, spec: ModelSpec, settings: dict, out: str):
         import cv2
@@ -158,10 +159,10 @@ class _RayWorker:
         os.environ[THREADS] = "1"  # before the first session starts its threads
         cv2.setNumThreads(1)
         self.node = ray.get_runtime_context().get_node_id()
-        pipeline = FacePipeline(spec.load(), settings["detector"], fast=settings["fast"],
-                                min_score=settings["min_score"],
-                                max_faces=settings["max_faces"])
-        self.worker = PartWorker(pipeline, settings, store_for(out),
+        landmarker = Landmarker(spec.load(), detector=settings["detector"],
+                                fast=settings["fast"], min_score=settings["min_score"],
+                                max_faces=settings["max_faces"], smooth=settings["smooth"])
+        self.worker = PartWorker(landmarker, settings, store_for(out),
                                  fetch=lambda file, folder: download(file, folder)
                                  if is_url(file) else Path(file))
 

@@ -17,13 +17,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError, UserError
+from ..extras import optional
 from ..keypoints import COLUMNS, IMAGE_SIZE, PIXELS, scale
 from ..schemes import Scheme, for_columns
 from ..schemes import load as load_scheme
 from .faces import Faces
+
+pd = optional("pandas", "reading Kaggle's CSV files")  # the base install reads photos only
 
 # ----------------------------------------------------------------------------- reading files
 

@@ -126,12 +126,10 @@ class OnnxPredictor(Predictor):
     `for_photos` reads them with, as the run folder does."""
 
     def __init__(self, path: Path):
-        import onnx
-
         try:
-            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False)
-                    .metadata_props}
             self.session = onnx_runtime.session(path)
+            # the export's metadata, read by ONNX Runtime itself: the base install has no onnx
+            meta = dict(self.session.get_modelmeta().custom_metadata_map)
         except Exception as e:  # noqa: BLE001 - any failure to load is the file's fault
             raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
                 from None

@@ -17,18 +17,17 @@ from ..files import atomic_write_text
 from ..progress import Progress
 from ..quiet_import import stderr_silenced
 from .job import is_video
+from .landmarker import Landmarker
 from .outputs import csv_text, draw, face_rows, write_jpeg
-from .pipeline import FacePipeline
-from .reading import VIDEO_SUFFIXES, read_photo
-from .tracking import FaceTracker
+from .reading import VIDEO_SUFFIXES, PhotoError, read_photo
 from .video import AnnotatedVideo, follow
 
 
-def job_settings(pipeline: FacePipeline, draw: bool, smooth: bool) -> dict:
+def job_settings(landmarker: Landmarker, draw: bool, smooth: bool) -> dict:
     """What a job's results depend on besides its inputs and model (a --resume must match;
     either engine may resume the other's job)."""
-    return {"detector": pipeline.detector_name, "fast": pipeline.fast,
-            "min_score": pipeline.min_score, "max_faces": pipeline.max_faces, "draw": draw,
+    return {"detector": landmarker.detector, "fast": landmarker.fast,
+            "min_score": landmarker.min_score, "max_faces": landmarker.max_faces, "draw": draw,
             "smooth": smooth}
 
 
@@ -69,7 +68,7 @@ def summary_line(summary: dict, out: str, draw: bool) -> str:
             + (f", drawn copies in {out}/annotated/" if drawn else ""))
 
 
-def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+def detect_file(path: Path, landmarker: Landmarker, out: Path, draw_pictures: bool,
                 note: Callable[[str], None], progress: str | bool | None = "auto",
                 smooth: bool = True, name: str | None = None, stem: str | None = None
                 ) -> tuple[dict, list[dict]]:
@@ -80,18 +79,20 @@ def detect_file(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bo
     name = name or str(path)
     stem = stem or path.stem
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return run_video(path, pipeline, out, draw_pictures, note, progress, smooth, name, stem)
-    result = pipeline.photo(path)
-    record = {"file": name, "width": result.width, "height": result.height,
-              "faces": [f.as_dict() for f in result.faces]}
-    if result.error:
-        record["error"] = result.error.replace(str(path), name)
-        return record, []
-    rows = face_rows(name, result.faces)
-    found = f"{len(result.faces)} face(s)" if result.faces else "no face found"
+        return run_video(path, landmarker, out, draw_pictures, note, progress, smooth, name,
+                         stem)
+    try:
+        result = landmarker.detect(path)
+    except PhotoError as e:
+        return {"file": name, "width": 0, "height": 0, "faces": [],
+                "error": str(e).replace(str(path), name)}, []
+    record = result.as_dict(name)
+    faces = list(result)
+    rows = face_rows(name, faces)
+    found = f"{len(faces)} face(s)" if faces else "no face found"
     if draw_pictures:
         try:
-            write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), result.faces))
+            write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), faces))
         except Exception as e:  # noqa: BLE001 - the keypoints are kept all the same
             record["error"] = not_drawn(name, found, e)
             return record, rows
@@ -105,7 +106,7 @@ def not_drawn(name: str, found: str, error: BaseException) -> str:
     return f"{name}: {found}, kept; its drawn copy could not be written ({reason})"
 
 
-def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool,
+def run_video(path: Path, landmarker: Landmarker, out: Path, draw_pictures: bool,
               log: Callable[[str], None], progress: str | bool | None = "auto",
               smooth: bool = True, name: str | None = None, stem: str | None = None
               ) -> tuple[dict, list[dict]]:
@@ -116,13 +117,13 @@ def run_video(path: Path, pipeline: FacePipeline, out: Path, draw_pictures: bool
         return {"file": name, "error": f"{name}: unreadable video (no frames could be read)",
                 "faces": 0}, []
     record, rows = track_video(capture, name, out / "annotated" / f"{stem or path.stem}.webm",
-                               pipeline, draw_pictures, log, progress, smooth)
+                               landmarker, draw_pictures, log, progress, smooth)
     if record["frames"] == 0:
         record["error"] = f"{name}: unreadable video (no frames could be read)"
     return record, rows
 
 
-def run_webcam(device: int, pipeline: FacePipeline, out: Path | None, draw_pictures: bool,
+def run_webcam(device: int, landmarker: Landmarker, out: Path | None, draw_pictures: bool,
                log: Callable[[str], None], max_frames: int | None = None,
                smooth: bool = True) -> dict:
     """The same frame loop on a camera, until Ctrl+C or `max_frames`: keypoints.json,
@@ -141,23 +142,23 @@ def run_webcam(device: int, pipeline: FacePipeline, out: Path | None, draw_pictu
     open_folder(out, resume=False)
     log(f"webcam {device}: Ctrl+C stops; writing to {out}")
     name = f"webcam{device}"
-    record, rows = track_video(capture, name, out / "annotated" / f"{name}.webm", pipeline,
+    record, rows = track_video(capture, name, out / "annotated" / f"{name}.webm", landmarker,
                                draw_pictures, log, "lines", smooth, max_frames, live=True)
-    for file, text in keypoints_files([record], rows, pipeline.model.columns).items():
+    for file, text in keypoints_files([record], rows, landmarker.model.columns).items():
         atomic_write_text(out / file, text)
     return record
 
 
-def track_video(capture, name: str, drawn: Path, pipeline: FacePipeline, draw_pictures: bool,
+def track_video(capture, name: str, drawn: Path, landmarker: Landmarker, draw_pictures: bool,
                 log: Callable[[str], None], progress: str | bool | None = "auto",
                 smooth: bool = True, max_frames: int | None = None, live: bool = False
                 ) -> tuple[dict, list[dict]]:
-    """Every frame through a FaceTracker: the record, a row per face and frame (with the
-    frame's time), and the drawn copy (WebM, which browsers play) written atomically when the
-    frames end (or on Ctrl+C for a live source)."""
+    """Every frame through a new tracker of `landmarker`'s: the record, a row per face and
+    frame (with the frame's time), and the drawn copy (WebM, which browsers play) written
+    atomically when the frames end (or on Ctrl+C for a live source)."""
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     frames = 0 if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
-    tracker = FaceTracker(pipeline, smooth=smooth)
+    tracker = landmarker.tracker(smooth)
     if draw_pictures:
         drawn.parent.mkdir(parents=True, exist_ok=True)
     video = AnnotatedVideo(drawn, fps)

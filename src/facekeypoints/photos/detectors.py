@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..extras import missing
 from ..geometry import Box
 from .blazeface import BlazeFace
 from .framing import FRAMING, reframe_box
@@ -43,7 +44,7 @@ TIGHT_PHOTO_SIDE = 300  # photos this small may be a face cropped tight, edges c
 
 
 class HogDetector:
-    """dlib's built-in HOG + linear SVM frontal-face detector (pip install dlib-bin). Where it
+    """dlib's built-in HOG + linear SVM frontal-face detector (facekeypoints[hog]). Where it
     finds no face at all, OpenCV's cascade looks too (`fallback`): on the youtube photos it
     finds 19 of the 20 faces HOG misses (docs/photos.md); its boxes come back re-expressed as
     the HOG box that frames the face the same way."""
@@ -54,7 +55,7 @@ class HogDetector:
         try:
             import dlib
         except ImportError:
-            raise UserError("the hog detector needs dlib: pip install dlib-bin") from None
+            raise missing("dlib", "--detector hog") from None
         self.detector, self.upsample = dlib.get_frontal_face_detector(), upsample
         self.fallback = HaarDetector() if fallback else None
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import UserError
 from .detect import detect_file, face_count, failed_record, keypoints_files, summarise
 from .job import Manifest
+from .landmarker import Landmarker
 from .pipeline import FacePipeline
 
 
@@ -30,13 +31,14 @@ def done_tasks(store) -> set[int]:
 
 
 class PartWorker:
-    """Runs tasks with one loaded pipeline: pictures and videos drawn into the job's folder
+    """Runs tasks with one loaded landmarker: pictures and videos drawn into the job's folder
     (staged and uploaded where it is object storage), the part written last. `fetch(file,
     folder)` gives a local copy of an input that is not on this disk."""
 
-    def __init__(self, pipeline: FacePipeline, settings: dict, store,
+    def __init__(self, landmarker: Landmarker | FacePipeline, settings: dict, store,
                  fetch: Callable[[str, Path], Path] | None = None):
-        self.pipeline, self.settings, self.store = pipeline, settings, store
+        self.landmarker = Landmarker.of(landmarker, settings["smooth"])
+        self.settings, self.store = settings, store
         self.fetch = fetch
 
     def __call__(self, task: int, inputs: list[dict], node: str = "",
@@ -59,7 +61,7 @@ class PartWorker:
                 source = item.get("read", file)
                 try:
                     path = self.fetch(source, Path(tmp)) if self.fetch else Path(source)
-                    record, rows = detect_file(path, self.pipeline, out, self.settings["draw"],
+                    record, rows = detect_file(path, self.landmarker, out, self.settings["draw"],
                                                note, progress, self.settings["smooth"],
                                                name=file, stem=item["out"])
                 except Exception as e:  # noqa: BLE001 - one input's failure is its own record

@@ -547,7 +547,10 @@ def serve(model, host: str = "127.0.0.1", port: int = 8000, detector: str = "bla
                 log(f"warning: serving on {host} without an access token; anyone who can "
                     f"reach this machine can use it (set --token or ${TOKEN_ENV})")
             shown = f"[{host}]" if ":" in host else host
-            log(f"facekeypoints: serving {app.state.service.model_name} on "
+            service = app.state.service
+            shown_model = (f"the built-in model ({service.model_name})" if service.builtin
+                           else service.model_name)
+            log(f"facekeypoints: serving {shown_model} on "
                 f"http://{shown}:{sock.getsockname()[1]}/ (API: /api/keypoints, /api/video; "
                 "docs: /docs); "
                 "Ctrl+C stops")

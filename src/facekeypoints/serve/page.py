@@ -184,7 +184,7 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         if not path:
             return None, "", tracker
         source = uploaded(path, "webcam frame", listed=False)
-        tracker = tracker or FaceTracker(service.pipeline)
+        tracker = tracker or service.landmarker.tracker()
         deadline = service.deadline()
         try:
             with service.admission("webcam frame", deadline, WEBCAM_WAIT_S) as admit:
@@ -206,7 +206,7 @@ def build_page(service: KeypointService, folder: Path, runs_folder: str | None =
         return picture, text, tracker
 
     health = service.health()
-    kind = (f"built in: {BUILTIN_MODELS[health['model']]}" if health["model"] in BUILTIN_MODELS
+    kind = (f"built-in: {BUILTIN_MODELS[health['model']]}" if service.builtin
             else health["model_kind"])
     with gr.Blocks(title="facekeypoints", delete_cache=(600, KEEP_SECONDS)) as page:
         gr.Markdown(f"# facekeypoints\nFaces and their {len(health['keypoints'])} keypoints "

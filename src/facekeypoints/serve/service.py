@@ -20,6 +20,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
+from ..photos.landmarker import Landmarker
 from ..photos.outputs import draw, face_rows, photo_record
 from ..photos.pipeline import Face, FacePipeline
 from ..photos.reading import VIDEO_SUFFIXES, PhotoError, PhotoTooLarge, decode_photo
@@ -135,18 +136,20 @@ def upload_name(filename: str | None, fallback: str) -> str:
 
 
 class KeypointService:
-    """The model, the detector and the limits, shared by the API and the page. One request uses
-    the model at a time (Keras models and the detector are not made for several threads)."""
+    """The landmarker (model and detector) and the limits, shared by the API and the page. One
+    request uses the model at a time (Keras models and the detector are not made for several
+    threads)."""
 
     def __init__(self, model, detector: str = "blazeface", limits: Limits | None = None):
-        from ..inference.loading import builtin_path, load
+        from ..inference.loading import BUILTIN_MODELS, builtin_path
 
-        self.predictor = load(model, prefer_onnx=True)  # None: the built-in model
-        self.pipeline = FacePipeline(self.predictor, detector)
+        self.landmarker = Landmarker(model, detector=detector)  # None: the built-in model
+        self.predictor = self.landmarker.model
         self.detector, self.limits = detector, limits or Limits()
         # what the user named (a built-in name, or their run or file), not the predictor's
         # internal name: the built-in model would otherwise show as "mesh"
         self.model_name = "builtin" if model is None else str(model)
+        self.builtin = self.model_name in BUILTIN_MODELS and not Path(self.model_name).exists()
         self.model_path = str(model if model is not None else builtin_path())
         largest = request_bytes(self.limits.max_pixels)
         if largest > self.limits.memory_bytes:
@@ -158,6 +161,15 @@ class KeypointService:
         self.budget = MemoryBudget(self.limits.memory_bytes)
         self._lock = threading.Lock()
 
+    @property
+    def pipeline(self) -> FacePipeline:
+        return self.landmarker.pipeline
+
+    @property
+    def model_kind(self) -> str:
+        """"built-in" for a model shipped in the package, else the kind of model loaded."""
+        return "built-in" if self.builtin else type(self.predictor).__name__
+
     def deadline(self) -> float:
         """When a request that starts now must be done, on `time.monotonic`'s clock."""
         return time.monotonic() + self.limits.timeout_s
@@ -166,7 +178,7 @@ class KeypointService:
         from .. import __version__
 
         return {"status": "ok", "version": __version__, "model": self.model_name,
-                "model_path": self.model_path, "model_kind": type(self.predictor).__name__,
+                "model_path": self.model_path, "model_kind": self.model_kind,
                 "detector": self.detector, "scheme": self.predictor.scheme.name,
                 "keypoints": self.predictor.keypoints,
                 "limits": asdict(self.limits)}
@@ -207,7 +219,7 @@ class KeypointService:
             if deadline is not None and time.monotonic() > deadline:
                 raise _too_slow(self.limits)
             start = time.perf_counter()
-            faces = tracker(rgb, t) if tracker is not None else self.pipeline.faces_in(rgb)
+            faces = tracker(rgb, t) if tracker is not None else list(self.landmarker.detect(rgb))
             return faces, time.perf_counter() - start
         finally:
             self._lock.release()
@@ -281,7 +293,7 @@ class KeypointService:
                         raise RequestError(413, too_long)
                     take_budget(width * height)  # a header without the size
 
-                tracker = FaceTracker(self.pipeline)  # found once, then followed and smoothed
+                tracker = self.landmarker.tracker()  # found once, then followed and smoothed
 
                 def faces_of(rgb: np.ndarray, t: float) -> list[Face]:
                     faces, seconds = self.faces(rgb, tracker, t, deadline)
