@@ -19,6 +19,7 @@ import numpy as np
 
 from . import data as data_mod
 from .data import Faces
+from .data.photos import is_photo_data, set_framer
 from .errors import UserError
 from .inference.evaluation import Evaluation
 from .inference.predictor import Predictor
@@ -45,6 +46,17 @@ __all__ = [
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
 
 
+def _frame_photo(image: Path, faces: list) -> list:
+    """Labelled photos' faces framed by the detector, as `detect` frames them (read only when
+    photo data is: the detector stays unloaded otherwise)."""
+    from .photos.labelled import frame_photo
+
+    return frame_photo(image, faces)
+
+
+set_framer(_frame_photo)  # whole photos given as training data are framed by the detector
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -66,7 +78,7 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
     >>> X_test.shape, nothing
     ((100, 96, 96, 1), None)
     """
-    if not Path(path).is_dir() and data_mod.kind_of(path) == "test":
+    if not is_photo_data(path) and data_mod.kind_of(path) == "test":
         return data_mod.load_test(path)[1], None
     faces = data_mod.load_training(path)  # any scheme's columns, or a folder with .pts files
     if columns is not None:
