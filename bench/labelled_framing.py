@@ -8,8 +8,8 @@ frames the faces the detector misses when labelled photos are read for training.
 from __future__ import annotations
 
 import numpy as np
-
 from common import SHARED
+
 from facekeypoints import geometry
 from facekeypoints.data.photos import points_box, read_photo_csv
 from facekeypoints.photos.labelled import frame_photo
