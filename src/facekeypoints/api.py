@@ -737,7 +737,7 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
                  detector: str = "blazeface", fast: bool = False,
                  min_score: float | None = None, max_faces: int | None = None,
                  draw: bool = True, smooth: bool = True, progress: str | bool = "auto",
-                 log: Callable[[str], None] | None = print) -> dict:
+                 log: Callable[[str], None] | None = print, format: str = "json") -> dict:
     """What `facekeypoints detect` does: every photo and video in `inputs` (files, or folders
     searched to any depth) into the folder `out` (default: `detections`, or the first free
     `detections-N`): keypoints.json (a record per input), keypoints.csv (a row per face, and
@@ -746,7 +746,9 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
     the rest go on; the summary counts them (`unreadable`, `skipped`). A folder that holds
     anything is never written into, one that holds a killed job only with `resume=True`,
     which finishes it (the same files as a run never killed). An exported run loads from its
-    ONNX file.
+    ONNX file. `format="coco"` also writes `out`/keypoints.coco.json, a COCO keypoints file
+    of the photos' faces (pre-labels for CVAT or Label Studio; its path is the summary's
+    "coco").
 
     >>> summary = fk.detect_files([SHARED / "photos" / "dlib"], trained, tmp / "found",
     ...                           draw=False, progress=False, log=None)
@@ -758,10 +760,34 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
     inputs = [inputs] if isinstance(inputs, str | Path) else inputs  # one path, not its letters
     pipeline = _pipeline(model, detector, fast, prefer_onnx=True, min_score=min_score,
                          max_faces=max_faces)
+    _check_format(format)
     out, made = _detect_out(out, resume)
-    return run_detect([str(i) for i in inputs], pipeline, out, draw,
-                      log or (lambda line: None), progress, smooth, resume=resume,
-                      made_out=made)
+    summary = run_detect([str(i) for i in inputs], pipeline, out, draw,
+                         log or (lambda line: None), progress, smooth, resume=resume,
+                         made_out=made)
+    return _with_coco(summary, out, format, pipeline.model.scheme, log)
+
+
+def _check_format(format: str) -> None:
+    if format not in ("json", "coco"):
+        raise UserError(f"--format {format}: expected json or coco")
+
+
+def _with_coco(summary: dict, out: str | Path, format: str, scheme,
+               log: Callable[[str], None] | None) -> dict:
+    """The job's summary, with keypoints.coco.json written beside its keypoints.json where
+    `format` is coco."""
+    if format != "coco":
+        return summary
+    if "://" in str(out):
+        raise UserError(f"--format coco: writes a local folder's keypoints.coco.json, not "
+                        f"{out}'s")
+    from .photos.coco_out import job_coco
+
+    path = job_coco(out, scheme)
+    if log:
+        log(f"wrote {path} (COCO keypoints: pre-labels to correct in CVAT or Label Studio)")
+    return {**summary, "coco": str(path)}
 
 
 def _detect_out(out: str | Path | None, resume: bool) -> tuple[Path | str, bool]:
@@ -782,7 +808,7 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
                 fast: bool = False, min_score: float | None = None,
                 max_faces: int | None = None, draw: bool = True, smooth: bool = True,
                 part_size: int | None = None, progress: str | bool = "auto",
-                log: Callable[[str], None] | None = print) -> dict:
+                log: Callable[[str], None] | None = print, format: str = "json") -> dict:
     """`detect_files` as a batch job on Ray Data: the same job (either engine resumes the
     other's) and the same keypoints.json and keypoints.csv, byte for byte, from workers that
     each load the model once (ONNX or a mesh run: no TensorFlow). Each task's results are kept
@@ -812,9 +838,11 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
     if model is not None and not isinstance(model, str | Path):
         raise UserError(f"detect_many takes MODEL as a name or a path (workers load it "
                         f"themselves), not a {type(model).__name__}")
+    _check_format(format)
     out, made = _detect_out(out, resume)
-    return run_ray(inputs, model, out,
-                   address=address, workers=workers, resume=resume, detector=detector,
-                   fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
-                   smooth=smooth, part_size=part_size, progress=progress,
-                   log=log or (lambda line: None), made_out=made)
+    summary = run_ray(inputs, model, out,
+                      address=address, workers=workers, resume=resume, detector=detector,
+                      fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
+                      smooth=smooth, part_size=part_size, progress=progress,
+                      log=log or (lambda line: None), made_out=made)
+    return _with_coco(summary, out, format, None, log)

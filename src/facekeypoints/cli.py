@@ -258,6 +258,10 @@ def _fast_option(func):
               help="Drop faces the detector scores lower (BlazeFace finds from 0.5).")
 @click.option("--max-faces", type=click.IntRange(min=1), metavar="N",
               help="At most N faces a photo or frame, the best scored.")
+@click.option("--format", "out_format", type=click.Choice(["json", "coco"]), default="json",
+              show_default=True,
+              help="coco: also OUT/keypoints.coco.json, a COCO keypoints file of the photos' "
+                   "faces, to correct in CVAT or Label Studio and train on (docs/schemes.md).")
 @click.option("--no-draw", is_flag=True, help="Skip the drawn pictures and videos.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
@@ -273,8 +277,8 @@ def _fast_option(func):
               help="--engine ray: join the Ray cluster there (default: start Ray here).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="--engine ray: workers, one CPU each (default: every CPU).")
-def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_draw, progress,
-           no_smooth, webcam, max_frames, engine, address, workers) -> None:
+def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, out_format, no_draw,
+           progress, no_smooth, webcam, max_frames, engine, address, workers) -> None:
     """Faces and their keypoints (the model's: Kaggle's 15 with the built-in model, iBUG's 68
     with builtin68, ...) in photos, folders of photos (searched to any depth), videos, or a
     webcam.
@@ -308,6 +312,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--resume needs --out, the folder of the job to finish")
     if max_frames is not None and webcam is None:
         raise UserError("--max-frames goes with --webcam (a file's frames are all read)")
+    if webcam is not None and out_format != "json":
+        raise UserError("--format coco goes with photos, not --webcam")
     if webcam is not None and resume:
         raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
                         "frames cannot be read again)")
@@ -323,7 +329,7 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         return
     options = {"detector": detector, "fast": fast, "min_score": min_score,
                "max_faces": max_faces, "draw": not no_draw, "smooth": not no_smooth,
-               "progress": progress, "log": log, "resume": resume}
+               "progress": progress, "log": log, "resume": resume, "format": out_format}
     if engine == "ray":
         summary = api.detect_many(inputs, model, out, address=address, workers=workers,
                                   **options)
