@@ -11,7 +11,8 @@ import numpy as np
 from common import SHARED
 
 from facekeypoints import geometry
-from facekeypoints.data.photos import points_box, read_photo_csv
+from facekeypoints.data.labelled import points_box
+from facekeypoints.data.photos import read_photo_csv
 from facekeypoints.photos.labelled import frame_photo
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import facekeypoints as fk
 from facekeypoints import geometry, schemes
-from facekeypoints.data.photos import person_of_photo
+from facekeypoints.data.labelled import person_of_photo
 from facekeypoints.data.pts import write_pts
 from facekeypoints.inference import loading
 from facekeypoints.photos import FacePipeline, read_photo

@@ -19,7 +19,8 @@ import numpy as np
 
 from . import data as data_mod
 from .data import Faces
-from .data.photos import is_photo_data, set_framer
+from .data.labelled import set_framer
+from .data.photos import is_photo_data
 from .errors import UserError
 from .inference.evaluation import Evaluation
 from .inference.predictor import Predictor

@@ -27,7 +27,7 @@ from ..errors import DataError, UserError
 from ..files import atomic_write_text
 from ..geometry import Box
 from ..schemes import BUILTIN, Scheme, builtin, from_dict
-from .photos import LabelledFace, _image
+from .labelled import LabelledFace, image_path
 
 ORIGIN = 0.5  # COCO's coordinate of the first pixel's centre
 
@@ -102,7 +102,7 @@ def read_coco(path: str | Path, scheme: Scheme | None = None
             continue  # nothing labelled: a face drawn but not yet marked
         attributes = note.get("attributes") if isinstance(note.get("attributes"), dict) else {}
         person = note.get("person") or attributes.get("person") or image.get("person")
-        faces.append(LabelledFace(_image(base, str(image["file_name"]), path, row), points,
+        faces.append(LabelledFace(image_path(base, str(image["file_name"]), path, row), points,
                                   _box(note.get("bbox"), path, row),
                                   None if person in (None, "") else str(person), row))
     if not faces:

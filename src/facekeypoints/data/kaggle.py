@@ -151,20 +151,16 @@ def load_training(path: str | Path, sources: str | Path | None = None,
     The arrays are read-only and the last few files read are kept: a notebook, the specialists
     and evaluate read one file many times, and parsing 7,049 Kaggle rows takes seconds."""
     scheme = None if scheme is None else load_scheme(scheme)
-    from .photos import is_photo_data, load_photos
-
-    if is_photo_data(path):  # whole photos (COCO, .pts folder, photo CSV): detector-framed
-        return _cached(_photos_key(path, scheme), lambda: load_photos(path, scheme))
     key = _file_key(path, sources)
     if key is not None:
         key = (*key, scheme.to_json() if scheme else "")
-    return _cached(key, lambda: _parse_training(path, sources, scheme))
+    return cached_faces(key, lambda: _parse_training(path, sources, scheme))
 
 
 _TRAINING_CACHE: dict[tuple, Faces] = {}
 
 
-def _cached(key: tuple | None, read) -> Faces:
+def cached_faces(key: tuple | None, read) -> Faces:
     """The faces `read` gives, read-only, kept for the last two keys (files as they are now)."""
     if key is not None and key in _TRAINING_CACHE:
         return _TRAINING_CACHE[key]
@@ -176,17 +172,6 @@ def _cached(key: tuple | None, read) -> Faces:
         while len(_TRAINING_CACHE) > 2:
             _TRAINING_CACHE.pop(next(iter(_TRAINING_CACHE)))
     return faces
-
-
-def _photos_key(path: str | Path, scheme: Scheme | None) -> tuple | None:
-    """Photo data as it is now: the file's (or a folder's .pts files') size and time."""
-    path = Path(path)
-    files = sorted(path.rglob("*.pts")) if path.is_dir() else [path]
-    try:
-        stats = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    except OSError:
-        return None
-    return ("photos", *stats, scheme.to_json() if scheme else "")
 
 
 def _file_key(path: str | Path, sources: str | Path | None) -> tuple | None:

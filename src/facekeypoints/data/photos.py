@@ -1,109 +1,23 @@
-"""Whole photographs with their faces' points (a COCO keypoints file, an iBUG `.pts` folder or a
-CSV of photo paths and points), read as training faces framed by the face detector exactly as
-`detect` frames them, never from their own labels: a net trained on faces framed by their own
-labels learns where that framing puts the points, and on photos the detector frames faces
-otherwise.
-
-The detector lives in `photos`, above this layer: whoever reads photo data (the API, the CLI)
-hands the framing in through `set_framer` (`photos.labelled.frame_photo`). A face the detector
-misses is framed from its labels' box instead (the box drawn around it, else its points'), and
-counted (`Faces.framing`).
-"""
+"""Whole photographs with their faces' points as training data: a COCO keypoints file, an iBUG
+`.pts` folder or a CSV of photo paths and points, each face framed by the detector as `detect`
+frames it (`labelled.frame_faces`)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import geometry
 from ..errors import DataError, UserError
 from ..geometry import Box
-from ..keypoints import IMAGE_SIZE, scale
 from ..schemes import Scheme
+from ..schemes import load as load_scheme
+from . import kaggle
+from .coco import read_coco
 from .faces import Faces
-
-
-@dataclass
-class LabelledFace:
-    """One face of a photo: its points (NaN where unlabelled), the box drawn around it where the
-    data gives one, who it is where the data says, and where it was read (for messages)."""
-
-    image: Path
-    points: np.ndarray  # (points, 2) photo pixels, pixel centres at integers
-    box: Box | None = None
-    person: str | None = None
-    row: int = 0  # 1-based: the annotation, file or CSV row it came from
-
-
-@dataclass
-class Framed:
-    """What the framer gives for one face: its 96x96 grey crop in [0, 1], the 2x3 affine from
-    photo pixels to crop pixels, and whether the detector found it."""
-
-    crop: np.ndarray
-    matrix: np.ndarray
-    detected: bool
-
-
-# image, its faces -> their crops: detect's own framing (photos.labelled.frame_photo)
-Framer = Callable[[Path, list[LabelledFace]], list[Framed]]
-_FRAMER: list[Framer] = []
-
-
-def set_framer(framer: Framer) -> None:
-    """The framing of faces in photos that the detector gives (the API and CLI set it)."""
-    _FRAMER[:] = [framer]
-
-
-def points_box(face: LabelledFace) -> Box:
-    """The bounding box of a face's labelled points."""
-    points = face.points[~np.isnan(face.points).any(axis=1)]
-    low, high = points.min(axis=0), points.max(axis=0)
-    return Box(float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1]),
-               0.0)
-
-
-def frame_faces(faces: list[LabelledFace], scheme: Scheme, path: str | Path) -> Faces:
-    """Training faces (X, y) of labelled photos, each framed by the framer set (the detector),
-    photo by photo; persons from the data, else each photo its own group (a split never puts
-    one photo's faces on both sides)."""
-    if not _FRAMER:
-        raise UserError(f"{path}: whole photos need the face detector to frame them; read them "
-                        "through facekeypoints' API or CLI (fk.train, fk.load)")
-    if not faces:
-        raise DataError(path, "holds no labelled face")
-    by_image: dict[Path, list[int]] = {}
-    for i, face in enumerate(faces):
-        if np.isnan(face.points).all():
-            raise DataError(path, "a face with no labelled point", face.row)
-        by_image.setdefault(face.image, []).append(i)
-    X = np.empty((len(faces), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
-    y = np.empty((len(faces), 2 * len(scheme.points)), np.float32)
-    low, high = scheme.bounds
-    missed: list[str] = []
-    for image, index in by_image.items():
-        for i, framed in zip(index, _FRAMER[0](image, [faces[i] for i in index]), strict=True):
-            X[i, ..., 0] = framed.crop
-            points = geometry.apply(framed.matrix, faces[i].points)  # NaN stays NaN
-            y[i] = scale(np.clip(points, low, high).reshape(-1))
-            if not framed.detected:
-                missed.append(f"{image.name} (row {faces[i].row})")
-    persons = np.array([f.person if f.person is not None else f"photo:{f.image}"
-                        for f in faces])
-    framing = {"framed_by": "blazeface", "faces": len(faces), "photos": len(by_image),
-               "framed_from_labels": len(missed), "missed_by_detector": missed}
-    return Faces(X, y, scheme.columns, np.array([f.row for f in faces]), persons, str(path),
-                 scheme, framing)
-
-
-def person_of_photo(name: str) -> str:
-    """'Abdullah_Gul_50.jpg' and 'Abdullah_Gul_50_b.jpg' -> 'Abdullah_Gul' (the shared youtube
-    photos' names), for files that say who is who by name."""
-    return re.sub(r"_\d+(_b)?$", "", Path(name).stem)
+from .kaggle import cached_faces, parse_numbers, read_csv, scheme_of
+from .labelled import LabelledFace, frame_faces, image_path
+from .pts import read_folder
 
 
 def read_photo_csv(path: str | Path, scheme: Scheme | None = None
@@ -111,8 +25,6 @@ def read_photo_csv(path: str | Path, scheme: Scheme | None = None
     """A CSV of photos and points, a row per face: `file` (relative to the CSV or absolute),
     a scheme's columns (p0_x, ... or Kaggle's), and optionally `person` and a face box
     (box_left, box_top, box_width, box_height); a blank coordinate is an unlabelled point."""
-    from .kaggle import parse_numbers, read_csv, scheme_of
-
     frame = read_csv(path)
     others = {"file", "face", "person", "box_left", "box_top", "box_width", "box_height"}
     scheme = scheme or scheme_of([c for c in frame.columns if c not in others], path)
@@ -129,19 +41,11 @@ def read_photo_csv(path: str | Path, scheme: Scheme | None = None
     base = Path(path).parent
     faces = []
     for i, (name, points, box) in enumerate(zip(frame["file"], values, boxes, strict=True)):
-        image = _image(base, name, path, i + 1)
+        image = image_path(base, name, path, i + 1)
         person = frame["person"].iloc[i] if "person" in frame.columns else None
         faces.append(LabelledFace(image, points.reshape(-1, 2).astype(np.float64), box,
                                   person or None, i + 1))
     return faces, scheme
-
-
-def _image(base: Path, name: str, path: str | Path, row: int) -> Path:
-    image = base / name if not Path(name).is_absolute() else Path(name)
-    if not name or not image.is_file():
-        raise DataError(path, f"no image {name!r} (paths are relative to the file, or absolute)",
-                        row)
-    return image
 
 
 def load_photos(path: str | Path, scheme: Scheme | None = None) -> Faces:
@@ -149,12 +53,8 @@ def load_photos(path: str | Path, scheme: Scheme | None = None) -> Faces:
     (a `file` column): every face framed by the detector (`frame_faces`)."""
     path = Path(path)
     if path.is_dir():
-        from .pts import read_folder
-
         faces, scheme = read_folder(path, scheme)
     elif path.suffix.lower() == ".json":
-        from .coco import read_coco
-
         faces, scheme = read_coco(path, scheme)
     else:
         faces, scheme = read_photo_csv(path, scheme)
@@ -169,10 +69,30 @@ def is_photo_data(path: str | Path) -> bool:
         return True
     if not path.is_file():
         return False
-    from .kaggle import read_csv
-
     try:
         header = list(read_csv(path, nrows=1).columns)
     except (UserError, DataError):
         return False
     return "file" in header and "Image" not in header
+
+
+def load_training(path: str | Path, sources: str | Path | None = None,
+                  scheme: Scheme | str | None = None) -> Faces:
+    """Training faces of any labelled data: whole photos (a COCO file, a .pts folder, a CSV
+    of photo paths) framed by the detector, or Kaggle-style 96x96 crops (`kaggle.
+    load_training`); the last few read are kept, as they are now on disk."""
+    if not is_photo_data(path):
+        return kaggle.load_training(path, sources, scheme)
+    scheme = None if scheme is None else load_scheme(scheme)
+    return cached_faces(_photos_key(path, scheme), lambda: load_photos(path, scheme))
+
+
+def _photos_key(path: str | Path, scheme: Scheme | None) -> tuple | None:
+    """Photo data as it is now: the file's (or a folder's .pts files') size and time."""
+    path = Path(path)
+    files = sorted(path.rglob("*.pts")) if path.is_dir() else [path]
+    try:
+        stats = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    except OSError:
+        return None
+    return ("photos", *stats, scheme.to_json() if scheme else "")

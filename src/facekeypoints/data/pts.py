@@ -1,5 +1,5 @@
 """A folder of face images with iBUG `.pts` landmark files beside them (300-W's layout: `a.jpg`
-and `a.pts`), read as labelled photos: `data.photos` frames each face by the detector, as
+and `a.pts`), read as labelled photos: `data.labelled` frames each face by the detector, as
 `detect` does (never from its own labels, which would teach a net where that framing puts
 the points).
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DataError, UserError
 from ..schemes import Scheme, builtin
-from .photos import LabelledFace
+from .labelled import LabelledFace
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 ORIGIN = 1.0  # the coordinate of the first pixel's centre in .pts files

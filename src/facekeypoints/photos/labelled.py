@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.photos import Framed, LabelledFace, points_box
+from ..data.labelled import Framed, LabelledFace, points_box
 from ..errors import DataError
 from .detectors import find_faces, make_detector
 from .framing import FRAMING, Framing, crop_face, crop_transform, first_transform
