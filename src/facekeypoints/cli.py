@@ -28,8 +28,10 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
 @cli.command()
 @click.option("--recipe", "recipe_name", help="Recipe name (see `recipes`) or a .toml file.")
 @click.option("--data", "data_path", type=click.Path(),
-              help="training.csv, .csv.gz or .zip (any scheme's columns), or a folder of images "
-                   "with iBUG .pts files.")
+              help="training.csv, .csv.gz or .zip of 96x96 faces (any scheme's columns), or "
+                   "whole photos with their points, each face framed by the detector as detect "
+                   "frames it: a COCO keypoints .json, a folder of images with iBUG .pts "
+                   "files, or a CSV of photo paths (file) and points.")
 @click.option("--scheme", help="The labels' landmark scheme: kaggle15, ibug68, mesh468 or a "
                                ".toml file (default: what the data's header says).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs (extends a resumed run).")
@@ -81,8 +83,9 @@ def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, pat
 @click.argument("model")
 @click.option("--data", "data_path", type=click.Path(),
               help="A labelled file: Kaggle's training format or any scheme's columns (.csv, "
-                   ".csv.gz, .zip), or a folder of images with iBUG .pts files. Default: the "
-                   "people the run held out.")
+                   ".csv.gz, .zip), or whole photos (a COCO keypoints .json, a folder of images "
+                   "with iBUG .pts files, a CSV of photo paths). Default: the people the run "
+                   "held out.")
 @click.option("--train", "on_train", is_flag=True,
               help="Also report RMSE on the run's training set (no dropout, no augmentation).")
 def evaluate(model, data_path, on_train) -> None:
@@ -349,7 +352,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, out
 @click.argument("folder", type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
               help="The true points, a row per face: file, face, the box and any scheme's "
-                   "columns (the shared photos' keypoints15.csv or landmarks68.csv).")
+                   "columns (the shared photos' keypoints15.csv or landmarks68.csv); or a COCO "
+                   "keypoints .json (its photos named relative to it or absolute).")
 @_model_option
 @_detector_option
 @_fast_option
