@@ -102,7 +102,7 @@ def load_frame(path: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    if data_mod.kind_of(path) == "test":
+    if not is_photo_data(path) and data_mod.kind_of(path) == "test":
         ids, X = data_mod.load_test(path)
         return pd.DataFrame({"ImageId": ids, "Image": list(X[..., 0])})
     faces = data_mod.load_training(path)
@@ -638,7 +638,7 @@ def plot_samples(model: ModelLike | Run, data: str | Path, seed: int = 0) -> Fig
     (16, True)
     """
     predictor = load_model(model)
-    if Path(data).is_dir() or data_mod.kind_of(data) == "training":
+    if is_photo_data(data) or data_mod.kind_of(data) == "training":
         faces = data_mod.load_training(data)
         X, truth = faces.X, unscale(faces.select(predictor.columns, dropna=False).y)
     else:
