@@ -67,7 +67,7 @@ def framed_by_labels(image: Path, faces: list[LabelledFace]) -> list[Framed]:
 
 def train_mesh(train: Path, out: Path, by_labels: bool = False):
     if by_labels:
-        set_framer(framed_by_labels)
+        set_framer(framed_by_labels, "labels")
     try:
         return fk.train("mesh", train, out, validation=0, progress=False, log=None)
     finally:

@@ -90,6 +90,19 @@ def test_a_face_is_framed_from_its_labels_exactly_as_detect_frames_it(coco68):
         assert np.abs(crop_face(grey, own) - detects).mean() > 0.02
 
 
+def test_a_csv_of_photo_paths_reads_as_the_coco_file_of_the_same_faces_does(coco68, tmp_path):
+    rows = youtube_rows(12)
+    table = rows.assign(file=[str(YOUTUBE / f) for f in rows["file"]],
+                        person=rows["file"].map(person_of_photo))
+    table.to_csv(tmp_path / "photos.csv", index=False)
+    from_csv, from_coco = (fk.load_frame(p) for p in (tmp_path / "photos.csv", coco68))
+    columns = schemes.builtin("ibug68").columns
+    np.testing.assert_allclose(from_csv[columns], from_coco[columns], atol=1e-4)
+    np.testing.assert_allclose(np.stack(from_csv["Image"]), np.stack(from_coco["Image"]))
+    assert (from_csv["person"] == from_coco["person"]).all()
+    assert from_csv["person"].nunique() == 12
+
+
 def test_a_coco_file_of_photos_trains_mesh_held_out_by_person_and_detects(coco68, tmp_path):
     run_ = fk.train("mesh", coco68, tmp_path / "mesh", progress=False, log=None)
     record = json.loads((run_.path / "data.json").read_text())
@@ -141,7 +154,7 @@ def test_unlabelled_points_are_masked_and_a_face_the_detector_misses_is_counted(
     X, y = fk.load(path, dropna=False)
     assert np.isnan(y[0, :34]).all() and not np.isnan(y[0, 34:]).any()
     assert not np.isnan(y[1:]).any()
-    run_ = fk.train("fast", path, tmp_path / "run", epochs=1, validation=0, progress=False,
+    run_ = fk.train("fast", path, tmp_path / "run", epochs=2, validation=0, progress=False,
                     log=None)
     framing = json.loads((run_.path / "data.json").read_text())["framing"]
     assert framing["framed_from_labels"] == 1 and framing["missed_by_detector"] == [

@@ -50,12 +50,13 @@ class Framed:
 
 # image, its faces -> their crops: detect's own framing (photos.labelled.frame_photo)
 Framer = Callable[[Path, list[LabelledFace]], list[Framed]]
-_FRAMER: list[Framer] = []
+_FRAMER: list[tuple[Framer, str]] = []
 
 
-def set_framer(framer: Framer) -> None:
-    """The framing of faces in photos that the detector gives (the API and CLI set it)."""
-    _FRAMER[:] = [framer]
+def set_framer(framer: Framer, name: str = "blazeface") -> None:
+    """The framing of faces in photos, by the detector `name` (the API sets BlazeFace's, as
+    `detect` frames faces); the run's data record names it."""
+    _FRAMER[:] = [(framer, name)]
 
 
 def points_box(face: LabelledFace) -> Box:
@@ -84,19 +85,29 @@ def frame_faces(faces: list[LabelledFace], scheme: Scheme, path: str | Path) -> 
     y = np.empty((len(faces), 2 * len(scheme.points)), np.float32)
     low, high = scheme.bounds
     missed: list[str] = []
+    framer, name = _FRAMER[0]
     for image, index in by_image.items():
-        for i, framed in zip(index, _FRAMER[0](image, [faces[i] for i in index]), strict=True):
+        for i, framed in zip(index, framer(image, [faces[i] for i in index]), strict=True):
             X[i, ..., 0] = framed.crop
             points = geometry.apply(framed.matrix, faces[i].points)  # NaN stays NaN
             y[i] = scale(np.clip(points, low, high).reshape(-1))
             if not framed.detected:
                 missed.append(f"{image.name} (row {faces[i].row})")
-    persons = np.array([f.person if f.person is not None else f"photo:{f.image}"
+    base = Path(path) if Path(path).is_dir() else Path(path).parent
+    persons = np.array([f.person if f.person is not None else f"photo:{_below(f.image, base)}"
                         for f in faces])
-    framing = {"framed_by": "blazeface", "faces": len(faces), "photos": len(by_image),
+    framing = {"framed_by": name, "faces": len(faces), "photos": len(by_image),
                "framed_from_labels": len(missed), "missed_by_detector": missed}
     return Faces(X, y, scheme.columns, np.array([f.row for f in faces]), persons, str(path),
                  scheme, framing)
+
+
+def _below(image: Path, base: Path) -> str:
+    """A photo's name below the data's folder where it is there, else its whole path."""
+    try:
+        return image.relative_to(base).as_posix()
+    except ValueError:
+        return str(image)
 
 
 def person_of_photo(name: str) -> str:
