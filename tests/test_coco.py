@@ -92,7 +92,7 @@ def test_a_face_is_framed_from_its_labels_exactly_as_detect_frames_it(coco68):
 
 def test_a_csv_of_photo_paths_reads_as_the_coco_file_of_the_same_faces_does(coco68, tmp_path):
     rows = youtube_rows(12)
-    table = rows.assign(file=[str(YOUTUBE / f) for f in rows["file"]],
+    table = rows.copy().assign(file=[str(YOUTUBE / f) for f in rows["file"]],
                         person=rows["file"].map(person_of_photo))
     table.to_csv(tmp_path / "photos.csv", index=False)
     from_csv, from_coco = (fk.load_frame(p) for p in (tmp_path / "photos.csv", coco68))
