@@ -154,8 +154,11 @@ def test_unlabelled_points_are_masked_and_a_face_the_detector_misses_is_counted(
     X, y = fk.load(path, dropna=False)
     assert np.isnan(y[0, :34]).all() and not np.isnan(y[0, 34:]).any()
     assert not np.isnan(y[1:]).any()
+    lines: list[str] = []
     run_ = fk.train("fast", path, tmp_path / "run", epochs=2, validation=0, progress=False,
-                    log=None)
+                    log=lines.append)
+    assert any("the detector missed 1 labelled face(s)" in line and "blank.jpg (row 2)" in line
+               for line in lines), lines
     framing = json.loads((run_.path / "data.json").read_text())["framing"]
     assert framing["framed_from_labels"] == 1 and framing["missed_by_detector"] == [
         "blank.jpg (row 2)"]
