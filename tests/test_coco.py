@@ -112,6 +112,8 @@ def test_a_coco_file_of_photos_trains_mesh_held_out_by_person_and_detects(coco68
     assert framing["framed_by"] == "blazeface" and framing["faces"] == len(youtube_rows(12))
     assert framing["framed_from_labels"] == 0
     assert json.loads((run_.path / "scheme.json").read_text()) == {"name": "ibug68"}
+    held_out = fk.evaluate(run_)  # the held-out people's detector-framed faces, read again
+    assert 0 < held_out.rmse < 6, held_out.rmse
     # on a photo of someone it never saw, near the truth (NME well under a poor fit's 20%)
     other = youtube_rows(1, first=30).iloc[0]
     face = fk.detect(YOUTUBE / other["file"], run_)[0]
