@@ -95,14 +95,17 @@ def pts_folder(tmp_path_factory):
 
 
 def test_a_folder_of_images_with_pts_files_is_framed_like_the_training_faces(pts_folder):
-    faces = load_training(pts_folder)
-    assert faces.scheme.name == "ibug68" and faces.X.shape == (30, 96, 96, 1)
-    points = (faces.y * 48 + 48).reshape(30, 68, 2)
-    mean = schemes.builtin("ibug68").mean_shape
-    # each face placed on the mean shape: eyes where the training faces' eyes are
-    eyes = faces.scheme.eye_centres(points)
-    np.testing.assert_allclose(np.median(eyes, axis=0), faces.scheme.eye_centres(mean), atol=2)
-    assert 0.2 < faces.X.mean() < 0.8 and faces.X.std() > 0.1  # a face, not a blank crop
+    X, y = fk.load(pts_folder)  # through the API: framed by the detector, as detect frames
+    assert X.shape == (30, 96, 96, 1) and y.shape == (30, 136)
+    points = (y * 48 + 48).reshape(30, 68, 2)
+    scheme = schemes.builtin("ibug68")
+    # BlazeFace's crop puts the eyes about where the training faces' eyes are, each face
+    # a little off (a crop by the detector, not by the labels)
+    eyes = scheme.eye_centres(points)
+    np.testing.assert_allclose(np.median(eyes, axis=0), scheme.eye_centres(scheme.mean_shape),
+                               atol=3)
+    assert np.abs(eyes - scheme.eye_centres(scheme.mean_shape)).max() > 1
+    assert 0.2 < X.mean() < 0.8 and X.std() > 0.1  # a face, not a blank crop
 
 
 def test_a_pts_folder_trains_and_the_model_detects_68_named_points(pts_folder, tmp_path):

@@ -19,6 +19,8 @@ import numpy as np
 
 from . import data as data_mod
 from .data import Faces
+from .data.labelled import set_framer
+from .data.photos import is_photo_data
 from .errors import UserError
 from .inference.evaluation import Evaluation
 from .inference.predictor import Predictor
@@ -47,6 +49,17 @@ __all__ = [
 ModelLike = str | Path | Predictor  # a run folder, a .keras or .onnx file, or a loaded model
 
 
+def _frame_photo(image: Path, faces: list) -> list:
+    """Labelled photos' faces framed by the detector, as `detect` frames them (read only when
+    photo data is: the detector stays unloaded otherwise)."""
+    from .photos.labelled import frame_photo
+
+    return frame_photo(image, faces)
+
+
+set_framer(_frame_photo)  # whole photos given as training data are framed by the detector
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -68,7 +81,7 @@ def load(path: str | Path, columns: Sequence[str] | None = None,
     >>> X_test.shape, nothing
     ((100, 96, 96, 1), None)
     """
-    if not Path(path).is_dir() and data_mod.kind_of(path) == "test":
+    if not is_photo_data(path) and data_mod.kind_of(path) == "test":
         return data_mod.load_test(path)[1], None
     faces = data_mod.load_training(path)  # any scheme's columns, or a folder with .pts files
     if columns is not None:
@@ -91,7 +104,7 @@ def load_frame(path: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    if data_mod.kind_of(path) == "test":
+    if not is_photo_data(path) and data_mod.kind_of(path) == "test":
         ids, X = data_mod.load_test(path)
         return pd.DataFrame({"ImageId": ids, "Image": list(X[..., 0])})
     faces = data_mod.load_training(path)
@@ -627,7 +640,7 @@ def plot_samples(model: ModelLike | Run, data: str | Path, seed: int = 0) -> Fig
     (16, True)
     """
     predictor = load_model(model)
-    if Path(data).is_dir() or data_mod.kind_of(data) == "training":
+    if is_photo_data(data) or data_mod.kind_of(data) == "training":
         faces = data_mod.load_training(data)
         X, truth = faces.X, unscale(faces.select(predictor.columns, dropna=False).y)
     else:
@@ -734,7 +747,7 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
                  detector: str = "blazeface", fast: bool = False,
                  min_score: float | None = None, max_faces: int | None = None,
                  draw: bool = True, smooth: bool = True, progress: str | bool = "auto",
-                 log: Callable[[str], None] | None = print) -> dict:
+                 log: Callable[[str], None] | None = print, format: str = "json") -> dict:
     """What `facekeypoints detect` does: every photo and video in `inputs` (files, or folders
     searched to any depth) into the folder `out` (default: `detections`, or the first free
     `detections-N`): keypoints.json (a record per input), keypoints.csv (a row per face, and
@@ -743,7 +756,9 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
     the rest go on; the summary counts them (`unreadable`, `skipped`). A folder that holds
     anything is never written into, one that holds a killed job only with `resume=True`,
     which finishes it (the same files as a run never killed). An exported run loads from its
-    ONNX file.
+    ONNX file. `format="coco"` also writes `out`/keypoints.coco.json, a COCO keypoints file
+    of the photos' faces (pre-labels for CVAT or Label Studio; its path is the summary's
+    "coco").
 
     >>> summary = fk.detect_files([SHARED / "photos" / "dlib"], trained, tmp / "found",
     ...                           draw=False, progress=False, log=None)
@@ -754,10 +769,34 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
 
     inputs = [inputs] if isinstance(inputs, str | Path) else inputs  # one path, not its letters
     landmarker = _landmarker(model, detector, fast, min_score, max_faces)
+    _check_format(format)
     out, made = _detect_out(out, resume)
-    return run_detect([str(i) for i in inputs], landmarker, out, draw,
-                      log or (lambda line: None), progress, smooth, resume=resume,
-                      made_out=made)
+    summary = run_detect([str(i) for i in inputs], landmarker, out, draw,
+                         log or (lambda line: None), progress, smooth, resume=resume,
+                         made_out=made)
+    return _with_coco(summary, out, format, landmarker.model.scheme, log)
+
+
+def _check_format(format: str) -> None:
+    if format not in ("json", "coco"):
+        raise UserError(f"--format {format}: expected json or coco")
+
+
+def _with_coco(summary: dict, out: str | Path, format: str, scheme,
+               log: Callable[[str], None] | None) -> dict:
+    """The job's summary, with keypoints.coco.json written beside its keypoints.json where
+    `format` is coco."""
+    if format != "coco":
+        return summary
+    if "://" in str(out):
+        raise UserError(f"--format coco: writes a local folder's keypoints.coco.json, not "
+                        f"{out}'s")
+    from .photos.coco_out import job_coco
+
+    path = job_coco(out, scheme)
+    if log:
+        log(f"wrote {path} (COCO keypoints: pre-labels to correct in CVAT or Label Studio)")
+    return {**summary, "coco": str(path)}
 
 
 def _detect_out(out: str | Path | None, resume: bool) -> tuple[Path | str, bool]:
@@ -778,7 +817,7 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
                 fast: bool = False, min_score: float | None = None,
                 max_faces: int | None = None, draw: bool = True, smooth: bool = True,
                 part_size: int | None = None, progress: str | bool = "auto",
-                log: Callable[[str], None] | None = print) -> dict:
+                log: Callable[[str], None] | None = print, format: str = "json") -> dict:
     """`detect_files` as a batch job on Ray Data: the same job (either engine resumes the
     other's) and the same keypoints.json and keypoints.csv, byte for byte, from workers that
     each load the model once (ONNX or a mesh run: no TensorFlow). Each task's results are kept
@@ -808,9 +847,11 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
     if model is not None and not isinstance(model, str | Path):
         raise UserError(f"detect_many takes MODEL as a name or a path (workers load it "
                         f"themselves), not a {type(model).__name__}")
+    _check_format(format)
     out, made = _detect_out(out, resume)
-    return run_ray(inputs, model, out,
-                   address=address, workers=workers, resume=resume, detector=detector,
-                   fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
-                   smooth=smooth, part_size=part_size, progress=progress,
-                   log=log or (lambda line: None), made_out=made)
+    summary = run_ray(inputs, model, out,
+                      address=address, workers=workers, resume=resume, detector=detector,
+                      fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
+                      smooth=smooth, part_size=part_size, progress=progress,
+                      log=log or (lambda line: None), made_out=made)
+    return _with_coco(summary, out, format, None, log)

@@ -28,8 +28,10 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
 @cli.command()
 @click.option("--recipe", "recipe_name", help="Recipe name (see `recipes`) or a .toml file.")
 @click.option("--data", "data_path", type=click.Path(),
-              help="training.csv, .csv.gz or .zip (any scheme's columns), or a folder of images "
-                   "with iBUG .pts files.")
+              help="training.csv, .csv.gz or .zip of 96x96 faces (any scheme's columns), or "
+                   "whole photos with their points, each face framed by the detector as detect "
+                   "frames it: a COCO keypoints .json, a folder of images with iBUG .pts "
+                   "files, or a CSV of photo paths (file) and points.")
 @click.option("--scheme", help="The labels' landmark scheme: kaggle15, ibug68, mesh468 or a "
                                ".toml file (default: what the data's header says).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs (extends a resumed run).")
@@ -81,8 +83,9 @@ def train(recipe_name, data_path, scheme, epochs, batch_size, learning_rate, pat
 @click.argument("model")
 @click.option("--data", "data_path", type=click.Path(),
               help="A labelled file: Kaggle's training format or any scheme's columns (.csv, "
-                   ".csv.gz, .zip), or a folder of images with iBUG .pts files. Default: the "
-                   "people the run held out.")
+                   ".csv.gz, .zip), or whole photos (a COCO keypoints .json, a folder of images "
+                   "with iBUG .pts files, a CSV of photo paths). Default: the people the run "
+                   "held out.")
 @click.option("--train", "on_train", is_flag=True,
               help="Also report RMSE on the run's training set (no dropout, no augmentation).")
 def evaluate(model, data_path, on_train) -> None:
@@ -258,6 +261,10 @@ def _fast_option(func):
               help="Drop faces the detector scores lower (BlazeFace finds from 0.5).")
 @click.option("--max-faces", type=click.IntRange(min=1), metavar="N",
               help="At most N faces a photo or frame, the best scored.")
+@click.option("--format", "out_format", type=click.Choice(["json", "coco"]), default="json",
+              show_default=True,
+              help="coco: also OUT/keypoints.coco.json, a COCO keypoints file of the photos' "
+                   "faces, to correct in CVAT or Label Studio and train on (docs/schemes.md).")
 @click.option("--no-draw", is_flag=True, help="Skip the drawn pictures and videos.")
 @click.option("--progress", type=click.Choice(["auto", "bar", "lines", "off"]), default="auto",
               show_default=True, help="A bar in a terminal, plain lines in a log.")
@@ -273,8 +280,8 @@ def _fast_option(func):
               help="--engine ray: join the Ray cluster there (default: start Ray here).")
 @click.option("--workers", type=click.IntRange(min=1),
               help="--engine ray: workers, one CPU each (default: every CPU).")
-def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_draw, progress,
-           no_smooth, webcam, max_frames, engine, address, workers) -> None:
+def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, out_format, no_draw,
+           progress, no_smooth, webcam, max_frames, engine, address, workers) -> None:
     """Faces and their keypoints (the model's: Kaggle's 15 with the built-in model, iBUG's 68
     with builtin68, ...) in photos, folders of photos (searched to any depth), videos, or a
     webcam.
@@ -308,6 +315,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         raise UserError("--resume needs --out, the folder of the job to finish")
     if max_frames is not None and webcam is None:
         raise UserError("--max-frames goes with --webcam (a file's frames are all read)")
+    if webcam is not None and out_format != "json":
+        raise UserError("--format coco goes with photos, not --webcam")
     if webcam is not None and resume:
         raise UserError("--resume goes with photos and videos, not --webcam (a camera's "
                         "frames cannot be read again)")
@@ -322,7 +331,7 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
         return
     options = {"detector": detector, "fast": fast, "min_score": min_score,
                "max_faces": max_faces, "draw": not no_draw, "smooth": not no_smooth,
-               "progress": progress, "log": log, "resume": resume}
+               "progress": progress, "log": log, "resume": resume, "format": out_format}
     if engine == "ray":
         summary = api.detect_many(inputs, model, out, address=address, workers=workers,
                                   **options)
@@ -342,7 +351,8 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, no_
 @click.argument("folder", type=click.Path())
 @click.option("--truth", required=True, type=click.Path(),
               help="The true points, a row per face: file, face, the box and any scheme's "
-                   "columns (the shared photos' keypoints15.csv or landmarks68.csv).")
+                   "columns (the shared photos' keypoints15.csv or landmarks68.csv); or a COCO "
+                   "keypoints .json (its photos named relative to it or absolute).")
 @_model_option
 @_detector_option
 @_fast_option

@@ -21,6 +21,9 @@ class Faces:
     persons: np.ndarray | None = None  # person of each row, when known
     path: str = ""
     scheme: Scheme | None = None  # the landmark scheme the columns belong to
+    # whole photos: how their faces were framed (by the detector; from their labels where it
+    # missed them), for the run's data record
+    framing: dict | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -28,7 +31,7 @@ class Faces:
     def subset(self, index: np.ndarray) -> Faces:
         persons = None if self.persons is None else self.persons[index]
         return Faces(self.X[index], self.y[index], self.columns, self.rows[index], persons,
-                     self.path, self.scheme)
+                     self.path, self.scheme, self.framing)
 
     def select(self, columns: list[str], dropna: bool) -> Faces:
         """Keep some keypoint columns; with dropna, keep only rows where all of them are present."""
@@ -38,7 +41,7 @@ class Faces:
                             f"{', '.join(self.columns[:4])}, ...)")
         idx = [self.columns.index(c) for c in columns]
         faces = Faces(self.X, self.y[:, idx], list(columns), self.rows, self.persons, self.path,
-                      self.scheme)
+                      self.scheme, self.framing)
         if dropna:
             faces = faces.subset(np.flatnonzero(~np.isnan(faces.y).any(axis=1)))
         return faces

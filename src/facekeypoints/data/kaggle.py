@@ -153,16 +153,20 @@ def load_training(path: str | Path, sources: str | Path | None = None,
     The arrays are read-only and the last few files read are kept: a notebook, the specialists
     and evaluate read one file many times, and parsing 7,049 Kaggle rows takes seconds."""
     scheme = None if scheme is None else load_scheme(scheme)
-    if Path(path).is_dir():  # images with iBUG .pts files (300-W's layout)
-        from .pts import load_folder
-
-        return load_folder(path, scheme)
     key = _file_key(path, sources)
     if key is not None:
         key = (*key, scheme.to_json() if scheme else "")
+    return cached_faces(key, lambda: _parse_training(path, sources, scheme))
+
+
+_TRAINING_CACHE: dict[tuple, Faces] = {}
+
+
+def cached_faces(key: tuple | None, read) -> Faces:
+    """The faces `read` gives, read-only, kept for the last two keys (files as they are now)."""
     if key is not None and key in _TRAINING_CACHE:
         return _TRAINING_CACHE[key]
-    faces = _parse_training(path, sources, scheme)
+    faces = read()
     for array in (faces.X, faces.y, faces.rows):
         array.flags.writeable = False
     if key is not None:
@@ -170,9 +174,6 @@ def load_training(path: str | Path, sources: str | Path | None = None,
         while len(_TRAINING_CACHE) > 2:
             _TRAINING_CACHE.pop(next(iter(_TRAINING_CACHE)))
     return faces
-
-
-_TRAINING_CACHE: dict[tuple, Faces] = {}
 
 
 def _file_key(path: str | Path, sources: str | Path | None) -> tuple | None:

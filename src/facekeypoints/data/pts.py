@@ -1,7 +1,7 @@
 """A folder of face images with iBUG `.pts` landmark files beside them (300-W's layout: `a.jpg`
-and `a.pts`), read as training faces: each face cut out and framed as the photo pipeline frames
-faces (the similarity that puts its points on the scheme's mean shape, upright, in a 96x96 grey
-crop), so that a net trains on what `detect` shows it.
+and `a.pts`), read as labelled photos: `data.labelled` frames each face by the detector, as
+`detect` does (never from its own labels, which would teach a net where that framing puts
+the points).
 
 A .pts file:
 
@@ -20,14 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .. import geometry
 from ..errors import DataError, UserError
-from ..keypoints import IMAGE_SIZE, scale
 from ..schemes import Scheme, builtin
-from .faces import Faces
+from .labelled import LabelledFace
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 ORIGIN = 1.0  # the coordinate of the first pixel's centre in .pts files
@@ -93,39 +90,21 @@ def pts_pairs(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def frame_of(points: np.ndarray, scheme: Scheme) -> np.ndarray:
-    """The 2x3 similarity that frames a face as the photo pipeline does: its points onto the
-    scheme's mean shape, upright."""
-    return geometry.fit_similarity(points, scheme.mean_shape, rotate=True)
-
-
-def load_folder(folder: str | Path, scheme: Scheme | None = None):
-    """Faces (X, y, columns) of a folder of images and .pts files; the scheme is iBUG's 68 for
-    68-point files, else it must be given (with a mean shape to frame faces on)."""
-    folder = Path(folder)
+def read_folder(folder: Path, scheme: Scheme | None = None
+                ) -> tuple[list[LabelledFace], Scheme]:
+    """The faces of a folder of images and .pts files (a face an image; no one named, so held
+    out by photo); the scheme is iBUG's 68 for 68-point files, else it must be given."""
     pairs = pts_pairs(folder)
     first = read_pts(pairs[0][1])
     scheme = scheme or (builtin("ibug68") if len(first) == 68 else None)
     if scheme is None:
         raise UserError(f"{pairs[0][1]}: {len(first)} points a face; give the scheme's .toml "
                         "file with --scheme (iBUG's 68 is known)")
-    if scheme.mean_shape is None:
-        raise UserError(f"scheme {scheme.name}: needs a mean_shape (where each point sits in a "
-                        "96x96 face) to frame faces cut from photographs")
-    X = np.empty((len(pairs), IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
-    y = np.empty((len(pairs), 2 * len(scheme.points)), np.float32)
-    low, high = scheme.bounds
-    for i, (image, pts) in enumerate(pairs):
+    faces = []
+    for row, (image, pts) in enumerate(pairs, start=1):
         points = read_pts(pts)
         if len(points) != len(scheme.points):
             raise DataError(pts, f"{len(points)} points; scheme {scheme.name} has "
                                  f"{len(scheme.points)}")
-        grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
-        if grey is None:
-            raise DataError(image, "not an image OpenCV can read")
-        matrix = frame_of(points, scheme)
-        X[i, ..., 0] = geometry.crop(grey, matrix, IMAGE_SIZE)
-        framed = np.clip(geometry.apply(matrix, points), low, high)
-        y[i] = scale(framed.reshape(-1))
-    rows = np.arange(1, len(pairs) + 1)
-    return Faces(X, y, scheme.columns, rows, None, str(folder), scheme)
+        faces.append(LabelledFace(image, points, row=row))
+    return faces, scheme

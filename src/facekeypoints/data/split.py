@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .kaggle import Faces, load_training
+from .faces import Faces
+from .photos import load_training
 
 
 def split(faces: Faces, fraction: float, seed: int) -> tuple[Faces, Faces]:

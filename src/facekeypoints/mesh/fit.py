@@ -27,7 +27,7 @@ def train(recipe: Recipe | None, data_path: str | Path | None, out: str | Path,
     run does not compute them again), the heads fitted, the run folder written."""
     run, recipe, data_path = RunFolder.for_training(out, recipe, data_path, resume)
     with run.held():
-        recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
+        recipe, scheme, train_set, val_set = training_data(run, recipe, data_path, log)
         run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
                                                            val_set), scheme)
         try:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import read_csv
+from ..data.coco import read_coco
 from ..data.kaggle import scheme_of
 from ..errors import DataError, UserError
 from ..geometry import Box
@@ -41,7 +42,10 @@ def load_truth(path: str | Path) -> list[TruthFace]:
 
 def read_truth(path: str | Path) -> tuple[list[TruthFace], Scheme]:
     """keypoints15.csv or landmarks68.csv: a `file` column and a scheme's keypoint columns (one
-    row per face; a face number and box may come with them)."""
+    row per face; a face number and box may come with them); or a COCO keypoints file (.json;
+    its photos named relative to it or absolute, unlabelled points left out of the scores)."""
+    if Path(path).suffix.lower() == ".json":
+        return _coco_truth(path)
     frame = read_csv(path)
     if "file" not in frame.columns:
         raise DataError(path, "missing column file; expected file, then keypoint columns "
@@ -63,6 +67,19 @@ def read_truth(path: str | Path) -> tuple[list[TruthFace], Scheme]:
                                                           strict=True)], scheme
 
 
+def _coco_truth(path: str | Path) -> tuple[list[TruthFace], Scheme]:
+    faces, scheme = read_coco(path)
+    truths = []
+    for face in faces:
+        eyes = scheme.eye_centres(face.points)
+        distance = float(np.linalg.norm(eyes[0] - eyes[1]))
+        if not np.isfinite(distance):
+            raise DataError(path, "a face with an eye point unlabelled (the NME needs both eye "
+                                  "centres)", face.row)
+        truths.append(TruthFace(str(face.image.resolve()), face.points, distance))
+    return truths, scheme
+
+
 def comparable(model, truth: Scheme, where: str):
     """How to put a model's points beside the truth's: the truth's points (indices) that the
     model gives, in its order, and a function from the model's points to those compared."""
@@ -82,10 +99,15 @@ def comparable(model, truth: Scheme, where: str):
 
 def match(truths: list[TruthFace], boxes: list[Box]) -> list[int | None]:
     """For each true face, the detection whose box holds its keypoints' centre (nearest first)."""
+    return match_centres([np.nanmean(t.points, axis=0) for t in truths], boxes)
+
+
+def match_centres(centres: list[np.ndarray], boxes: list[Box]) -> list[int | None]:
+    """For each face centre in turn, the detection whose box holds it, nearest first, each
+    detection matched once."""
     taken: set[int] = set()
     matches: list[int | None] = []
-    for t in truths:
-        centre = t.points.mean(axis=0)
+    for centre in centres:
         best, best_d = None, np.inf
         for j, b in enumerate(boxes):
             d = np.linalg.norm(b.centre - centre)
@@ -144,6 +166,6 @@ def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
     per_point = np.array(errors) if errors else np.full((0, len(names)), np.nan)
     return PhotoScores(
         faces=len(truths), detected=len(errors),
-        nme_per_keypoint={k: float(per_point[:, i].mean()) for i, k in enumerate(names)},
-        nme=float(per_point.mean()) if errors else float("nan"),
+        nme_per_keypoint={k: float(np.nanmean(per_point[:, i])) for i, k in enumerate(names)},
+        nme=float(np.nanmean(per_point)) if errors else float("nan"),
         ms_per_face=1000 * seconds / max(detected_faces, 1), unreadable=unreadable)

@@ -353,8 +353,13 @@ def _check(r: Recipe, source: str, origins: dict[str, str] | None = None) -> Non
     if r.scheme and not (r.scheme in BUILTIN or r.scheme.endswith(".toml")):
         raise bad("scheme", f"one of {', '.join(BUILTIN)} or a .toml file")
     if (r.flip or r.tta) and r.columns and not r.scheme.endswith(".toml"):
-        try:  # a user's own scheme is checked with the data, once its file is read
-            for_columns(r.columns, "columns").flip_permutation(r.columns)
+        try:  # a user's own scheme (a TOML's, a COCO file's names) is checked with the data
+            builtin_scheme = for_columns(r.columns, "columns")
+        except UserError:
+            builtin_scheme = None
+        try:
+            if builtin_scheme is not None:
+                builtin_scheme.flip_permutation(r.columns)
         except UserError as e:
             raise UserError(f"{source}: flip or tta needs both sides of each keypoint: {e}") \
                 from None

@@ -389,6 +389,8 @@ def data_record(data_path: str | Path, columns: list[str], train_set, val_set) -
         "split": "person" if train_set.persons is not None else "row",
         "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
         else None,
+        # whole photos: faces framed by the detector, and those it missed (framed from labels)
+        **({"framing": train_set.framing} if getattr(train_set, "framing", None) else {}),
     }
 
 

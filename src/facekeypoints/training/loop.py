@@ -271,7 +271,7 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
     state = (run.state() or {}) if resume else {}
     if resume and epochs:
         recipe = recipe.replace(epochs=epochs)
-    recipe, scheme, train_set, val_set = training_data(run, recipe, data_path)
+    recipe, scheme, train_set, val_set = training_data(run, recipe, data_path, log)
     run.begin(recipe, None if resume else data_record(data_path, recipe.columns, train_set,
                                                        val_set), scheme)
     axis = measure_mirror_axis(run, recipe, train_set, log, progress, scheme) \

@@ -36,6 +36,11 @@ def training_data(run: RunFolder, recipe: Recipe, data_path: str | Path,
     on it)."""
     scheme = run.scheme(recipe.columns) if run.scheme_file.is_file() else (recipe.scheme or None)
     train_set, val_set = prepare_data(recipe, data_path, scheme)
+    missed = (train_set.framing or {}).get("missed_by_detector")
+    if missed:
+        more = ", ..." if len(missed) > 5 else ""
+        log(f"{data_path}: the detector missed {len(missed)} labelled face(s), framed from "
+            f"their labels' box instead: {', '.join(missed[:5])}{more}")
     scheme = train_set.scheme or schemes.for_columns(train_set.columns)
     if not recipe.columns:
         recipe = recipe.replace(columns=list(train_set.columns))
