@@ -4,6 +4,10 @@ bad input as one line; `fk.detect` and the `detect` job go through it."""
 
 import doctest
 import json
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from .conftest import ROOT, SHARED
 
 GROUP = SHARED / "photos" / "dlib" / "2007_007763.jpg"  # seven faces
 ONE = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
+BUILTIN = Path(fk.__file__).parent / "pretrained" / "builtin"
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +204,38 @@ def test_bad_colors_timestamps_and_missing_files(landmarker):
 
 
 def test_fk_detect_reuses_one_landmarker_per_model_and_settings(monkeypatch):
-    monkeypatch.setattr(api, "_LANDMARKERS", {})
+    monkeypatch.setattr(api, "_THREAD", threading.local())
     first = fk.detect(GROUP, max_faces=3)
     again = fk.detect(ONE, max_faces=3)
-    assert len(api._LANDMARKERS) == 1 and len(first) == 3 and len(again) == 1
-    (made,) = [lm for _, lm in api._LANDMARKERS.values()]
+    assert len(api._kept()) == 1 and len(first) == 3 and len(again) == 1
+    (made,) = [lm for _, lm in api._kept().values()]
     assert made.max_faces == 3
     np.testing.assert_array_equal(first.points, made.detect(GROUP).points)
     fk.detect(ONE, fast=True)  # other settings: another landmarker
-    assert len(api._LANDMARKERS) == 2
+    assert len(api._kept()) == 2
     mine = fk.Landmarker(max_faces=1)  # one of the user's own is used as it is
-    assert len(fk.detect(GROUP, mine)) == 1 and len(api._LANDMARKERS) == 2
+    assert len(fk.detect(GROUP, mine)) == 1 and len(api._kept()) == 2
+
+
+def test_fk_detect_from_threads_gives_each_thread_its_own_detectors(monkeypatch):
+    """OpenCV's cascades fail when two threads share one (a cv2.error from its scale data)."""
+    monkeypatch.setattr(api, "_THREAD", threading.local())
+    photos = sorted((SHARED / "photos" / "youtube").glob("*.jpg"))[:6] * 2
+    serial = [fk.detect(p, detector="haar").points for p in photos]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda p: fk.detect(p, detector="haar").points, photos))
+    for a, b in zip(serial, threaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fk_detect_uses_a_loaded_model_as_it_is_not_its_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(api, "_THREAD", threading.local())
+    copy = tmp_path / "copy"
+    shutil.copytree(BUILTIN, copy)
+    model = fk.load_model(copy)
+    shutil.rmtree(copy)  # in memory only now: a reload from its folder would fail
+    assert len(fk.detect(ONE, model)) == 1
+    assert [m for m, _ in api._kept().values()] == [model]
 
 
 def test_the_landmarker_docstring_examples_run(monkeypatch):

@@ -10,6 +10,7 @@ synthetic faces: `tmp` is a scratch folder, `tmp_faces` the files `fk.synthetic_
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -686,19 +687,28 @@ def _net_of(model):
 
 # fk.detect's landmarkers, by model and settings: each loads once (a file changed on disk loads
 # anew); the last few kept
-_LANDMARKERS: dict[tuple, tuple[Any, Landmarker]] = {}
+# each thread its own landmarkers: one holds detectors (OpenCV's cascades among them) that are
+# not safe to share between threads
+_THREAD = threading.local()
 _KEPT = 4
+
+
+def _kept() -> dict[tuple, tuple[Any, Landmarker]]:
+    """This thread's landmarkers, by model and settings, the oldest first."""
+    return _THREAD.__dict__.setdefault("landmarkers", {})
 
 
 def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detector: str,
                 fast: bool, min_score: float | None = None,
                 max_faces: int | None = None) -> Landmarker:
-    """The landmarker for `model` and these settings: made on first use, then reused."""
+    """The landmarker for `model` and these settings: made on first use in this thread, then
+    reused."""
     from .photos.pipeline import FacePipeline
 
     if isinstance(model, Landmarker | FacePipeline):
         return Landmarker.of(model)
-    model = getattr(model, "path", model)  # a Run stands for its folder
+    if isinstance(model, Run):  # a Run stands for its folder; a loaded model for itself
+        model = model.path
     if isinstance(model, str | Path) and Path(model).exists():
         path = Path(model).resolve()
         which: Any = (str(path), path.stat().st_mtime_ns)
@@ -707,12 +717,13 @@ def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detec
     else:  # a loaded model: kept in the cache, so its id is not another's meanwhile
         which = ("object", id(model))
     key = (which, detector, fast, min_score, max_faces)
-    if key not in _LANDMARKERS:
-        _LANDMARKERS[key] = (model, Landmarker(model, detector=detector, fast=fast,
-                                               min_score=min_score, max_faces=max_faces))
-        while len(_LANDMARKERS) > _KEPT:
-            del _LANDMARKERS[next(iter(_LANDMARKERS))]
-    return _LANDMARKERS[key][1]
+    kept = _kept()
+    if key not in kept:
+        kept[key] = (model, Landmarker(model, detector=detector, fast=fast,
+                                       min_score=min_score, max_faces=max_faces))
+        while len(kept) > _KEPT:
+            del kept[next(iter(kept))]
+    return kept[key][1]
 
 
 def detect(photo: Any, model: ModelLike | Run | FacePipeline | Landmarker | None = None,
