@@ -5,6 +5,7 @@ pycocotools), and the round trip detect -> COCO -> train -> detect. Uses ../shar
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import cv2
@@ -136,6 +137,7 @@ def test_a_pts_folder_of_photos_trains_mesh_and_fast_split_by_photo(tmp_path):
     record = json.loads((mesh.path / "data.json").read_text())
     # no one named: held out by photo, each photo a group of its own
     assert all(p.startswith("photo:") for p in record["validation_persons"])
+    assert record["split"] == "photo"  # not "person": one person's photos fall on both sides
     assert record["framing"]["faces"] == len(rows) and mesh.status == "finished"
     fast = fk.train("fast", folder, tmp_path / "fast", epochs=2, progress=False, log=None)
     assert len(fast.history) == 2 and np.isfinite(fast.history["val_loss"]).all()
@@ -282,3 +284,48 @@ def test_a_broken_coco_file_is_one_line_naming_it(tmp_path, coco68):
                    "missing.json", "no image 'nowhere.jpg'")
     one_line_error(run("detect", YOUTUBE / TRUTH["file"][0], "--format", "xml"), "--format")
 
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda d: d.update(images=5), "images: expected a list, found int"),
+    (lambda d: d.update(annotations=5), "annotations: expected a list, found int"),
+    (lambda d: d.update(categories=5), "categories: expected a list, found int"),
+    (lambda d: d["images"][0].update(id=[1]), "images: expected entries with an id"),
+    (lambda d: d["annotations"][0].update(image_id=[1]), "row 1: annotation 1: image_id"),
+    (lambda d: d["categories"][0].update(id="7"), "no annotation has category_id '7'"),
+    (lambda d: d["categories"][0].update(skeleton=[[0, 1]]), "skeleton expected pairs of 1-based"),
+    (lambda d: d["annotations"][1]["keypoints"].__setitem__(2, 0.5),
+     "row 2: annotation 2: visibility expected 0"),
+    (lambda d: d["annotations"][1]["keypoints"].__setitem__(0, "12"),
+     "row 2: annotation 2: keypoints expected 68 x, y, visibility triples of numbers"),
+])
+def test_a_coco_file_of_the_wrong_shape_is_one_error_naming_what(tmp_path, coco68, change,
+                                                                 expected):
+    from facekeypoints.data.coco import read_coco
+    from facekeypoints.errors import DataError
+
+    document = json.loads(coco68.read_text())
+    document["categories"][0]["keypoints"] = [f"k{i}" for i in range(68)]  # a user's scheme
+    change(document)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(DataError, match=re.escape(expected)) as error:
+        read_coco(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_a_missed_face_whose_labels_make_no_box_is_one_error(tmp_path):
+    """On a blank photo the detector finds nothing; one labelled point frames no face."""
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    path = tmp_path / "faces.json"
+    write_coco(path, youtube_rows(2), visibility=lambda i, n: np.where(np.arange(n) < 1, 2, 0)
+               if i == 1 else np.full(n, 2))
+    document = json.loads(path.read_text())
+    document["images"][1]["file_name"] = "blank.jpg"
+    path.write_text(json.dumps(document))
+    from facekeypoints.errors import UserError
+
+    with pytest.raises(UserError, match=r"blank\.jpg: the face of the data's row 2: "
+                                                r"the detector misses it.*\(0 x 0 px\)"):
+        fk.load(path, dropna=False)

@@ -48,8 +48,11 @@ def scheme_of_category(category: dict, path: str | Path) -> Scheme:
                               "points": points}
     skeleton = category.get("skeleton") or []
     try:
-        values["lines"] = [[points[int(a) - 1], points[int(b) - 1]] for a, b in skeleton]
-    except (TypeError, ValueError, IndexError):
+        pairs = [(int(a), int(b)) for a, b in skeleton]
+        if not all(1 <= i <= len(points) for pair in pairs for i in pair):
+            raise ValueError("out of range")
+        values["lines"] = [[points[a - 1], points[b - 1]] for a, b in pairs]
+    except (TypeError, ValueError):
         raise DataError(path, "categories: skeleton expected pairs of 1-based keypoint "
                               f"numbers, 1 to {len(points)}") from None
     if "left_eye" in points and "right_eye" in points:
@@ -72,6 +75,10 @@ def read_coco(path: str | Path, scheme: Scheme | None = None
     of its annotations; who a face is from the image's or the annotation's `person` (CVAT:
     the annotation's attributes), when given."""
     document = _read_json(path)
+    for part in ("images", "annotations", "categories"):
+        if not isinstance(document.get(part) or [], list):
+            raise DataError(path, f"{part}: expected a list, found "
+                                  f"{type(document[part]).__name__}")
     categories = [c for c in document.get("categories") or [] if isinstance(c, dict)
                   and c.get("keypoints")]
     if len(categories) != 1:
@@ -85,14 +92,22 @@ def read_coco(path: str | Path, scheme: Scheme | None = None
     order = [names.index(p) for p in scheme.points]
     images = {}
     for image in document.get("images") or []:
-        if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
-            raise DataError(path, "images: expected entries with an id and a file_name")
+        if not isinstance(image, dict) or not isinstance(image.get("id"), int | str) \
+                or "file_name" not in image:
+            raise DataError(path, "images: expected entries with an id (a number or a "
+                                  "string) and a file_name")
         images[image["id"]] = image
     base = Path(path).parent
     faces = []
-    for row, note in enumerate(document.get("annotations") or [], start=1):
-        if not isinstance(note, dict) or note.get("category_id") != category.get("id"):
+    notes = document.get("annotations") or []
+    for row, note in enumerate(notes, start=1):
+        if not isinstance(note, dict):
+            raise DataError(path, "annotations: expected objects", row)
+        if note.get("category_id") != category.get("id"):
             continue
+        if not isinstance(note.get("image_id"), int | str):
+            raise DataError(path, f"annotation {note.get('id')}: image_id expected a number "
+                                  "or a string", row)
         image = images.get(note.get("image_id"))
         if image is None:
             raise DataError(path, f"annotation {note.get('id')}: image_id "
@@ -105,6 +120,11 @@ def read_coco(path: str | Path, scheme: Scheme | None = None
         faces.append(LabelledFace(image_path(base, str(image["file_name"]), path, row), points,
                                   _box(note.get("bbox"), path, row),
                                   None if person in (None, "") else str(person), row))
+    if not faces and notes and not any(note.get("category_id") == category.get("id")
+                                       for note in notes):
+        raise DataError(path, f"no annotation has category_id {category.get('id')!r}, the id of "
+                              f"category {category.get('name')!r} (found "
+                              f"{notes[0].get('category_id')!r})")
     if not faces:
         raise DataError(path, "no annotation with a labelled keypoint")
     return faces, scheme
@@ -130,9 +150,13 @@ def _points(note: dict, count: int, path: str | Path, row: int) -> np.ndarray:
         triples = np.asarray(values, np.float64).reshape(-1, 3)
     except (TypeError, ValueError):
         triples = None
-    if triples is None or len(triples) != count or not np.isfinite(triples).all():
+    if triples is None or len(triples) != count or not np.isfinite(triples).all() \
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         raise DataError(path, f"annotation {note.get('id')}: keypoints expected {count} x, y, "
                               "visibility triples of numbers", row)
+    if not np.isin(triples[:, 2], (0, 1, 2)).all():
+        raise DataError(path, f"annotation {note.get('id')}: visibility expected 0 "
+                              "(unlabelled), 1 (labelled, hidden) or 2 (labelled, visible)", row)
     points = triples[:, :2] - ORIGIN
     points[triples[:, 2] <= 0] = np.nan
     return points

@@ -28,6 +28,16 @@ class Faces:
     def __len__(self) -> int:
         return len(self.X)
 
+    @property
+    def held_out_by(self) -> str:
+        """What a split keeps together: "person" where the data says who is who, "photo" for
+        whole photos that do not (`photo:NAME` groups: one person's photos may fall on both
+        sides), else "row"."""
+        if self.persons is None:
+            return "row"
+        named = [p for p in self.persons if not str(p).startswith("photo:")]
+        return "person" if named or not len(self.persons) else "photo"
+
     def subset(self, index: np.ndarray) -> Faces:
         persons = None if self.persons is None else self.persons[index]
         return Faces(self.X[index], self.y[index], self.columns, self.rows[index], persons,

@@ -25,6 +25,7 @@ DETECTOR = "blazeface"
 # over the 487 shared youtube photos (bench/labelled_framing.py); a scheme with fewer points
 # (Kaggle's 15 stop at the brows and lip) spans less of the face, and is framed tighter
 LABELS = Framing(1.179, 0.004, -0.182)
+MIN_BOX = 4.0  # px: a face's box narrower than this frames no face (one point, or points in a row)
 
 
 @cache
@@ -44,6 +45,14 @@ def frame_photo(image: Path, faces: list[LabelledFace]) -> list[Framed]:
     centres = [np.nanmean(f.points, axis=0) for f in faces]
     out = []
     for face, j in zip(faces, match_centres(centres, boxes), strict=True):
+        if j is None:
+            box = face.box if face.box is not None else points_box(face)
+            if min(box.width, box.height) < MIN_BOX or \
+                    max(box.width, box.height) > 4 * max(rgb.shape[:2]):
+                raise DataError(image, f"the face of the data's row {face.row}: the detector "
+                                "misses it, so it is framed from its box, and its box "
+                                f"({box.width:g} x {box.height:g} px) is no face's; give a bbox "
+                                "around the face, or label more of its points")
         if j is None and face.box is not None:  # a box drawn around it: as a detector's
             matrix = crop_transform(face.box, FRAMING[DETECTOR])
         elif j is None:

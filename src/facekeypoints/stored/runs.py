@@ -386,7 +386,7 @@ def data_record(data_path: str | Path, columns: list[str], train_set, val_set) -
         "columns": columns,
         "train_rows": len(train_set),
         "validation_rows": len(val_set),
-        "split": "person" if train_set.persons is not None else "row",
+        "split": train_set.held_out_by,
         "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
         else None,
         # whole photos: faces framed by the detector, and those it missed (framed from labels)

@@ -322,7 +322,7 @@ def _train_held(run: RunFolder, recipe: Recipe, data_path: str | Path, resume: b
 
     parallel = replicas(trainer)
     log(f"training {recipe.name} on {len(train_set)} faces, validating on {len(val_set)} "
-        f"({'by person' if train_set.persons is not None else 'by row'})"
+        f"(by {train_set.held_out_by})"
         + (f", data-parallel over {parallel} devices" if parallel > 1 else "")
         + f"; run folder {run.path}")
     board = TensorBoardLog(run.path / "tensorboard", val_set, recipe.columns, recipe.epochs) \
