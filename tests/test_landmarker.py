@@ -91,6 +91,10 @@ def test_boxes_given_by_hand_skip_the_detector(landmarker, group):
     one = landmarker.detect(rgb, boxes=tuple(group.boxes[3]))  # one box, as a flat tuple
     assert len(one) == 1 and _matched(one.points, group.points[3:4])[0] < 0.15 * width.max()
     assert len(landmarker.detect(rgb, boxes=[])) == 0  # no faces given: none looked for
+    assert len(landmarker.detect(rgb, boxes=np.zeros((0, 4)))) == 0
+    # a result's faces' boxes are boxes too
+    np.testing.assert_array_equal(landmarker.detect(rgb, boxes=[f.box for f in two]).points,
+                                  two.points)
     # a box on no face (the sky above them): the model sees no face there, and says so
     assert len(landmarker.detect(rgb, boxes=[[0, 0, 40, 40]])) == 0
 
@@ -176,6 +180,9 @@ def test_an_image_it_cannot_take_is_one_line_naming_what_was_expected(landmarker
     ([[10, 10, 20, 20], [10, 10, float("nan"), 5]], r"boxes\[1\] .*finite"),
     ([[5000, 10, 20, 20]], r"boxes\[0\] .*outside the 157x196 image"),
     ([["a", 1, 2, 3]], r"boxes: expected a list of \(left, top, width, height\)"),
+    ([[]], r"boxes of shape \(1, 0\): expected"),
+    (np.zeros((3, 0)), r"boxes of shape \(3, 0\): expected"),
+    ([[0, 0, 1e6, 1e6]], r"boxes\[0\] .*over four times the 157x196 image"),
 ])
 def test_bad_boxes_are_one_line(landmarker, boxes, message):
     with pytest.raises(ValueError, match=message):
@@ -248,3 +255,13 @@ def test_the_landmarker_docstring_examples_run(monkeypatch):
     for test in tests:
         runner.run(test, out=report.append)
     assert tests and runner.summarize(verbose=False).failed == 0, "".join(report)
+
+
+def test_numpy_numbers_are_numbers(landmarker):
+    """Timestamps and scores often come out of NumPy (a frame counter, a threshold array)."""
+    frame = _rgb(ONE)
+    tracking = fk.Landmarker(min_score=np.float32(0.5))
+    first = tracking.track(frame, np.int64(33))
+    assert len(first) == 1 and len(tracking.track(frame, np.float32(66.0))) == 1
+    with pytest.raises(ValueError, match=r"a video's frames are pixels, not files"):
+        tracking.track(str(ONE), 100)

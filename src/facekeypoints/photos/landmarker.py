@@ -10,6 +10,7 @@ Bad input is one line, a `LandmarkerInputError` (a `ValueError`, and a `PhotoErr
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,8 +154,9 @@ class Landmarker:
         """The faces in one photo: a path, a PIL image, an (H, W, 3) RGB or (H, W) grey uint8
         array, or OpenCV's BGR with `color="bgr"`. A path is read as a person sees it (EXIF
         rotation applied); an array or a PIL image as its pixels stand. `boxes`: faces given
-        as (left, top, width, height) in pixels, as the detector's would frame them, instead
-        of detecting (faces the model sees no face in are still dropped)."""
+        as (left, top, width, height) in pixels (or a result's `.boxes`, or its faces' `.box`), as
+        the detector's would frame them, instead of detecting; a model that scores faces (the
+        built-in ones) still drops a box it sees no face in."""
         file = str(image) if isinstance(image, str | Path) else ""
         rgb = read_photo(image) if file else to_rgb(image, color)
         given = None if boxes is None else _boxes(boxes, rgb.shape)
@@ -166,8 +168,7 @@ class Landmarker:
         when a face is lost, and now and then for newcomers), smoothed over time unless
         `smooth=False`. `reset()` starts a new video."""
         rgb = to_rgb(frame, color)
-        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int | float) or \
-                not math.isfinite(timestamp_ms):
+        if not _is_number(timestamp_ms) or not math.isfinite(timestamp_ms):
             raise LandmarkerInputError(f"timestamp_ms {timestamp_ms!r}: expected a finite "
                                        "number of milliseconds")
         if self._last_ms is not None and timestamp_ms <= self._last_ms:
@@ -176,7 +177,7 @@ class Landmarker:
                 f"({self._last_ms:g}); timestamps must increase (reset() starts a new video)")
         if self._tracker is None:
             self._tracker = self.tracker()
-        faces = self._tracker(rgb, timestamp_ms / 1000.0)
+        faces = self._tracker(rgb, float(timestamp_ms) / 1000.0)
         self._last_ms = float(timestamp_ms)
         return self._result(faces, rgb)
 
@@ -199,8 +200,7 @@ def _check_options(detector: str, min_score: float | None, max_faces: int | None
     if detector not in DETECTORS:
         raise LandmarkerInputError(f"detector {detector!r}: expected one of "
                                    f"{', '.join(DETECTORS)}")
-    if min_score is not None and (isinstance(min_score, bool) or not isinstance(
-            min_score, int | float) or not 0 <= min_score <= 1):
+    if min_score is not None and (not _is_number(min_score) or not 0 <= min_score <= 1):
         raise LandmarkerInputError(f"min_score {min_score!r}: expected a number from 0 to 1, "
                                    "or None")
     if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(
@@ -212,6 +212,11 @@ def _check_options(detector: str, min_score: float | None, max_faces: int | None
             raise LandmarkerInputError(f"{name} {value!r}: expected True or False")
 
 
+def _is_number(value: Any) -> bool:
+    """A real number, NumPy's scalars among them (not True or False)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
 def to_rgb(image: Any, color: str = "rgb") -> np.ndarray:
     """8-bit RGB pixels of a PIL image or a uint8 array (grey, RGB, or BGR with `color="bgr"`),
     checked: anything else is one line saying what was expected."""
@@ -221,8 +226,10 @@ def to_rgb(image: Any, color: str = "rgb") -> np.ndarray:
     if _is_pil(image):
         return _pil_rgb(image)
     if not isinstance(image, np.ndarray):
-        raise LandmarkerInputError(f"image of type {type(image).__name__}: expected a path, a "
-                                   "PIL image or a numpy uint8 array")
+        raise LandmarkerInputError(f"image of type {type(image).__name__}: expected "
+                                   + ("a PIL image or a numpy uint8 array (a video's frames "
+                                      "are pixels, not files)" if isinstance(image, str | Path)
+                                      else "a path, a PIL image or a numpy uint8 array"))
     shape = "x".join(map(str, image.shape))
     if image.dtype != np.uint8:
         raise LandmarkerInputError(
@@ -266,12 +273,16 @@ def _pil_rgb(image) -> np.ndarray:
 
 def _boxes(boxes: Any, shape: tuple[int, ...]) -> list[Box]:
     """Faces given by hand, as (left, top, width, height) each, checked against the image."""
+    if isinstance(boxes, Box):
+        boxes = [boxes]
+    if isinstance(boxes, Sequence) and boxes and all(isinstance(b, Box) for b in boxes):
+        boxes = [(b.left, b.top, b.width, b.height) for b in boxes]  # a result's faces' boxes
     try:
         rows = np.asarray(boxes, np.float64)
     except (TypeError, ValueError):
         raise LandmarkerInputError("boxes: expected a list of (left, top, width, height), "
                                    "one per face") from None
-    if rows.size == 0:
+    if rows.shape in ((0,), (0, 4)):
         return []
     if rows.ndim == 1 and rows.shape[0] == 4:
         rows = rows[None]
@@ -287,5 +298,8 @@ def _boxes(boxes: Any, shape: tuple[int, ...]) -> list[Box]:
                                        "with width and height above 0")
         if left >= width or top >= height or left + w <= 0 or top + h <= 0:
             raise LandmarkerInputError(f"{given}: lies outside the {width}x{height} image")
+        if max(w, h) > 4 * max(width, height):
+            raise LandmarkerInputError(f"{given}: is over four times the {width}x{height} "
+                                       "image; expected a face's box")
         found.append(Box(float(left), float(top), float(w), float(h), 1.0))
     return found
