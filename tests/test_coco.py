@@ -269,6 +269,22 @@ def test_evaluate_photos_reads_a_coco_truth_as_it_reads_the_csv(coco68, tmp_path
     assert overall[0] == overall[1] and 1 < overall[0] < 20
 
 
+def test_evaluate_photos_scores_the_folder_it_is_given_or_says_why_not(coco68, tmp_path):
+    """A COCO truth names its photos itself: they must be in FOLDER (another folder is no
+    silent score of the truth's own photos); photos none of which can be read are no table
+    of NaN."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    one_line_error(run("evaluate-photos", elsewhere, "--truth", coco68, "--model", "builtin68"),
+                   "faces.json", f"not in {elsewhere}", "give the folder that holds them")
+    one_line_error(run("evaluate-photos", tmp_path / "nowhere", "--truth", coco68),
+                   "nowhere: no such folder")
+    csv_truth = tmp_path / "truth.csv"
+    youtube_rows(2).to_csv(csv_truth, index=False)
+    one_line_error(run("evaluate-photos", elsewhere, "--truth", csv_truth, "--model",
+                       "builtin68"), "elsewhere: none of the", "could be read there")
+
+
 def test_a_broken_coco_file_is_one_line_naming_it(tmp_path, coco68):
     document = json.loads(coco68.read_text())
     document["annotations"][3]["keypoints"] = document["annotations"][3]["keypoints"][:-3]

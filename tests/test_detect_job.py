@@ -230,6 +230,10 @@ def test_out_mistakes_and_used_folders_are_one_line(tmp_path):
     one_line_error(run("detect", tmp_path / "gone.jpg", "--out", tmp_path / "o"),
                    f"nothing to process: {tmp_path / 'gone.jpg'}: no such file or folder")
     assert not (tmp_path / "o").exists() and not (tmp_path / "new").exists()
+    # a job that never begins leaves no empty detections folder behind, however often retried
+    for _ in range(2):
+        one_line_error(run("detect", tmp_path / "gone.jpg", cwd=tmp_path), "nothing to process")
+    assert not list(tmp_path.glob("detections*"))
     # without --out, each run takes a free folder, two started together too: nothing is mixed
     both = [subprocess.Popen([*CLI, "detect", str(PHOTO), "--no-draw"], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

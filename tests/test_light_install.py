@@ -69,3 +69,17 @@ def test_a_command_that_needs_an_extra_says_which_in_one_line(tmp_path):
         assert f"pip install 'facekeypoints[{extra}]'" in lines[0], lines
         what = "--detector hog" if extra == "hog" else args[0]
         assert lines[0].startswith(f"facekeypoints: error: {what} needs "), lines
+
+
+def test_a_ray_job_without_ray_says_so_before_it_writes_anything(tmp_path):
+    out = tmp_path / "rayout"
+    code = ("sys.meta_path.insert(0, type('NoRay', (), {'find_spec': staticmethod("
+            "lambda name, *a: (_ for _ in ()).throw(ModuleNotFoundError(name=name)) "
+            "if name.split('.')[0] == 'ray' else None)})()); "
+            "from facekeypoints.cli import main; main()")
+    done = _run(code, "detect", str(PHOTO), "--engine", "ray", "--out", str(out))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
+    assert "detect --engine ray needs ray" in lines[0] and "facekeypoints[ray]" in lines[0]
+    assert not out.exists()  # no plan written: the same --out takes a local job at once
+    assert _cli("detect", str(PHOTO), "--out", str(out), "--no-draw").returncode == 0

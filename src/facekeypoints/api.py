@@ -9,9 +9,10 @@ synthetic faces: `tmp` is a scratch folder, `tmp_faces` the files `fk.synthetic_
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -782,10 +783,23 @@ def detect_files(inputs: str | Path | Sequence[str | Path],
     landmarker = _landmarker(model, detector, fast, min_score, max_faces)
     _check_format(format)
     out, made = _detect_out(out, resume)
-    summary = run_detect([str(i) for i in inputs], landmarker, out, draw,
-                         log or (lambda line: None), progress, smooth, resume=resume,
-                         made_out=made)
+    with _gone_unless_begun(out, made):
+        summary = run_detect([str(i) for i in inputs], landmarker, out, draw,
+                             log or (lambda line: None), progress, smooth, resume=resume,
+                             made_out=made)
     return _with_coco(summary, out, format, landmarker.model.scheme, log)
+
+
+@contextlib.contextmanager
+def _gone_unless_begun(out: Path | str, made: bool) -> Iterator[None]:
+    """A `detections-N` folder made for a job that stops before it begins (nothing to
+    process, a missing extra) is removed, so that retries do not leave empty ones."""
+    try:
+        yield
+    except BaseException:
+        if made and Path(out).is_dir() and not any(Path(out).iterdir()):
+            Path(out).rmdir()
+        raise
 
 
 def _check_format(format: str) -> None:
@@ -860,9 +874,10 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
                         f"themselves), not a {type(model).__name__}")
     _check_format(format)
     out, made = _detect_out(out, resume)
-    summary = run_ray(inputs, model, out,
-                      address=address, workers=workers, resume=resume, detector=detector,
-                      fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
-                      smooth=smooth, part_size=part_size, progress=progress,
-                      log=log or (lambda line: None), made_out=made)
+    with _gone_unless_begun(out, made):
+        summary = run_ray(inputs, model, out,
+                          address=address, workers=workers, resume=resume, detector=detector,
+                          fast=fast, min_score=min_score, max_faces=max_faces, draw=draw,
+                          smooth=smooth, part_size=part_size, progress=progress,
+                          log=log or (lambda line: None), made_out=made)
     return _with_coco(summary, out, format, None, log)

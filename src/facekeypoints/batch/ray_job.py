@@ -8,6 +8,7 @@ HOST:PORT of a cluster begun with `ray start --head`) it joins that cluster and 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..errors import Interrupted, UserError
+from ..extras import missing
 from ..onnx_runtime import THREADS
 from ..photos.detect import (
     face_count,
@@ -41,6 +43,13 @@ def run_ray(inputs: Sequence[str | Path], model: str | Path | None, out: str | P
             part_size: int | None = None, progress: str | bool | None = "auto",
             log: Callable[[str], None] = print, made_out: bool = False) -> dict:
     """`detect` on Ray: the same outputs, written part by part (see the package docstring)."""
+    for module in ("ray", "pyarrow"):  # before anything is planned or written
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise missing(module, "detect --engine ray")
     inputs, out = [str(i) for i in inputs], str(out)
     spec, predictor = ModelSpec.of(model)
     landmarker = Landmarker(predictor, detector=detector, fast=fast, min_score=min_score,

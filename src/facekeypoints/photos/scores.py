@@ -8,6 +8,7 @@ shares with the truth, or on Kaggle's 15 derived from its own where the truth ha
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ def _coco_truth(path: str | Path) -> tuple[list[TruthFace], Scheme]:
         if not np.isfinite(distance):
             raise DataError(path, "a face with an eye point unlabelled (the NME needs both eye "
                                   "centres)", face.row)
-        truths.append(TruthFace(str(face.image.resolve()), face.points, distance))
+        truths.append(TruthFace(os.path.abspath(face.image), face.points, distance))
     return truths, scheme
 
 
@@ -144,6 +145,14 @@ class PhotoScores:
 def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
                     truth_path: str | Path) -> PhotoScores:
     truths, scheme = read_truth(truth_path)
+    if not Path(folder).is_dir():
+        raise UserError(f"{folder}: no such folder (expected the folder of the truth's photos)")
+    if Path(truth_path).suffix.lower() == ".json":  # COCO names its photos itself: in FOLDER
+        inside = os.path.abspath(folder)
+        outside = [t.file for t in truths if os.path.commonpath([inside, t.file]) != inside]
+        if outside:
+            raise UserError(f"--truth {truth_path}: {len(outside)} of its photos are not in "
+                            f"{folder} (such as {outside[0]}); give the folder that holds them")
     names, index, compared = comparable(pipeline.model, scheme, str(truth_path))
     by_file: dict[str, list[TruthFace]] = {}
     for t in truths:
@@ -163,6 +172,9 @@ def evaluate_photos(pipeline: FacePipeline, folder: str | Path,
             if j is not None:
                 dist = np.linalg.norm(compared(found[j].keypoints) - t.points[index], axis=1)
                 errors.append(dist / t.interocular)
+    if len(unreadable) == len(by_file):
+        raise UserError(f"{folder}: none of the {len(by_file)} photo(s) --truth {truth_path} "
+                        f"names could be read there ({unreadable[0]})")
     per_point = np.array(errors) if errors else np.full((0, len(names)), np.nan)
     return PhotoScores(
         faces=len(truths), detected=len(errors),
