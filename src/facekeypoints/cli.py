@@ -342,9 +342,10 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, out
         total = summary["files"] + len(summary["skipped"])
         rest = ("none went through" if failed == total
                 else f"the other {total - failed} are written (see above)")
+        where = "each named above" + (", and each file's error in keypoints.json"
+                                      if summary["unreadable"] else "")
         raise SomeInputsUnreadable(f"{failed} of {total} input(s) could not be read or drawn "
-                                   f"(each named above, and each file's error in "
-                                   f"keypoints.json); {rest}")
+                                   f"({where}); {rest}")
 
 
 @cli.command("evaluate-photos")
