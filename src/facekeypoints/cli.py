@@ -407,8 +407,9 @@ def serve(model, host, port, detector, token, allow_hosts, runs_folder, upload_m
         from .serve.app import serve as run_server
         from .serve.service import Limits
     except ImportError as e:
-        raise UserError(f"serve needs the web extras ({e.name} is missing): "
-                        "pip install 'facekeypoints[serve]'") from None
+        raise UserError(f"serve needs its web packages ({e.name} is missing): pip install "
+                        "'facekeypoints[serve]' (or 'facekeypoints[all]' for everything)") \
+            from None
 
     limits = Limits(upload_mb=upload_mb, max_pixels=max_pixels, video_seconds=video_seconds,
                     timeout_s=timeout, memory_mb=memory_mb, read_timeout_s=read_timeout)
