@@ -353,7 +353,7 @@ def detect(inputs, model, detector, fast, out, resume, min_score, max_faces, out
 @click.option("--truth", required=True, type=click.Path(),
               help="The true points, a row per face: file, face, the box and any scheme's "
                    "columns (the shared photos' keypoints15.csv or landmarks68.csv); or a COCO "
-                   "keypoints .json (its photos named relative to it or absolute).")
+                   "keypoints .json (its photos named relative to it or absolute, and in FOLDER).")
 @_model_option
 @_detector_option
 @_fast_option
