@@ -82,17 +82,18 @@ def detect_file(path: Path, landmarker: Landmarker, out: Path, draw_pictures: bo
         return run_video(path, landmarker, out, draw_pictures, note, progress, smooth, name,
                          stem)
     try:
-        result = landmarker.detect(path)
+        rgb = read_photo(path)  # once: the same pixels are detected and drawn
     except PhotoError as e:
         return {"file": name, "width": 0, "height": 0, "faces": [],
                 "error": str(e).replace(str(path), name)}, []
+    result = landmarker.detect(rgb)
     record = result.as_dict(name)
     faces = list(result)
     rows = face_rows(name, faces)
     found = f"{len(faces)} face(s)" if faces else "no face found"
     if draw_pictures:
         try:
-            write_jpeg(out / "annotated" / f"{stem}.jpg", draw(read_photo(path), faces))
+            write_jpeg(out / "annotated" / f"{stem}.jpg", draw(rgb, faces))
         except Exception as e:  # noqa: BLE001 - the keypoints are kept all the same
             record["error"] = not_drawn(name, found, e)
             return record, rows
