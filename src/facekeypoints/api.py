@@ -370,7 +370,7 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = Non
     train_set = None
     if isinstance(data, Faces):
         faces, title = data, f"{len(data)} faces"
-    elif data is None or isinstance(data, Run):
+    elif data is None or isinstance(data, RunFolder):
         run = data if data is not None else model
         train_set, faces = _split(run)
         title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
@@ -688,7 +688,7 @@ def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detec
 
     if isinstance(model, Landmarker | FacePipeline):
         return Landmarker.of(model)
-    if isinstance(model, Run):  # a Run stands for its folder; a loaded model for itself
+    if isinstance(model, RunFolder):  # a run stands for its folder; a loaded model for itself
         model = model.path
     if isinstance(model, str | Path) and Path(model).exists():
         path = Path(model).resolve()
