@@ -78,7 +78,7 @@ def main() -> None:
         if recipe.groups:
             specialists.train_group(recipe, data_path, runs / label, log=log)
             minutes = sum(m.read_history()[-1]["elapsed"]
-                          for m in RunFolder(runs / label).members()) / 60
+                          for m in RunFolder(runs / label).members) / 60
         else:
             run = loop.train(recipe, data_path, runs / label, log=log)
             minutes = run.read_history()[-1]["elapsed"] / 60

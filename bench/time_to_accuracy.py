@@ -42,7 +42,7 @@ def analyse(run_dir: Path) -> dict:
     for budget in BUDGETS_MIN:
         within = [r["val_rmse"] for r in history if r["elapsed"] <= budget * 60]
         row[f"best_px_{budget}min"] = round(min(within), 3) if within else ""
-    data_path = json.loads(run.data.read_text())["data"]
+    data_path = json.loads(run.data_file.read_text())["data"]
     _, val = data.prepare_data(recipe, data_path)
     row["final_px_with_tta" if recipe.tta else "final_px"] = round(
         evaluate(loading.load(run_dir), val).rmse, 3)

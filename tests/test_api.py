@@ -68,10 +68,34 @@ def test_api_names_are_not_shadowed_by_submodules(trained):
     assert callable(fk.train) and callable(fk.evaluate) and callable(fk.detect)
 
 
+def test_a_run_is_its_run_folder_and_each_shared_name_means_one_thing(trained, tmp_path):
+    """One run class: `fk.Run` is the stored run folder with the verbs above it, so `recipe`,
+    `status`, `members` and the files mean the same through either name."""
+    import os
+
+    from facekeypoints.stored.runs import RunFolder
+
+    folder = RunFolder(trained.path)
+    assert isinstance(trained, RunFolder) and trained == folder and os.fspath(folder) == str(
+        trained.path)
+    assert isinstance(folder.recipe, fk.Recipe) and trained.recipe == folder.recipe
+    assert trained.status == folder.status == "finished"
+    assert trained.members == [trained] and folder.members == [folder]
+    assert trained.recipe_file == folder.recipe_file and folder.recipe_file.is_file()
+    assert folder.model_file.is_file() and isinstance(trained.model, fk.Predictor)
+    assert len(trained.history) == len(folder.read_history()) == 2
+    # a Run adds names (model, history, evaluate, plot_curves); it redefines none of the folder's
+    shared = {name for name in vars(RunFolder) if not name.startswith("_")} & set(vars(fk.Run))
+    assert shared == set(), shared
+    with pytest.raises(UserError, match="not a run folder"):
+        fk.Run(tmp_path)
+
+
 def test_a_run_of_specialists_is_one_model_with_one_history(tmp_path, synthetic_files):
     run = fk.train("model8", synthetic_files["training.csv"], tmp_path / "group", epochs=1,
                    conv=[[4, 3], [4, 2], [4, 2]], dense=[8, 8], progress=False, log=None)
     assert len(run.members) == 6
+    assert all(type(m) is fk.Run and m.status == "finished" for m in run.members)
     history = run.history
     assert sorted(set(history["member"])) == sorted(fk.get_recipe("model8").groups)
     X, _ = fk.load(synthetic_files["test.csv"])

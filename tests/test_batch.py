@@ -74,7 +74,7 @@ class Sessions:
             self.stop(proc)
 
 
-def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 120, after: int = 0) -> None:
+def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 600, after: int = 0) -> None:
     """Until the job has kept a part beyond the `after` there were (or ended)."""
     deadline = time.monotonic() + timeout
     while len(list((out / "parts").glob("part-*.json"))) <= after and job.poll() is None:
@@ -315,10 +315,10 @@ def _wait_for_nodes(ip: str, port: int, count: int, env: dict) -> None:
     code = ("import ray, time, sys\n"
             f"ray.init(address='{ip}:{port}', logging_level='ERROR', log_to_driver=False)\n"
             f"while len([n for n in ray.nodes() if n['Alive']]) < {count}: time.sleep(0.2)\n")
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 600  # a bound on a hang: a loaded machine starts Ray slowly
     while True:
         probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                               text=True, timeout=90)
+                               text=True, timeout=600)
         if probe.returncode == 0:
             return
         assert time.monotonic() < deadline, probe.stderr[-2000:]

@@ -4,10 +4,6 @@ many faces as the HTTP API returns for the same photo. Needs ../shared/data and 
 installs it); without the browser this test fails, it does not skip."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +12,7 @@ import pytest
 from PIL import Image
 
 from .conftest import SHARED
+from .serving import serve_process
 
 GROUP_PHOTO = SHARED / "photos" / "dlib" / "2008_002079.jpg"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -48,38 +45,14 @@ def _page(url: str, extra_args: tuple[str, ...] = (), camera: bool = False):
             browser.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tiny_onnx, tiny_run, tmp_path_factory):
-    """`facekeypoints serve` in its own process, as a user runs it; its URL once it answers."""
+    """`facekeypoints serve` in its own process, as a user runs it; its URL once it serves."""
     model = os.environ.get("FACEKEYPOINTS_MODEL") or str(tiny_onnx)
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "facekeypoints.cli", "serve", "--model",
-                                    model, "--port", str(port), "--runs",
-                                    str(tiny_run.path.parent)], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"serve exited: {log.read_text()}"
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError(f"serve did not answer in 90 s: {log.read_text()}")
+    with serve_process("--model", model, "--runs", str(tiny_run.path.parent),
+                       log=log) as (_, url):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_the_page_shows_as_many_faces_as_the_api_returns(server, tmp_path):

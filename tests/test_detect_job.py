@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from facekeypoints.photos import reading
 from .cli_helpers import CLI, one_line_error, run
 from .conftest import SHARED
 from .odd_inputs import BROKEN, FACELESS, FACES, PHOTO, make_odd_folder
-from .test_batch import Sessions, _stop_session, wait_for_part
+from .paused import Paused
+from .test_batch import GATE, Sessions, _said, _stop_session
 
 YOUTUBE = SHARED / "photos" / "youtube"
 GROUP = SHARED / "photos" / "dlib"
@@ -132,7 +134,7 @@ def test_a_library_of_odd_and_clashing_files_keeps_every_result_on_both_engines(
     assert _drawn(tmp_path / "ray") == drawn
 
 
-def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, sessions):
+def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path):
     """SIGTERM once the first part is kept: one line saying how many inputs are kept; SIGKILL
     part-way through the resumed job; a re-run without --resume, or with other settings, is
     refused; --resume (from another folder, the inputs spelled otherwise) finishes with the
@@ -140,19 +142,19 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
     While a job holds the folder, another is refused."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    for copy in range(2):  # 974 photos: seconds of work left when the job is killed
+    for copy in range(2):  # 974 photos: many parts
         for photo in sorted(YOUTUBE.glob("*.jpg")):
             (photos / f"{copy}-{photo.name}").symlink_to(photo)
     whole = run("detect", photos, "--out", tmp_path / "whole", "--no-draw", "--progress", "off")
     assert whole.returncode == 0, whole.stderr
 
     out = tmp_path / "killed"
-    job = sessions.start([*CLI, "detect", str(photos), "--out", str(out), "--no-draw",
-                          "--progress", "off"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for_part(out, job)
-    os.kill(job.pid, signal.SIGTERM)
-    _, err = job.communicate(timeout=60)
+    with Paused.detect([photos, "--out", out, "--no-draw", "--progress", "off"], parts=1,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as paused:
+        paused.wait()  # its first part kept
+        os.kill(paused.proc.pid, signal.SIGTERM)
+        _, err = paused.proc.communicate(timeout=60)
+    job = paused.proc
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
     parts = sorted((out / "parts").glob("part-*.json"))
     inputs_kept = sum(len(json.loads(p.read_text())["inputs"]) for p in parts)
@@ -160,13 +162,13 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
     assert err.strip().splitlines()[-1] == (
         f"facekeypoints: interrupted: {inputs_kept} of 974 file(s) are kept in {out}/parts; "
         "add --resume to finish the job")
-    job = sessions.start([*CLI, "detect", str(photos), "--out", str(out), "--no-draw",
-                          "--progress", "off", "--resume"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_part(out, job, after=len(parts))
-    sessions.stop(job)
+    with Paused.detect([photos, "--out", out, "--no-draw", "--progress", "off", "--resume"],
+                       parts=1, files=2, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL) as paused:
+        paused.wait()  # one part more kept, and two inputs of the next found
+        os.kill(paused.proc.pid, signal.SIGKILL)
     kept = sorted(p.name for p in (out / "parts").glob("part-*.json"))
-    assert len(parts) < len(kept) < len(manifest["tasks"])
+    assert len(parts) == 1 and len(kept) == 2 < len(manifest["tasks"])
     assert not (out / "keypoints.json").exists()
 
     one_line_error(run("detect", photos, "--out", out), "holds a detect job already",
@@ -190,16 +192,24 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path, session
 
 def test_sigterm_stops_a_ray_job_in_one_line_and_the_local_engine_finishes_it(tmp_path,
                                                                              sessions):
-    photos = sorted(YOUTUBE.glob("*.jpg"))
+    """The job is stopped while its worker waits at a gate in front of its last photo (see
+    test_batch.GATE), so it cannot have ended, however fast this machine works."""
+    gate = tmp_path / "gate.jpg"
+    shutil.copy(YOUTUBE / "Lincoln_Chafee_52.jpg", gate)
+    photos = [*sorted(YOUTUBE.glob("*.jpg")), gate]
     out = tmp_path / "ray"
+    lease = sessions.start([sys.executable, "-c", GATE, str(gate)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    _said(lease, "held")
     job = sessions.start([*CLI, "detect", *map(str, photos), "--out", str(out), "--engine",
                           "ray", "--workers", "1", "--no-draw", "--progress", "off"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_part(out, job)
-    assert job.poll() is None, "the job ended before it could be stopped"
+    _said(lease, "asked")  # a worker opens the gate and waits there: the job goes on
     os.kill(job.pid, signal.SIGTERM)
     _, err = job.communicate(timeout=120)
     _stop_session(job.pid)  # whatever Ray left of it
+    lease.stdin.close()
+    _said(lease, "let go")
     assert job.returncode == 130, err
     assert "SIGTERM received" not in err and "Traceback" not in err, err
     last = err.strip().splitlines()[-1]

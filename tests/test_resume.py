@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from facekeypoints.training import loop, runs
 from facekeypoints.training import recipe as recipe_mod
+
+from .paused import Paused
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 # `fast` as it is (flips, brightness and contrast drawn in the step, AdamW with warm-up and
@@ -41,28 +42,21 @@ def _assert_same_training(run: runs.RunFolder, whole: runs.RunFolder) -> None:
         for a, b in zip(runs.load_arrays(run.checkpoint / name),
                         runs.load_arrays(whole.checkpoint / name), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
-    assert run.status() == "finished"
+    assert run.status == "finished"
 
 
 def test_a_run_sigkilled_part_way_and_resumed_trains_what_the_whole_run_trains(
         tmp_path, synthetic_files, whole_run):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "train", "--recipe", "fast", "--data", str(synthetic_files["training.csv"]),
-         "--epochs", str(EPOCHS), "--checkpoint-seconds", "0", "--progress", "off",
-         "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with Paused.train(["--recipe", "fast", "--data", synthetic_files["training.csv"], "--epochs",
+                      EPOCHS, "--checkpoint-seconds", "0", "--progress", "off", "--out", out],
+                     epoch=4, step=2, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL) as paused:
+        paused.wait()  # two of epoch 4's steps trained, not yet checkpointed
+        os.kill(paused.proc.pid, signal.SIGKILL)  # no chance to clean up
     run = runs.RunFolder(out)
-    try:
-        deadline = time.monotonic() + 120
-        while (run.state() or {}).get("epoch", 0) < 3 and proc.poll() is None \
-                and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)  # in epoch 4 (or at its end): no chance to clean up
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
     killed_at = run.state()["epoch"]
-    assert 3 <= killed_at < EPOCHS and not run.model.exists()
+    assert killed_at == 3 and not run.model_file.exists()
 
     loop.train(None, None, out, resume=True, log=_quiet, progress=False)
     _assert_same_training(run, whole_run)
@@ -108,5 +102,5 @@ def test_a_run_stopped_at_its_time_limit_and_resumed_without_one_finishes_unlimi
     said.clear()
     loop.train(None, None, out, resume=True, log=said.append, progress=False)
     assert [int(r["epoch"]) for r in run.read_history()] == [1, 2, 3]
-    assert not run.summary()["stopped_at_time_limit"] and run.status() == "finished"
+    assert not run.summary()["stopped_at_time_limit"] and run.status == "finished"
     assert not any("time limit" in line for line in said), said

@@ -17,7 +17,6 @@ import tempfile
 import threading
 import time
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -27,51 +26,17 @@ import pytest
 from PIL import Image
 
 from .conftest import SHARED
+from .serving import SERVE, serve_process
 
 FACE_PHOTO = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CLI = [sys.executable, "-m", "facekeypoints.cli", "serve"]
+CLI = SERVE
 MEMORY_MB = 700  # the test server's budget: one 36-megapixel photo at a time, not two
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _server_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("facekeypoints-serve-*"))
-
-
-@contextmanager
-def _serve(*args: str, log: Path, wait_s: float = 90):
-    """`facekeypoints serve ARGS` in its own process: (process, URL) once it answers."""
-    port = _free_port()
-    with log.open("w") as out:
-        process = subprocess.Popen([*CLI, *args, "--port", str(port)], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"serve exited: {log.read_text()}"
-            try:
-                if httpx.get(f"{url}/api/health", headers=AUTH, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError(f"serve did not answer in {wait_s} s: {log.read_text()}")
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +46,7 @@ def server(tiny_onnx, tiny_run, tmp_path_factory):
     machine answers; the read timeout's own test starts a server of its own."""
     log = tmp_path_factory.mktemp("attack") / "serve.log"
     before = _server_folders()
-    with _serve("--model", str(tiny_onnx), "--token", TOKEN, "--runs",
+    with serve_process("--model", str(tiny_onnx), "--token", TOKEN, "--runs",
                 str(tiny_run.path.parent), "--video-seconds", "2", "--timeout", "600",
                 "--memory-mb", str(MEMORY_MB), log=log) as (process, url):
         (folder,) = _server_folders() - before
@@ -323,7 +288,7 @@ def test_idle_and_half_sent_connections_neither_lock_out_nor_stay(tiny_onnx, tmp
     """A server of its own with a --read-timeout of 2 s: 80 connections that send nothing or
     half a request do not lock others out, and the server closes each (the event waited for;
     how soon is not asserted)."""
-    with _serve("--model", str(tiny_onnx), "--token", TOKEN, "--no-page", "--read-timeout",
+    with serve_process("--model", str(tiny_onnx), "--token", TOKEN, "--no-page", "--read-timeout",
                 "2", log=tmp_path / "serve.log") as (_, url):
         _idle_connections(url)
 
@@ -449,7 +414,7 @@ def test_the_token_cookie_survives_a_malformed_cookie_before_it(server):
 
 @pytest.mark.parametrize("token", ["", "two words", "semi;colon"])
 def test_a_token_that_cannot_work_is_refused_at_start(token):
-    result = subprocess.run([*CLI, "--no-page", "--token", token, "--port", str(_free_port())],
+    result = subprocess.run([*CLI, "--no-page", "--token", token, "--port", "0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -474,7 +439,7 @@ def test_a_busy_port_is_one_line_and_nothing_served():
 
 
 def test_the_builtin_model_is_shown_by_its_name(tmp_path):
-    with _serve("--no-page", log=tmp_path / "serve.log") as (_, url):
+    with serve_process("--no-page", log=tmp_path / "serve.log") as (_, url):
         health = httpx.get(f"{url}/api/health", timeout=30).json()
     assert health["model"] == "builtin" and health["model_kind"] == "built-in"
     first = (tmp_path / "serve.log").read_text().splitlines()[0]

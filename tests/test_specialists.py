@@ -115,29 +115,28 @@ def test_a_group_interrupted_mid_member_resumes_that_member_where_it_stopped(
     import signal
     import subprocess
     import sys
-    import time
 
     from facekeypoints.training.runs import RunFolder, load_arrays
 
+    from .paused import Paused
+
     out = tmp_path / "group"
     groups = 'groups={eyes=["left_eye_center","right_eye_center"],nose=["nose_tip"]}'
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "facekeypoints.cli", "train", "--recipe", "model8", "--data",
-         str(synthetic_files["training.csv"]), "--out", str(out), "--epochs", "30",
-         "--set", groups, "--set", "conv=[[4,3],[4,2],[4,2]]", "--set", "dense=[8,8]",
-         "--set", "dropout=[]"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with Paused.train(["--recipe", "model8", "--data", synthetic_files["training.csv"], "--out",
+                      out, "--epochs", "30", "--set", groups, "--set",
+                      "conv=[[4,3],[4,2],[4,2]]", "--set", "dense=[8,8]", "--set",
+                      "dropout=[]"], epoch=4, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True) as paused:
+        paused.wait()  # the first specialist (eyes) at epoch 4's start, three epochs trained
+        paused.proc.send_signal(signal.SIGTERM)
+        _, err = paused.proc.communicate(timeout=120)
+    proc = paused.proc
     eyes = RunFolder(out / "eyes")
-    deadline = time.time() + 120
-    while time.time() < deadline and len(eyes.read_history()) < 3:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "Traceback" not in err, err
     assert f"continue with: facekeypoints train --out {out} --resume" in err
     stopped_at = eyes.state()["epoch"]
-    assert 3 <= stopped_at < 30 and eyes.status() == "interrupted"
-    assert RunFolder(out).status() == "interrupted"
+    assert stopped_at == 3 and eyes.status == "interrupted"
+    assert RunFolder(out).status == "interrupted"
     assert not (out / "nose").exists()
 
     done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "train", "--out",
@@ -145,11 +144,12 @@ def test_a_group_interrupted_mid_member_resumes_that_member_where_it_stopped(
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming {eyes.path} at epoch {stopped_at} of 30" in done.stdout
     assert [int(r["epoch"]) for r in eyes.read_history()] == list(range(1, 31))
-    rows, batch = json.loads(eyes.data.read_text())["train_rows"], eyes.load_recipe().batch_size
+    rows = json.loads(eyes.data_file.read_text())["train_rows"]
+    batch = eyes.recipe.batch_size
     steps = -(-rows // batch)
     iterations = load_arrays(eyes.checkpoint / "optimizer.npz")[0]
     assert int(iterations) == 30 * steps  # not (30 - stopped_at) * steps: the state went on
-    assert RunFolder(out).status() == "finished" and RunFolder(out / "nose").status() == "finished"
+    assert RunFolder(out).status == "finished" and RunFolder(out / "nose").status == "finished"
 
 
 def test_transfer_learning_takes_one_keras_net_and_names_anything_else(

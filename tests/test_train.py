@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from facekeypoints.inference import loading
 from facekeypoints.keypoints import COLUMNS, rmse_pixels
 from facekeypoints.training import loop, runs
 from facekeypoints.training import recipe as recipe_mod
+
+from .paused import Paused
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
@@ -29,14 +30,14 @@ def test_run_folder_holds_recipe_history_checkpoint_and_model(tmp_path, syntheti
     run = loop.train(recipe, synthetic_files["training.csv"], tmp_path / "run",
                          log=lambda s: None)
     # the run records the columns it trained on: all 30 of the file's, none being named
-    assert recipe.columns == [] and recipe_mod.load(str(run.recipe)) == recipe.replace(
+    assert recipe.columns == [] and recipe_mod.load(str(run.recipe_file)) == recipe.replace(
         columns=list(COLUMNS))
     assert _epochs(run.path) == [1, 2, 3]
     history = run.read_history()
     assert set(runs.HISTORY_FIELDS) == set(history[0])
     assert all(r["val_rmse"] > 0 and r["seconds"] > 0 for r in history)
     assert history[-1]["elapsed"] == pytest.approx(sum(r["seconds"] for r in history), rel=1e-3)
-    assert run.model.is_file() and json.loads(run.data.read_text())["split"] == "person"
+    assert run.model_file.is_file() and json.loads(run.data_file.read_text())["split"] == "person"
     assert run.state()["epoch"] == 3
     model = loading.load(run.path)
     assert model.columns == list(COLUMNS) and model.scheme.name == "kaggle15"
@@ -62,26 +63,20 @@ def test_existing_run_folder_is_not_overwritten(tmp_path, synthetic_files):
 
 def test_run_killed_mid_training_resumes_to_one_continuous_history(tmp_path, synthetic_files):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "train", "--recipe", "model1", "--data", str(synthetic_files["training.csv"]),
-         "--epochs", "300", "--checkpoint-seconds", "0", "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # read while the run swaps checkpoint folders many times a second
-        state = runs.RunFolder(out).state()
-        if state is not None and state["epoch"] >= 5:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)  # no chance to clean up
-    proc.wait(timeout=60)
+    with Paused.train(["--recipe", "model1", "--data", synthetic_files["training.csv"],
+                      "--epochs", "12", "--checkpoint-seconds", "0", "--out", out],
+                     epoch=6, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     text=True) as paused:
+        paused.wait()  # at epoch 6's start (model1 takes one step an epoch here)
+        os.kill(paused.proc.pid, signal.SIGKILL)  # no chance to clean up
     killed_at = runs.RunFolder(out).state()["epoch"]
-    assert 5 <= killed_at < 300 and not (out / "model.keras").exists()
+    assert killed_at == 5 and not (out / "model.keras").exists()
 
     done = subprocess.run([*CLI, "train", "--out", str(out), "--resume"], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"resuming {out} at epoch {killed_at}" in done.stdout
-    assert _epochs(out) == list(range(1, 301))
+    assert _epochs(out) == list(range(1, 13))
     assert (out / "model.keras").is_file()
 
 
@@ -90,31 +85,28 @@ def test_a_killed_adamw_cosine_run_resumes_its_schedule_and_optimiser_state(
     """A resume that silently started again would restart the warm-up, reset the optimiser's
     step count and number its epochs from 1: each is checked."""
     out = tmp_path / "fast"
-    proc = subprocess.Popen(
-        [*CLI, "train", "--recipe", "fast", "--data", str(synthetic_files["training.csv"]),
-         "--epochs", "40", "--set", "conv=[[4,3],[4,3],[4,3]]", "--set", "dense=[8,8]",
-         "--checkpoint-seconds", "0", "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = runs.RunFolder(out)
-    deadline = time.time() + 120
-    while time.time() < deadline and (run.state() or {}).get("epoch", 0) < 4:
-        time.sleep(0.05)
-    assert run.status() == "running"
-    with pytest.raises(UserError, match="still running"):
-        runs.RunFolder.claim(out, resume=True)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
+    with Paused.train(["--recipe", "fast", "--data", synthetic_files["training.csv"],
+                      "--epochs", "40", "--set", "conv=[[4,3],[4,3],[4,3]]", "--set",
+                      "dense=[8,8]", "--checkpoint-seconds", "0", "--out", out],
+                     epoch=5, step=2, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL) as paused:
+        paused.wait()  # two steps into epoch 5: four epochs checkpointed
+        assert run.status == "running"
+        with pytest.raises(UserError, match="still running"):
+            runs.RunFolder.claim(out, resume=True)
+        os.kill(paused.proc.pid, signal.SIGKILL)
     killed_at = run.state()["epoch"]
-    assert 4 <= killed_at < 40 and run.status() == "interrupted"
+    assert killed_at == 4 and run.status == "interrupted"
 
     loop.train(None, None, out, resume=True, log=lambda s: None, progress=False)
     history = run.read_history()
     assert [int(r["epoch"]) for r in history] == list(range(1, 41))
     rates = [r["learning_rate"] for r in history]
     assert all(b < a for a, b in zip(rates[1:], rates[2:], strict=False)), rates  # cosine
-    steps = -(-json.loads(run.data.read_text())["train_rows"] // run.load_recipe().batch_size)
+    steps = -(-json.loads(run.data_file.read_text())["train_rows"] // run.load_recipe().batch_size)
     assert int(runs.load_arrays(run.checkpoint / "optimizer.npz")[0]) == 40 * steps
-    assert run.status() == "finished" and run.summary()["epoch"] == 40
+    assert run.status == "finished" and run.summary()["epoch"] == 40
 
 
 def test_a_finished_run_can_be_extended_past_its_planned_epochs(tmp_path, synthetic_files):
@@ -163,19 +155,15 @@ def test_a_run_that_stopped_early_and_is_extended_gets_its_patience_again(tmp_pa
 
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, synthetic_files):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [*CLI, "train", "--recipe", "model1", "--data", str(synthetic_files["training.csv"]),
-         "--epochs", "5000", "--out", str(out)], stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (
-            (out / "history.csv").exists() and len(_epochs(out)) >= 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2
-    assert "interrupted at epoch" in err and "--resume" in err and "Traceback" not in err
-    assert (out / "model.keras").is_file() and runs.RunFolder(out).state()["epoch"] >= 3
+    with Paused.train(["--recipe", "model1", "--data", synthetic_files["training.csv"],
+                      "--epochs", "50", "--out", out], epoch=4, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True) as paused:
+        paused.wait()  # at epoch 4's start, three epochs trained
+        paused.proc.send_signal(signal.SIGTERM)
+        _, err = paused.proc.communicate(timeout=120)
+    assert paused.proc.returncode == 2
+    assert "interrupted at epoch 3" in err and "--resume" in err and "Traceback" not in err
+    assert (out / "model.keras").is_file() and runs.RunFolder(out).state()["epoch"] == 3
 
 
 def test_a_sigterm_at_an_epochs_end_waits_for_its_record(synthetic_files):
@@ -259,7 +247,7 @@ def test_a_measured_mirror_axis_is_kept_and_travels_with_the_model(tmp_path, syn
 
     X = np.random.default_rng(0).uniform(0, 1, (4, 96, 96, 1)).astype(np.float32)
     from_run = loading.load(run.path)
-    from_keras = loading.load(run.model)
+    from_keras = loading.load(run.model_file)
     from_onnx = loading.load(export_onnx(from_run, tmp_path / "model.onnx"))
     for model in (from_run, from_keras, from_onnx):
         np.testing.assert_array_equal(np.broadcast_to(model.mirror_axis, axis.shape), axis)

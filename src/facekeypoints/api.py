@@ -31,7 +31,7 @@ from .photos.landmarker import Landmarker, LandmarkerResult
 from .quiet_import import quiet_keras
 from .training import recipe as recipe_mod
 from .training.recipe import Given, Recipe
-from .training.runs import HISTORY_FIELDS, RunFolder, free_folder
+from .training.runs import HISTORY_FIELDS, MANIFEST, RunFolder, free_folder
 
 if TYPE_CHECKING:
     import keras
@@ -197,43 +197,23 @@ def build_model(recipe: str | Path | Recipe, **settings: Any) -> keras.Model:
 # ----------------------------------------------------------------------------- training
 
 
-class Run:
-    """A run folder: its recipe, history and trained model. `train()` returns one; `Run(path)`
-    opens an existing folder.
+class Run(RunFolder):
+    """A run folder (`RunFolder`: its files, `recipe`, `status`, `members`) with what the layers
+    above it give: its `history` as a table, its trained `model`, `evaluate()` and
+    `plot_curves()`. `train()` returns one; `Run(path)` opens an existing folder.
 
     >>> run = fk.Run(trained)
     >>> run.history.columns[:4].tolist()
     ['epoch', 'train_loss', 'val_loss', 'val_rmse']
-    >>> run.recipe.name, len(run.history)
-    ('model1', 2)
+    >>> run.recipe.name, len(run.history), run.status, run.recipe_file.name
+    ('model1', 2, 'finished', 'recipe.toml')
     """
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not (self.path / "recipe.toml").is_file():
+        super().__init__(path)
+        # a run (recipe.toml), or a specialist of a group not started yet (status "new")
+        if not (self.recipe_file.is_file() or (self.path.parent / MANIFEST).is_file()):
             raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    @property
-    def recipe(self) -> Recipe:
-        return RunFolder(self.path).load_recipe()
-
-    @property
-    def status(self) -> str:
-        """"running", "interrupted" (resume it with `train(None, out=..., resume=True)`) or
-        "finished"."""
-        return RunFolder(self.path).status()
-
-    @property
-    def members(self) -> list[Run]:
-        """Each specialist of a group run; [self] for one net."""
-        folder = RunFolder(self.path)
-        return [Run(m.path) for m in folder.members()] if folder.is_group else [self]
 
     @property
     def history(self) -> pd.DataFrame:
@@ -243,7 +223,7 @@ class Run:
 
         frames = []
         for member in self.members:
-            frame = pd.DataFrame(RunFolder(member.path).read_history(), columns=HISTORY_FIELDS)
+            frame = pd.DataFrame(member.read_history(), columns=HISTORY_FIELDS)
             frame["epoch"] = frame["epoch"].astype(int)
             if member is not self:
                 frame.insert(0, "member", member.path.name)
@@ -390,7 +370,7 @@ def evaluate(model: ModelLike | Run, data: str | Path | Run | Faces | None = Non
     train_set = None
     if isinstance(data, Faces):
         faces, title = data, f"{len(data)} faces"
-    elif data is None or isinstance(data, Run):
+    elif data is None or isinstance(data, RunFolder):
         run = data if data is not None else model
         train_set, faces = _split(run)
         title = f"validation set of {getattr(run, 'path', run)} ({len(faces)} faces)"
@@ -496,7 +476,7 @@ def _split(run: str | Path | Run) -> tuple[Faces, Faces]:
     folder = RunFolder(path)
     data_path = folder.data_path()
     if not Path(data_path).exists():
-        raise UserError(f"{folder.data}: the run's data file {data_path} is gone; give --data "
+        raise UserError(f"{folder.data_file}: the run's data file {data_path} is gone; give --data "
                         "FILE")
     return data_mod.prepare_data(folder.load_recipe(), data_path, folder.own_scheme())
 
@@ -548,7 +528,7 @@ def _members_of(path: Path) -> list[Path] | None:
     if not path.is_dir():
         return None
     if RunFolder(path).is_group:
-        return [m.path for m in RunFolder(path).members()]
+        return [m.path for m in RunFolder(path).members]
     if (path / ensemble.MANIFEST).is_file():
         return [Path(m) for m in ensemble.read(path)[0]]
     return None
@@ -708,7 +688,7 @@ def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detec
 
     if isinstance(model, Landmarker | FacePipeline):
         return Landmarker.of(model)
-    if isinstance(model, Run):  # a Run stands for its folder; a loaded model for itself
+    if isinstance(model, RunFolder):  # a run stands for its folder; a loaded model for itself
         model = model.path
     if isinstance(model, str | Path) and Path(model).exists():
         path = Path(model).resolve()

@@ -29,7 +29,7 @@ def learning_curves(runs: list[str | Path], title: str = "") -> Figure:
     """Train (solid) and validation (dashed) loss of several runs on a log scale, and val RMSE."""
     from .stored.runs import RunFolder
 
-    folders = [member for path in runs for member in RunFolder(Path(path)).members()]
+    folders = [member for path in runs for member in RunFolder(Path(path)).members]
     fig = Figure(figsize=(12, 4.5))
     ax_loss, ax_rmse = fig.subplots(1, 2)
     for i, run in enumerate(folders):

@@ -102,7 +102,7 @@ def compare_runs(paths: list[str | Path]):
     import pandas as pd
 
     rows = []
-    for run in [member for path in paths for member in RunFolder(Path(path)).members()]:
+    for run in [member for path in paths for member in RunFolder(Path(path)).members]:
         folder = run.path
         recipe = run.load_recipe()
         hist = run.read_history()

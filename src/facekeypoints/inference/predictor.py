@@ -136,11 +136,11 @@ class OnnxPredictor(Predictor):
         columns = json.loads(meta.get("facekeypoints.columns", json.dumps(list(COLUMNS))))
         scheme = schemes.load(json.loads(meta["facekeypoints.scheme"])) \
             if "facekeypoints.scheme" in meta else None
+        axis = np.array(json.loads(meta["facekeypoints.mirror_axis"])) \
+            if "facekeypoints.mirror_axis" in meta else MIRROR_X
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
-                         meta.get("facekeypoints.name", path.stem), scheme)
+                         meta.get("facekeypoints.name", path.stem), scheme, axis)
         self.input_name, self.path = self.session.get_inputs()[0].name, Path(path)
-        if "facekeypoints.mirror_axis" in meta:
-            self.mirror_axis = np.array(json.loads(meta["facekeypoints.mirror_axis"]))
         self.photo_head, self.photos = None, False
         if "facekeypoints.photo_head" in meta:
             from ..mesh.heads import PhotoHead

@@ -66,8 +66,7 @@ def _fit(run: RunFolder, recipe: Recipe, scheme, train_set: Faces, val_set: Face
             axis = mirror_axis(MeshHead, P, y, mirrored, recipe.columns, recipe.ridge, scheme)
         P = np.concatenate([P, mirrored])
         y = np.concatenate([y, mirrored_labels(y, recipe.columns, axis, scheme)])
-    head = MeshHead.fit(P, y, recipe.ridge)
-    head.mirror_axis = axis
+    head = MeshHead.fit(P, y, recipe.ridge, axis)
 
     def points_of(X: np.ndarray, what: str) -> np.ndarray:
         return mesh(X, progress, f"face mesh: {what}")[0]

@@ -28,8 +28,10 @@ class MeshHead:
         self.mirror_axis = np.broadcast_to(np.asarray(mirror_axis, np.float64), bias.shape)
 
     @classmethod
-    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float) -> MeshHead:
-        """`points` (N, 468, 2) crop pixels; `y` (N, C) scaled keypoints, NaN where missing."""
+    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float,
+            mirror_axis=MIRROR_X) -> MeshHead:
+        """`points` (N, 468, 2) crop pixels; `y` (N, C) scaled keypoints, NaN where missing;
+        `mirror_axis`: where the labels `y` mirror (the flips they hold were made on it)."""
         F = _features(points)
         mean, scale = F.mean(axis=0), F.std(axis=0) + 1e-8
         A = (F - mean) / scale
@@ -47,7 +49,7 @@ class MeshHead:
             weights[:, columns] = np.linalg.solve(A[rows].T @ A[rows] + ridge,
                                                   A[rows].T @ (y[np.ix_(rows, columns)]
                                                                - bias[columns]))
-        return cls(points.mean(axis=0), mean, scale, weights, bias)
+        return cls(points.mean(axis=0), mean, scale, weights, bias, mirror_axis)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Scaled keypoints (N, C) for mesh points (N, 468, 2)."""
@@ -94,12 +96,13 @@ class PhotoHead(MeshHead):
     mesh on the reference mesh (a similarity per face), so it is equivariant by construction."""
 
     @classmethod
-    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float) -> PhotoHead:
+    def fit(cls, points: np.ndarray, y: np.ndarray, alpha: float,
+            mirror_axis=MIRROR_X) -> PhotoHead:
         reference = points.mean(axis=0)
         frame = geometry.fit_similarity(points, reference)
         target = geometry.apply(frame, unscale(y).reshape(len(y), -1, 2)).reshape(len(y), -1)
         head = MeshHead.fit(geometry.apply(frame, points), scale_keypoints(target), alpha)
-        return cls(reference, head.mean, head.scale, head.weights, head.bias, head.mirror_axis)
+        return cls(reference, head.mean, head.scale, head.weights, head.bias, mirror_axis)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         frame = geometry.fit_similarity(points, self.reference)

@@ -56,9 +56,7 @@ def fit_photo_head(points_of: PointsOf, faces, columns: list[str], ridge: float,
             axis = mirror_axis(PhotoHead, points[:half], y, points[half:], columns, ridge,
                                scheme)
         y = np.concatenate([y, mirrored_labels(y, columns, axis, scheme)])
-    head = PhotoHead.fit(points, y, ridge)
-    head.mirror_axis = axis
-    return head
+    return PhotoHead.fit(points, y, ridge, axis)
 
 
 def _read(cache: Path) -> tuple[np.ndarray, np.ndarray]:

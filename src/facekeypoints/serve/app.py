@@ -508,7 +508,8 @@ def tune_allocator() -> None:
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """The server's socket, bound before "serving ..." is printed: a port in use is one line
-    and a non-zero exit, not a traceback after it."""
+    and a non-zero exit, not a traceback after it. It listens from then on, so a request sent
+    once the line is out waits in its backlog for the server (never refused)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
@@ -525,6 +526,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
             raise UserError(f"port {port} on {host} is in use (another server?): stop it, or "
                             "serve with --port N") from None
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.listen(2048)  # uvicorn's backlog; it listens again on this socket when it starts
     return sock
 
 

@@ -30,8 +30,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -63,29 +63,44 @@ class RunInterrupted(UserError):
         self.epoch, self.resume = epoch, resume
 
 
-@dataclass
 class RunFolder:
-    path: Path
+    """A run folder, read and written. `facekeypoints.Run` (the API's, which `train` returns)
+    is this class with the verbs that need the layers above (its trained model, evaluation,
+    plots): every name here means the same thing there. Files are `*_file` (Paths); `recipe`,
+    `status` and `members` are what the files say."""
 
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock: RunLock | None = None  # while this process holds the folder (`held`)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunFolder) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
 
     # ------------------------------------------------------------------------- files
 
     @property
-    def recipe(self) -> Path:
+    def recipe_file(self) -> Path:
         return self.path / "recipe.toml"
 
     @property
-    def data(self) -> Path:
+    def data_file(self) -> Path:
         return self.path / "data.json"
 
     @property
-    def history(self) -> Path:
+    def history_file(self) -> Path:
         return self.path / "history.csv"
 
     @property
-    def model(self) -> Path:
+    def model_file(self) -> Path:
         return self.path / "model.keras"
 
     @property
@@ -108,12 +123,19 @@ class RunFolder:
     def is_group(self) -> bool:
         return (self.path / MANIFEST).is_file()
 
-    def members(self) -> list[RunFolder]:
-        """The specialists of a group (in group order), or [self] for one run."""
+    @property
+    def members(self) -> list[Self]:
+        """The specialists of a group (in group order, each of this class), or [self] for one
+        run."""
         if not self.is_group:
             return [self]
         groups = json.loads((self.path / MANIFEST).read_text())["groups"]
-        return [RunFolder(self.path / g) for g in groups]
+        return [type(self)(self.path / g) for g in groups]
+
+    @property
+    def recipe(self) -> Recipe:
+        """The run's resolved recipe (recipe.toml), read anew."""
+        return self.load_recipe()
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -123,9 +145,9 @@ class RunFolder:
         one that holds a run which is not running now. Nothing is written yet."""
         run = cls(Path(path))
         if resume:
-            if not run.recipe.is_file():
+            if not run.recipe_file.is_file():
                 raise UserError(f"--out {run.path}: no run to resume there (no recipe.toml)")
-            busy = [m for m in run.members() if m.status() == "running"]
+            busy = [m for m in run.members if m.status == "running"]
             if busy:
                 raise UserError(f"--out {run.path}: still running ({busy[0].owner_text()}); "
                                 "stop it before resuming"
@@ -152,9 +174,9 @@ class RunFolder:
         """Write the resolved recipe (and, for a new run, its data record and scheme) and mark
         the run running in this process."""
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.recipe, recipe.to_toml())
+        atomic_write_text(self.recipe_file, recipe.to_toml())
         if data_record is not None:
-            atomic_write_text(self.data, json.dumps(data_record, indent=1))
+            atomic_write_text(self.data_file, json.dumps(data_record, indent=1))
         if scheme is not None and not self.scheme_file.is_file():
             atomic_write_text(self.scheme_file, json.dumps(schemes.record(scheme), indent=1))
         self._write_summary({"status": "running", "pid": os.getpid(),
@@ -189,7 +211,7 @@ class RunFolder:
     def take_over(self) -> None:
         """Forget the holder of a folder whose run is dead but cannot be seen to be (another
         machine's, within STALE_SECONDS of its last beat). A holder alive here is refused."""
-        for member in [self, *(self.members() if self.is_group else [])]:
+        for member in [self, *(self.members if self.is_group else [])]:
             if not member.path.is_dir():
                 continue
             with _flocked(member.path) as free:
@@ -216,12 +238,13 @@ class RunFolder:
         except FileNotFoundError:
             return {}
 
+    @property
     def status(self) -> str:
         """new (nothing yet), running (in a live process), interrupted (stopped, killed or
         never started for a group's member) or finished. A group is finished when every
         member is, running while one is."""
         if self.is_group:
-            member_status = [m.status() for m in self.members()]
+            member_status = [m.status for m in self.members]
             for status in ("running", "interrupted", "new"):
                 if status in member_status:
                     return "interrupted" if status == "new" else status
@@ -234,7 +257,7 @@ class RunFolder:
             return "running" if alive else "interrupted"
         if status in ("interrupted", "finished"):
             return status
-        if not self.recipe.is_file():
+        if not self.recipe_file.is_file():
             return "new"
         if not summary:
             return "interrupted"
@@ -251,15 +274,15 @@ class RunFolder:
     # ------------------------------------------------------------------------- records
 
     def load_recipe(self) -> Recipe:
-        if not self.recipe.is_file():
+        if not self.recipe_file.is_file():
             raise UserError(f"{self.path}: not a run folder (no recipe.toml)")
-        return recipe_mod.load(str(self.recipe))
+        return recipe_mod.load(str(self.recipe_file))
 
     def data_record(self) -> dict:
         """data.json: the data file, the columns, and the people held out."""
-        if not self.data.is_file():
+        if not self.data_file.is_file():
             raise UserError(f"{self.path}: not a run folder (no data.json)")
-        return json.loads(self.data.read_text())
+        return json.loads(self.data_file.read_text())
 
     def data_path(self) -> str:
         return self.data_record()["data"]
@@ -268,7 +291,7 @@ class RunFolder:
         """Who the run held out, comparable between runs: its people, or for a split by row
         (no people named) the file, split seed and fraction that chose the rows; None for a
         folder that is not a run."""
-        if not self.data.is_file() or not self.recipe.is_file():
+        if not self.data_file.is_file() or not self.recipe_file.is_file():
             return None
         record = self.data_record()
         if record.get("validation_persons") is not None:
@@ -300,15 +323,15 @@ class RunFolder:
         atomic_write_text(self.mirror_file, json.dumps([round(float(a), 4) for a in axis]))
 
     def read_history(self) -> list[dict[str, float]]:
-        if not self.history.is_file():
+        if not self.history_file.is_file():
             return []
-        with open(self.history, newline="") as f:
+        with open(self.history_file, newline="") as f:
             return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
     def append_history(self, row: dict) -> None:
         """One epoch's row, appended (a row is small; a kill loses at most the last one)."""
-        new = not self.history.exists()
-        with open(self.history, "a", newline="") as f:
+        new = not self.history_file.exists()
+        with open(self.history_file, "a", newline="") as f:
             writer = csv.DictWriter(f, HISTORY_FIELDS, lineterminator="\n")
             if new:
                 writer.writeheader()
@@ -318,7 +341,7 @@ class RunFolder:
         """The whole history, atomically."""
         lines = [",".join(HISTORY_FIELDS)]
         lines += [",".join(_cell(k, r[k]) for k in HISTORY_FIELDS) for r in rows]
-        atomic_write_text(self.history, "\n".join(lines) + "\n")
+        atomic_write_text(self.history_file, "\n".join(lines) + "\n")
 
     def truncate_history(self, epoch: int) -> None:
         """Drop rows written after the checkpoint we resume from: one continuous curve."""
@@ -331,8 +354,8 @@ class RunFolder:
 
         from . import nets
 
-        if self.model.is_file():
-            return keras.models.load_model(self.model, compile=False)
+        if self.model_file.is_file():
+            return keras.models.load_model(self.model_file, compile=False)
         state = self.state()
         if state is None:
             raise UserError(f"{self.path}: the run has no model.keras and no checkpoint yet")
@@ -359,9 +382,8 @@ class RunFolder:
                         random: list[np.ndarray] | None = None) -> None:
         """Write the new checkpoint beside the old one, then swap folders: never half one.
         `random`: the train step's random generators, so a resume draws what the run would."""
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            lock.check()
+        if self._lock is not None:
+            self._lock.check()
         tmp, old = self.path / "checkpoint.tmp", self.path / "checkpoint.old"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -390,7 +412,7 @@ def data_record(data_path: str | Path, columns: list[str], train_set, val_set) -
         "validation_persons": sorted(set(val_set.persons)) if val_set.persons is not None
         else None,
         # whole photos: faces framed by the detector, and those it missed (framed from labels)
-        **({"framing": train_set.framing} if getattr(train_set, "framing", None) else {}),
+        **({"framing": train_set.framing} if train_set.framing else {}),
     }
 
 

@@ -386,7 +386,7 @@ def measure_mirror_axis(run: RunFolder, recipe: Recipe, train_set, log: Callable
 def _save_model(run: RunFolder, net: keras.Model, recipe: Recipe, monitor: RunMonitor) -> None:
     if recipe.patience and monitor.best_weights is not None:
         net.set_weights(monitor.best_weights)
-    save_model_atomic(net, run.model)
+    save_model_atomic(net, run.model_file)
 
 
 def _figures(state: dict) -> dict:

@@ -134,7 +134,7 @@ def _train_group_held(group: RunFolder, recipe: Recipe, data_path: str | Path, r
     for i, (name, keypoints) in enumerate(recipe.groups.items(), start=1):
         member = RunFolder(group.path / name)
         log(f"== specialist {i}/{len(recipe.groups)}: {name} ({', '.join(keypoints)})")
-        status = member.status()
+        status = member.status
         if status == "finished" and not epochs:
             log(f"   {member.path} is finished; kept")
             continue
