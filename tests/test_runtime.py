@@ -148,3 +148,20 @@ def test_the_pipeline_finds_the_same_faces_and_points_on_either_runtime():
             # the crop's scale (a 96 px crop of a face of 100-300 px)
             assert np.abs(np.subtract(points, other_points)).max() < 0.02, photo
     assert faces >= len(PHOTOS)
+
+
+def test_one_litert_session_serves_several_threads():
+    """A server's threads share the process's models; a LiteRT interpreter is not thread-safe,
+    so calls take turns and each gets its own batch's outputs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = PRETRAINED / "face_mesh.onnx"
+    litert = onnx_runtime.LiteRTSession(path.with_suffix(".tflite"), path)
+    X = _real_inputs(192, mesh=True)
+    feed = litert.get_inputs()[0].name
+    alone = [litert.run(None, {feed: X[i:i + 1]})[0] for i in range(len(X))]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: litert.run(None, {feed: X[i:i + 1]})[0],
+                                 [i for _ in range(5) for i in range(len(X))]))
+    for k, got in enumerate(together):
+        np.testing.assert_array_equal(got, alone[k % len(X)])
