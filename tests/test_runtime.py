@@ -165,3 +165,13 @@ def test_one_litert_session_serves_several_threads():
                                  [i for _ in range(5) for i in range(len(X))]))
     for k, got in enumerate(together):
         np.testing.assert_array_equal(got, alone[k % len(X)])
+
+
+def test_insisting_on_litert_where_it_is_not_installed_is_one_line(tmp_path):
+    from .cli_helpers import one_line_error
+
+    code = NO_LITERT + "from facekeypoints.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "detect", str(PHOTOS[0]), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, onnx_runtime.RUNTIME: "litert"})
+    one_line_error(done, "FACEKEYPOINTS_RUNTIME=litert", "ai-edge-litert is not installed")

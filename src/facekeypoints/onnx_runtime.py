@@ -34,6 +34,11 @@ def session(path: str | Path, spinning: bool = True):
     path = Path(path)
     tflite = path.with_suffix(".tflite")
     wanted = runtime_wanted()
+    if wanted == "litert" and not litert_available():
+        from .errors import UserError
+
+        raise UserError(f"{RUNTIME}=litert, but ai-edge-litert is not installed here (pip "
+                        "install ai-edge-litert, where it has a wheel), or unset it")
     if wanted != "onnx" and tflite.is_file() and (wanted == "litert" or litert_available()):
         opened = LiteRTSession(tflite, path)
     else:
