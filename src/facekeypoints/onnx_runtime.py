@@ -112,6 +112,7 @@ class LiteRTSession:
         self.threads = threads() or _cores()
         self._lock = threading.Lock()
         self._by_batch: dict[int, Any] = {}
+        self._fixed_batch = False
         self._single = self._interpreter(1)
         self._onnx = None  # opened only if its metadata is asked for
 
@@ -166,12 +167,16 @@ class LiteRTSession:
         return [outputs[names.index(n)] for n in output_names]
 
     def _for_batch(self, n: int):
+        """The interpreter for a batch of `n`, or None: one image at a time."""
         if n == 1:
             return self._single
+        if self._fixed_batch:  # one batch size failed: they all do (the model's reshapes)
+            return None
         if n not in self._by_batch:
             if len(self._by_batch) >= BATCHES_KEPT:
                 self._by_batch.pop(next(iter(self._by_batch)))
             self._by_batch[n] = self._interpreter(n)
+            self._fixed_batch = self._by_batch[n] is None
         return self._by_batch[n]
 
     @staticmethod
