@@ -12,11 +12,11 @@ default), dlib's HOG (upsampled once; OpenCV's cascade where HOG finds none) and
 alone, and with BlazeFace and `--fast`. dlib's 68-point predictor runs on the HOG boxes; its
 points are mapped to Kaggle's 15 as ../shared/data/README.md describes (eye centres = mean of the
 six eye points; the rest the matching iBUG-68 point). MediaPipe runs its own pipeline, whole
-photo in, in its own virtual environment (bench/mediapipe_anchor.py; its brow points follow
-another convention). Scores: detection rate, NME (% of the eye distance) per keypoint and
-overall, ms per face with detection included: the median of --repeats runs, every method once
-per round, and its ratio to the first row's (this 2-core machine varies by a fifth from run to
-run). Writes bench/results/photos_vs_dlib.csv.
+photo in, in its own virtual environment (bench/mediapipe_anchor.py, once a round; its brow
+points follow another convention). Scores: detection rate, NME (% of the eye distance) per
+keypoint and overall, ms per face with detection included: the median of --repeats runs, every
+method once per round, and its ratio to the first row's and to MediaPipe's (this 2-core
+machine varies by a fifth from run to run). Writes bench/results/photos_vs_dlib.csv.
 """
 
 from __future__ import annotations
@@ -159,18 +159,24 @@ def main() -> None:
     for folder in ("youtube", "dlib"):
         fns = {label: pipeline_faces(p) for label, p in methods.items()}
         fns["dlib 68-point, hog"] = dlib_faces()
-        if args.mediapipe:
-            fns["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
-        rounds = [{label: score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv", fn)
-                   for label, fn in fns.items()} for _ in range(args.repeats)]
+        rounds = []
+        for _ in range(args.repeats):
+            if args.mediapipe:  # run afresh each round, beside ours: the machine's load varies
+                fns["MediaPipe face mesh"] = mediapipe_faces(args.mediapipe, PHOTOS / folder)
+            rounds.append({label: score(PHOTOS / folder, PHOTOS / folder / "keypoints15.csv",
+                                        fn) for label, fn in fns.items()})
         first = None
+        medians = {label: float(np.median([r[label]["ms_per_face"] for r in rounds]))
+                   for label in fns}
+        mediapipe = medians.get("MediaPipe face mesh")
         for label in fns:
             s = rounds[0][label]
-            ms = float(np.median([r[label]["ms_per_face"] for r in rounds]))
+            ms = medians[label]
             first = first or ms
             rows.append({"photos": folder, "method": label, "faces": s["faces"],
                          "detected_pct": s["detected_pct"], "nme_pct": s["nme_pct"],
                          "ms_per_face": round(ms, 1), "time_vs_first": round(ms / first, 2),
+                         **({"time_vs_mediapipe": round(ms / mediapipe, 2)} if mediapipe else {}),
                          **{k: round(v, 2) for k, v in zip(KEYPOINTS, s["per_keypoint"],
                                                            strict=True)}})
             print({k: rows[-1][k] for k in list(rows[-1])[:7]}, flush=True)

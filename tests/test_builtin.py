@@ -61,10 +61,11 @@ def test_the_shipped_heads_are_what_the_notice_command_fits(tmp_path, shared_fac
     X, _ = fk.load(shared_faces / "test.csv.gz")
     shipped, again = fk.load_model(), fk.load_model(tmp_path / "shipped-again")
     for a, b in [(shipped, again), (shipped.for_photos(), again.for_photos())]:
-        np.testing.assert_allclose(a.predict(X[:64]), b.predict(X[:64]), atol=1e-3)
+        np.testing.assert_allclose(a.predict(X[:64]), b.predict(X[:64]), atol=2e-3)
     # the keypoints above are what must agree: the heads' own numbers follow the mesh's points,
     # which each ONNX Runtime release rounds a little differently (1.32 moved ridge weights by
-    # 4.8e-4 of 0.2 and the keypoints by under 1e-3 px), so they are compared in form only
+    # 4.8e-4 of 0.2 and the keypoints by under 1e-3 px), and LiteRT too (heads refitted on its
+    # points, the shipped ones on ONNX Runtime's: 1.5e-3 px), so they are compared in form only
     for name in ("head.npz", "photo_head.npz"):
         with np.load(builtin_path() / name) as ours, np.load(tmp_path / "shipped-again" / name) \
                 as theirs:

@@ -168,13 +168,16 @@ class BlazeFace:
                 BlazeFace._models[spec.file] = _Model(spec)
         self.short, self.full = (BlazeFace._models[s.file] for s in (SHORT, FULL))
         self.threshold, self.tiled = threshold, tiled
+        # False: a large photo gets the full range passes only where the short range model
+        # finds no face (bench/pipeline_passes.py measures what that loses)
+        self.full_always = True
 
     def __call__(self, image: np.ndarray) -> list[Box]:
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
         height, width = rgb.shape[:2]
         whole = (0, 0, max(height, width))
         found = [self.short(rgb, [whole], self.threshold)]
-        if max(height, width) > FULL_ABOVE:
+        if max(height, width) > FULL_ABOVE and (self.full_always or not len(found[0][1])):
             squares = [whole, *(tiles(height, width, 2 * FULL.side) if self.tiled else [])]
             found.append(self.full(rgb, squares, self.threshold))
         detections = np.concatenate([d for d, _ in found])
