@@ -34,11 +34,13 @@ def calibrate(model: str | Path, folder: Path, truth: Path) -> Path:
     if not target.is_dir():
         raise SystemExit(f"--model {model}: expected a model folder (a run), which the "
                          "calibration is written into")
+    (target / FILE).unlink(missing_ok=True)  # remade from scratch: an old one is not read
     predictor = load(target)
     sample = collect(predictor, folder, truth)
     people = len({person(f) for f in sample.files})
     where = f"{len(sample.files)} faces of {people} people in {folder.name}/{truth.name}"
     calibration = Calibration.fit(tuple(predictor.keypoints), sample.spread, sample.error,
+                                  sample.alone,
                                   calibrated_on=f"{where}, by tools/calibrate_uncertainty.py")
     calibration.save(target / FILE)
     return target / FILE

@@ -10,8 +10,11 @@ gives it and as its mirror image gives it and m the mean of s over the face's ke
     u_k = scale_k * sqrt(floor^2 + s_k^2 + m^2)
 
 then divided by the crop's scale (crop pixels per photo pixel). `floor` is what a face whose two
-readings agree is still off by; `scale_k` sets the 68% per keypoint. A model folder without the
-file (a run, a user's model) gives no uncertainty: an uncalibrated spread would not mean 68%."""
+readings agree is still off by; `scale_k` sets the 68% per keypoint. Without the mirror image
+(`fast`, or a model that runs none) u_k = alone_k, a constant in crop pixels: it still grows
+as the crop is cut too large for the face, and ranks faces nearly as well (bench/uncertainty.py).
+A model folder without the file (a run, a user's model) gives no uncertainty: an uncalibrated
+spread would not mean 68%."""
 
 from __future__ import annotations
 
@@ -26,35 +29,42 @@ from ..files import atomic_write_text
 
 FILE = "uncertainty.json"
 COVERAGE = 0.68  # the share of true errors within one uncertainty
-FLOOR = 1.5  # crop pixels; chosen by bench/uncertainty.py (candidates there)
+FLOOR = 3.0  # crop pixels; chosen by bench/uncertainty.py (candidates there)
 
 
 @dataclass(frozen=True)
 class Calibration:
     names: tuple[str, ...]  # the model's keypoints, in its order
     scale: np.ndarray  # (points,) the 68% factor of each keypoint
+    alone: np.ndarray  # (points,) crop pixels: each keypoint's uncertainty without the mirror
     floor: float = FLOOR
     calibrated_on: str = ""  # the photos and truth it was fitted on, in words
 
-    def __call__(self, spread: np.ndarray) -> np.ndarray:
-        """(N, points) crop pixels of mirror spread -> (N, points) uncertainty, crop pixels."""
-        spread = np.asarray(spread, np.float64)
+    def __call__(self, spread: np.ndarray | None, faces: int) -> np.ndarray:
+        """(faces, points) crop pixels of mirror spread (None: no mirror image) -> (faces,
+        points) uncertainty, crop pixels."""
+        if spread is None:
+            return np.tile(self.alone, (faces, 1))
         return self.scale * base(spread, self.floor)
 
     @classmethod
     def fit(cls, names: tuple[str, ...], spread: np.ndarray, error: np.ndarray,
-            floor: float = FLOOR, calibrated_on: str = "") -> Calibration:
+            alone: np.ndarray, floor: float = FLOOR, calibrated_on: str = "") -> Calibration:
         """Each keypoint's factor: the COVERAGE quantile of its true error (crop pixels, (N,
-        points)) over its base, on faces of people the model never saw."""
-        ratio = np.asarray(error, np.float64) / base(spread, floor)
-        return cls(tuple(names), np.quantile(ratio, COVERAGE, axis=0), floor, calibrated_on)
+        points)) over its base, on faces of people the model never saw; and of the error
+        without the mirror image (`alone`)."""
+        error = np.asarray(error, np.float64)
+        return cls(tuple(names), np.quantile(error / base(spread, floor), COVERAGE, axis=0),
+                   np.quantile(alone, COVERAGE, axis=0), floor, calibrated_on)
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({
             "method": "mirror spread", "coverage": COVERAGE, "floor": self.floor,
-            "scale": {k: round(float(v), 4) for k, v in zip(self.names, self.scale,
-                                                             strict=True)},
+            "scale": self._by_name(self.scale), "without_mirror": self._by_name(self.alone),
             "calibrated_on": self.calibrated_on}, indent=1) + "\n")
+
+    def _by_name(self, values: np.ndarray) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in zip(self.names, values, strict=True)}
 
     @classmethod
     def read(cls, folder: Path) -> Calibration | None:
@@ -64,12 +74,16 @@ class Calibration:
             return None
         try:
             data = json.loads(path.read_text())
-            scale = data["scale"]
+            scale, alone = data["scale"], data["without_mirror"]
+            if list(alone) != list(scale):
+                raise ValueError
             return cls(tuple(scale), np.array(list(scale.values()), np.float64),
-                       float(data["floor"]), str(data.get("calibrated_on", "")))
+                       np.array(list(alone.values()), np.float64), float(data["floor"]),
+                       str(data.get("calibrated_on", "")))
         except (ValueError, KeyError, TypeError, AttributeError):
             raise UserError(f"{path}: not an uncertainty calibration (expected JSON with "
-                            "'floor' and a 'scale' per keypoint); remake it with "
+                            "'floor', 'scale' and 'without_mirror' per keypoint); remake it "
+                            "with "
                             "tools/calibrate_uncertainty.py") from None
 
     def matches(self, names: tuple[str, ...] | list[str]) -> bool:

@@ -88,8 +88,7 @@ class FacePipeline:
         self.fast = fast
         # passes that re-frame each face on its own predicted keypoints (None: by detector)
         self.refine = 0 if fast else refine
-        # None: the model's own choice; a calibrated model's uncertainty reads the mirror image
-        self.tta = False if fast else True if self.calibration is not None else None
+        self.tta = False if fast else None  # None: the model's own choice
         self.upright = upright  # re-framing also turns a face that rolls upright
         self.names = tuple(self.model.keypoints)
         self.shape = self.model.mean_shape  # re-framing puts each face's points on it
@@ -148,8 +147,8 @@ class FacePipeline:
                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
         """Keypoints in photo pixels for each crop, whether the model saw a face in it (the
         face mesh asked too for the crops `check` names, where the model has no face score),
-        and each point's uncertainty in photo pixels (None: no calibration, or no mirror
-        image to read it from, `fast`)."""
+        and each point's uncertainty in photo pixels (None where the model has no calibration;
+        read from the mirror image where it runs, else from the crop's scale alone)."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
         scaled, seen, spread = self.model.predict_spread(crops, tta=self.tta)
         if check is not None and self.checker is not None and any(check):
@@ -157,9 +156,9 @@ class FacePipeline:
             seen = seen.copy()
             seen[asked] &= self.checker(crops[asked])[1] >= FACE_SCORE
         pred = np.clip(unscale(scaled), *self.model.scheme.bounds)  # (n, columns) crop pixels
-        unsure = [None] * len(matrices) if spread is None or self.calibration is None else [
+        unsure = [None] * len(matrices) if self.calibration is None else [
             u / geometry.scale_of(m)
-            for u, m in zip(self.calibration(spread), matrices, strict=True)]
+            for u, m in zip(self.calibration(spread, len(matrices)), matrices, strict=True)]
         return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
                 for p, m in zip(pred, matrices, strict=True)], seen, unsure
 
