@@ -83,8 +83,7 @@ class Calibration:
         except (ValueError, KeyError, TypeError, AttributeError):
             raise UserError(f"{path}: not an uncertainty calibration (expected JSON with "
                             "'floor', 'scale' and 'without_mirror' per keypoint); remake it "
-                            "with "
-                            "tools/calibrate_uncertainty.py") from None
+                            "with tools/calibrate_uncertainty.py") from None
 
     def matches(self, names: tuple[str, ...] | list[str]) -> bool:
         return tuple(names) == self.names

@@ -62,7 +62,7 @@ class LandmarkerResult(Sequence[Face]):
     def uncertainty(self) -> np.ndarray | None:
         """(faces, points): how far, in pixels, each keypoint may be from its true place (about
         68% of true points lie within it; docs/uncertainty.md). None where the model has no
-        calibrated uncertainty (a run of your own, `fast`, the mesh's 468 points)."""
+        calibrated uncertainty (a run of your own, the mesh's 468 points)."""
         if any(f.uncertainty is None for f in self.faces):
             return None
         if not self.faces:
