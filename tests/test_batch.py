@@ -7,6 +7,7 @@ wait has a timeout (Ray's processes may ignore SIGTERM, and `ray.init` can hang)
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import secrets
@@ -155,6 +156,12 @@ def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
     assert "detect on ray 40/40 files" in result.stderr
     assert "Traceback" not in result.stderr
     _same_outputs(out, reference)
+    # every face carries its uncertainty by name, in the JSON and the CSV (NAME_u)
+    faces = [f for r in json.loads((out / "keypoints.json").read_text())
+             if isinstance(r["faces"], list) for f in r["faces"]]
+    assert faces and all(list(f["uncertainty"]) == list(f["keypoints"]) for f in faces)
+    with open(out / "keypoints.csv", newline="") as f:
+        assert all(float(row["nose_tip_u"]) > 0 for row in csv.DictReader(f))
     parts = _parts(out)
     indices = [i for part in parts for i in part["index"]]
     assert sorted(indices) == list(range(40))

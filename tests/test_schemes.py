@@ -118,7 +118,8 @@ def test_a_pts_folder_trains_and_the_model_detects_68_named_points(pts_folder, t
     face = json.loads((tmp_path / "out" / "keypoints.json").read_text())[0]["faces"][0]
     assert list(face["keypoints"]) == [f"p{i}" for i in range(68)]
     header = (tmp_path / "out" / "keypoints.csv").read_text().splitlines()[0].split(",")
-    assert header[9:] == schemes.builtin("ibug68").columns
+    columns = schemes.builtin("ibug68").columns
+    assert header[9:] == [*columns, *(f"p{i}_u" for i in range(68))]  # then the uncertainties
     assert (tmp_path / "out" / "annotated" / f"{PHOTO.stem}.jpg").stat().st_size > 1000
 
 

@@ -13,6 +13,8 @@ from ..quiet_import import quiet_keras
 from ..stored.runs import MANIFEST, RunFolder
 from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
+from .uncertainty import FILE as UNCERTAINTY_FILE
+from .uncertainty import Calibration
 
 # MODEL names that need no file of the user's: the face mesh's heads for Kaggle's 15 points and
 # for iBUG's 68 (fitted on the shared faces; pretrained/NOTICE says how to refit them), and the
@@ -47,6 +49,17 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
     if not path.exists():
         raise UserError(f"MODEL {path}: no such run folder or model file, nor a built-in "
                         f"model ({', '.join(BUILTIN_MODELS)})")
+    predictor = _load_path(path, prefer_onnx)
+    if path.is_dir():  # a built-in model's, or a run calibrated by tools/calibrate_uncertainty.py
+        calibration = Calibration.read(path)
+        if calibration is not None and not calibration.matches(predictor.keypoints):
+            raise UserError(f"{path / UNCERTAINTY_FILE}: calibrated for other keypoints than "
+                            "the model's; remake it with tools/calibrate_uncertainty.py")
+        predictor.calibration = calibration
+    return predictor
+
+
+def _load_path(path: Path, prefer_onnx: bool) -> Predictor:
     if path.is_dir() and RunFolder(path).is_group:
         return _load_group(path, prefer_onnx)
     if path.is_dir() and (path / ensemble.MANIFEST).is_file():

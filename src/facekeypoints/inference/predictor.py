@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import onnx_runtime, schemes
 from ..errors import UserError
-from ..keypoints import COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
+from ..keypoints import CENTRE, COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
 from ..schemes import Scheme
 
 
@@ -31,6 +31,9 @@ class Predictor:
     # whether `run` gives each face a face score (the mesh does), so that the photo pipeline
     # can drop what is no face; where not, the pipeline asks the face mesh
     scores_faces = False
+    # turns the mirror spread into an uncertainty in pixels (inference/uncertainty.py): a
+    # built-in model's folder has one, as has a run calibrated by tools/calibrate_uncertainty.py
+    calibration = None
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
                  scheme: Scheme | None = None, mirror_axis: float | np.ndarray = MIRROR_X):
@@ -81,17 +84,26 @@ class Predictor:
                        tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scaled keypoints, and whether the model saw a face in each crop (its face score at
         least 0.5; True for models without a score). `tta` overrides the model's flips."""
+        y, seen, _ = self.predict_spread(X, tta)
+        return y, seen
+
+    def predict_spread(self, X: np.ndarray, tta: bool | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`predict_scored`'s two, and with flips the distance in pixels of the 96x96 crop
+        between each point as the face gives it and as its mirror image does, (N, points):
+        the photo pipeline's uncertainty reads it (None without flips)."""
         X = _faces(X)
         if not (self.tta if tta is None else tta):
             y, scores = self.run(X)
-            return y, _seen(scores, len(X))
+            return y, _seen(scores, len(X)), None
         # average with the mirror image, mirrored back; one call for both (a video frame's one
         # face pays a model call's overhead once); the faces' own scores say what was seen
         both, scores = self.run(np.concatenate([X, X[:, :, ::-1, :]]))
         y, mirrored = both[:len(X)], both[len(X):]
-        y = (y + mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
-                                  x_mask(self.columns), axis=self.mirror_axis)) / 2
-        return y, _seen(scores, len(X))
+        back = mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
+                                x_mask(self.columns), axis=self.mirror_axis)
+        spread = np.linalg.norm((y - back).reshape(len(X), -1, 2), axis=2) * CENTRE
+        return (y + back) / 2, _seen(scores, len(X)), spread
 
     def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""
@@ -182,5 +194,10 @@ class GroupPredictor(Predictor):
             idx = [self.columns.index(c) for c in member.columns]
             out[:, idx] = member.predict_scaled(X, tta)
         return out, np.ones(len(X), bool)
+
+    def predict_spread(self, X: np.ndarray, tta: bool | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, None]:
+        """No mirror spread: the specialists each flip their own columns."""
+        return (*self.predict_scored(X, tta), None)
 
 

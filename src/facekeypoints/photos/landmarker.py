@@ -60,6 +60,17 @@ class LandmarkerResult(Sequence[Face]):
         return np.stack([np.asarray(f.keypoints, np.float64) for f in self.faces])
 
     @property
+    def uncertainty(self) -> np.ndarray | None:
+        """(faces, points): how far, in pixels, each keypoint may be from its true place (about
+        68% of true points lie within it; docs/uncertainty.md). None where the model has no
+        calibrated uncertainty (a run of your own, the mesh's 468 points)."""
+        if any(f.uncertainty is None for f in self.faces):
+            return None
+        if not self.faces:
+            return np.zeros((0, len(self.names)))
+        return np.stack([np.asarray(f.uncertainty, np.float64) for f in self.faces])
+
+    @property
     def boxes(self) -> np.ndarray:
         """(faces, 4): left, top, width, height in pixels."""
         return np.array([[f.box.left, f.box.top, f.box.width, f.box.height]

@@ -67,17 +67,27 @@ def face_rows(file: str, faces: list[Face], frame: int | str = "",
         columns = [f"{k}_{axis}" for k in face.names for axis in ("x", "y")]
         row.update({c: f"{v:.2f}" for c, v in zip(columns, face.keypoints.reshape(-1),
                                                    strict=True)})
+        if face.uncertainty is not None:  # else empty: the model has no calibrated uncertainty
+            row.update({f"{k}_u": f"{u:.2f}" for k, u in zip(face.names, face.uncertainty,
+                                                             strict=True)})
         rows.append(row)
     return rows
 
 
 def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...] = COLUMNS) -> str:
-    """keypoints.csv: a row per face, the model's keypoint columns after the box and score."""
+    """keypoints.csv: a row per face, the model's keypoint columns after the box and score,
+    then each keypoint's uncertainty (NAME_u, pixels; empty where the model has none)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, [*FIELDS, *columns], lineterminator="\n")
+    writer = csv.DictWriter(buffer, [*FIELDS, *columns, *uncertainty_columns(columns)],
+                            lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def uncertainty_columns(columns: list[str] | tuple[str, ...]) -> list[str]:
+    """NAME_u for each keypoint of the columns (NAME_x, NAME_y), in their order."""
+    return [f"{c[:-2]}_u" for c in columns if c.endswith("_x")]
 
 
 def write_jpeg(path: Path, bgr: np.ndarray) -> None:

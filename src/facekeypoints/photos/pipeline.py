@@ -36,13 +36,20 @@ class Face:
     keypoints: np.ndarray  # (points, 2) photo pixels, in the order of `names`
     names: tuple[str, ...] = KEYPOINTS  # the model's points (its scheme's, or some of them)
     lines: tuple[tuple[int, ...], ...] = ()  # the scheme's lines to draw, as indices
+    # (points,) photo pixels: the radius about each keypoint that holds its true place about
+    # 68% of the time (docs/uncertainty.md); None where the model has no measure of it
+    uncertainty: np.ndarray | None = None
 
     def as_dict(self) -> dict:
         return {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
                         "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
                 "score": round(self.box.score, 4),
                 "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
-                              for k, (x, y) in zip(self.names, self.keypoints, strict=True)}}
+                              for k, (x, y) in zip(self.names, self.keypoints, strict=True)},
+                # null: the model has no calibrated uncertainty (docs/uncertainty.md)
+                "uncertainty": None if self.uncertainty is None else {
+                    k: round(float(u), 2) for k, u in zip(self.names, self.uncertainty,
+                                                          strict=True)}}
 
 
 @dataclass
@@ -63,6 +70,7 @@ class FacePipeline:
                  min_score: float | None = None, max_faces: int | None = None,
                  face_check: bool = True):
         # a model with a head of its own for photo crops (the face mesh) uses it here
+        self.calibration = model.calibration  # its uncertainty's, where it has one
         self.model = model.for_photos()
         self.detector_name = detector_name
         self.detector = make_detector(detector_name)
@@ -86,8 +94,8 @@ class FacePipeline:
         self.shape = self.model.mean_shape  # re-framing puts each face's points on it
         self.lines = tuple(tuple(line) for line in self.model.scheme_lines())
 
-    def face(self, box: Box, points: np.ndarray) -> Face:
-        return Face(box, points, self.names, self.lines)
+    def face(self, box: Box, points: np.ndarray, uncertainty: np.ndarray | None = None) -> Face:
+        return Face(box, points, self.names, self.lines, uncertainty)
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -97,21 +105,25 @@ class FacePipeline:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
         limit = CHECK_BELOW.get(self.detector_name, float("inf"))
-        points, seen = self._predict_seen(grey, matrices, [b.score < limit for b in boxes])
+        points, seen, unsure = self._predict_seen(grey, matrices,
+                                                  [b.score < limit for b in boxes])
         if self.max_faces is not None and seen.sum() > self.max_faces:
             best = sorted(np.flatnonzero(seen), key=lambda i: -boxes[i].score)
             seen = np.isin(np.arange(len(boxes)), best[:self.max_faces])
         # what the model (or the face mesh, checking a model with no face score) sees no face in
         # is dropped: on the shared photos every true face scores 0.96 or more, BlazeFace's
         # extra finds 0.35 or less
-        boxes, points, matrices = ([x[i] for i in np.flatnonzero(seen)]
-                                   for x in (boxes, points, matrices))
+        boxes, points, matrices, unsure = ([x[i] for i in np.flatnonzero(seen)]
+                                           for x in (boxes, points, matrices, unsure))
         for _ in range(self.passes_after(boxes)):
             matrices = [align_transform(p, self.shape, upright=self.upright) for p in points]
-            refined = self.predict_at(grey, matrices)
-            points = [new if _plausible(new, box, m) else old
-                      for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
-        return [self.face(b, p) for b, p in zip(boxes, points, strict=True)]
+            refined, new_unsure = self.predict_at(grey, matrices)
+            kept = [_plausible(new, box, m) for new, box, m in zip(refined, boxes, matrices,
+                                                                    strict=True)]
+            points = [new if k else old for new, old, k in zip(refined, points, kept, strict=True)]
+            unsure = [new if k else old for new, old, k in zip(new_unsure, unsure, kept,
+                                                                strict=True)]
+        return [self.face(b, p, u) for b, p, u in zip(boxes, points, unsure, strict=True)]
 
     def scored_enough(self, boxes: list[Box]) -> list[Box]:
         """The detector's finds at `min_score` or more (a box given by hand is not filtered)."""
@@ -124,23 +136,31 @@ class FacePipeline:
             return self.refine
         return 0 if all(b.points is not None for b in boxes) else 2
 
-    def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
-        return self._predict_seen(grey, matrices)[0]
+    def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]
+                   ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """Keypoints in photo pixels for each crop, and their uncertainties (see below)."""
+        points, _, unsure = self._predict_seen(grey, matrices)
+        return points, unsure
 
     def _predict_seen(self, grey: np.ndarray, matrices: list[np.ndarray],
-                      check: list[bool] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Keypoints in photo pixels for each crop, and whether the model saw a face in it
-        (the face mesh asked too for the crops `check` names, where the model has no face
-        score)."""
+                      check: list[bool] | None = None
+                      ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+        """Keypoints in photo pixels for each crop, whether the model saw a face in it (the
+        face mesh asked too for the crops `check` names, where the model has no face score),
+        and each point's uncertainty in photo pixels (None where the model has no calibration;
+        read from the mirror image where it runs, else from the crop's scale alone)."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
-        scaled, seen = self.model.predict_scored(crops, tta=self.tta)
+        scaled, seen, spread = self.model.predict_spread(crops, tta=self.tta)
         if check is not None and self.checker is not None and any(check):
             asked = np.flatnonzero(check)
             seen = seen.copy()
             seen[asked] &= self.checker(crops[asked])[1] >= FACE_SCORE
         pred = np.clip(unscale(scaled), *self.model.scheme.bounds)  # (n, columns) crop pixels
+        unsure = [None] * len(matrices) if self.calibration is None else [
+            u / geometry.scale_of(m)
+            for u, m in zip(self.calibration(spread, len(matrices)), matrices, strict=True)]
         return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
-                for p, m in zip(pred, matrices, strict=True)], seen
+                for p, m in zip(pred, matrices, strict=True)], seen, unsure
 
     def photo(self, path: Path) -> PhotoResult:
         start = time.perf_counter()

@@ -55,6 +55,7 @@ class Track:
     box: Box
     points: np.ndarray  # (points, 2) photo pixels, as predicted (before smoothing)
     smoother: OneEuroFilter | None
+    uncertainty: np.ndarray | None = None  # (points,) photo pixels, of the last prediction
 
 
 def shape_error(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> float:
@@ -91,21 +92,21 @@ class FaceTracker:
 
     def _new_track(self, face: Face) -> Track:
         smoother = OneEuroFilter(*self.filter_settings) if self.smooth else None
-        return Track(face.box, face.keypoints, smoother)
+        return Track(face.box, face.keypoints, smoother, face.uncertainty)
 
     def _follow(self, rgb: np.ndarray, grey: np.ndarray) -> list[Track]:
         """Each track's face in this frame, framed from its last keypoints; the lost dropped."""
         if not self.tracks:
             return []
-        points = [t.points for t in self.tracks]
+        points, unsure = [t.points for t in self.tracks], [t.uncertainty for t in self.tracks]
         for _ in range(self.passes):  # a keypoint net follows a face only part of the way
             matrices = [align_transform(p, self.pipeline.shape, upright=self.pipeline.upright)
                         for p in points]
-            points = self.pipeline.predict_at(grey, matrices)
+            points, unsure = self.pipeline.predict_at(grey, matrices)
         kept = []
         height, width = grey.shape
         verify = self.verify_every and self.frame_index % self.verify_every == 0
-        for track, new, matrix in zip(self.tracks, points, matrices, strict=True):
+        for track, new, matrix, u in zip(self.tracks, points, matrices, unsure, strict=True):
             if verify and not self._face_near(rgb, track):
                 continue
             cx, cy = new.mean(axis=0)
@@ -115,7 +116,7 @@ class FaceTracker:
             face_like = shape_error(geometry.apply(matrix, new),
                                     self.pipeline.shape) <= self.max_shape_error
             if inside and steady and face_like:
-                track.points = new
+                track.points, track.uncertainty = new, u
                 track.box = _box_around(new, side, track.box.score)
                 kept.append(track)
         return kept
@@ -162,7 +163,7 @@ class FaceTracker:
         faces = []
         for track in self.tracks:
             shown = track.smoother(track.points, t) if track.smoother else track.points
-            faces.append(self.pipeline.face(track.box, shown))
+            faces.append(self.pipeline.face(track.box, shown, track.uncertainty))
         return faces
 
 
