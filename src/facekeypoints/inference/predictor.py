@@ -31,6 +31,11 @@ class Predictor:
     # whether `run` gives each face a face score (the mesh does), so that the photo pipeline
     # can drop what is no face; where not, the pipeline asks the face mesh
     scores_faces = False
+    # whether `run_3d` gives the face mesh's 3D points (depth and head pose follow from them)
+    gives_mesh = False
+    # whether the model's keypoints are the mesh's own points, in its order (their depth, the
+    # mesh's z, goes into the output)
+    points_are_mesh = False
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
                  scheme: Scheme | None = None, mirror_axis: float | np.ndarray = MIRROR_X):
@@ -81,17 +86,35 @@ class Predictor:
                        tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scaled keypoints, and whether the model saw a face in each crop (its face score at
         least 0.5; True for models without a score). `tta` overrides the model's flips."""
+        return self._predicted(X, tta)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """`run`, and the face mesh's points (N, 468, 3) in each face's pixels where the model
+        computes them (`gives_mesh`), else None."""
+        return (*self.run(X), None)
+
+    def predict_mesh(self, X: np.ndarray, tta: bool | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`predict_scored`, and each face's mesh points (N, 468, 3) in its crop's pixels (the
+        face's own, not its mirror image's) where the model is mesh-based, else None: the
+        photo pipeline's depth and head pose come from them at no extra model call."""
+        if not self.gives_mesh:
+            return (*self.predict_scored(X, tta), None)
+        return self._predicted(X, tta)
+
+    def _predicted(self, X: np.ndarray, tta: bool | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         X = _faces(X)
         if not (self.tta if tta is None else tta):
-            y, scores = self.run(X)
-            return y, _seen(scores, len(X))
+            y, scores, mesh = self.run_3d(X)
+            return y, _seen(scores, len(X)), mesh
         # average with the mirror image, mirrored back; one call for both (a video frame's one
         # face pays a model call's overhead once); the faces' own scores say what was seen
-        both, scores = self.run(np.concatenate([X, X[:, :, ::-1, :]]))
+        both, scores, mesh = self.run_3d(np.concatenate([X, X[:, :, ::-1, :]]))
         y, mirrored = both[:len(X)], both[len(X):]
         y = (y + mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
                                   x_mask(self.columns), axis=self.mirror_axis)) / 2
-        return y, _seen(scores, len(X))
+        return y, _seen(scores, len(X)), None if mesh is None else mesh[:len(X)]
 
     def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""

@@ -2,7 +2,9 @@
 tools/convert_face_mesh.py), frozen: 468 points on a face, and its face score.
 
 The mesh sees each 96x96 face with a replicated border (it was trained on looser crops) at
-192x192 in RGB; its points come back in the face's own pixels."""
+192x192 in RGB; its points come back in the face's own pixels. Their depth `z` (MediaPipe's:
+in the same scale as x and y, relative to the face's centre, smaller nearer the camera) is
+scaled as they are: `points3d`."""
 
 from __future__ import annotations
 
@@ -41,8 +43,15 @@ class FaceMesh:
     def __call__(self, X: np.ndarray, progress: str | bool = False,
                  desc: str = "face mesh") -> tuple[np.ndarray, np.ndarray]:
         """`desc` names the faces on the progress bar (a run makes several passes)."""
+        points, scores = self.points3d(X, progress, desc)
+        return np.ascontiguousarray(points[..., :2]), scores
+
+    def points3d(self, X: np.ndarray, progress: str | bool = False,
+                 desc: str = "face mesh") -> tuple[np.ndarray, np.ndarray]:
+        """Points (N, 468, 3): x, y in the face's pixels and z in the same scale (the mesh's
+        depth, relative to the face's centre; smaller is nearer the camera), and the scores."""
         X = np.asarray(X, np.float32)
-        points = np.empty((len(X), POINTS, 2), np.float32)
+        points = np.empty((len(X), POINTS, 3), np.float32)
         scores = np.empty(len(X), np.float32)
         side = IMAGE_SIZE + 2 * BORDER
         with Progress(len(X), desc, "face", mode=progress, every=10.0) as bar:
@@ -52,8 +61,8 @@ class FaceMesh:
                 raw, score = self.session.run(None, {self.input: rgb})
                 # mesh pixels (pixel centres at integers + 0.5 in its own convention) -> ours
                 done = slice(start, start + len(faces))
-                points[done] = raw.reshape(-1, POINTS, 3)[:, :, :2] * (side / MESH_INPUT) \
-                    - BORDER
+                points[done] = raw.reshape(-1, POINTS, 3) * (side / MESH_INPUT)
+                points[done, :, :2] -= BORDER
                 scores[done] = 1 / (1 + np.exp(-np.ravel(score)))
                 bar.update(len(faces))
         return points, scores

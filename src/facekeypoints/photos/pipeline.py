@@ -19,6 +19,9 @@ import numpy as np
 from .. import geometry
 from ..geometry import Box
 from ..keypoints import IMAGE_SIZE, KEYPOINTS, unscale
+from ..mesh.backbone import POINTS
+from ..mesh.iris import iris_measures
+from ..mesh.pose import POSE_KEYS, head_pose
 from .detectors import find_faces, make_detector
 from .framing import FRAMING, Framing, align_transform, crop_face, first_transform
 from .reading import PhotoError, read_photo
@@ -36,13 +39,34 @@ class Face:
     keypoints: np.ndarray  # (points, 2) photo pixels, in the order of `names`
     names: tuple[str, ...] = KEYPOINTS  # the model's points (its scheme's, or some of them)
     lines: tuple[tuple[int, ...], ...] = ()  # the scheme's lines to draw, as indices
+    # yaw, pitch, roll in degrees (mesh/pose.py), for mesh-based models; None for the others
+    pose: tuple[float, float, float] | None = None
+    # (points,) each keypoint's depth in photo pixels, where the points are the mesh's own
+    # (mesh468, mesh478): the mesh's z, relative to the face's centre, smaller nearer the camera
+    z: np.ndarray | None = None
 
     def as_dict(self) -> dict:
-        return {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
-                        "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
-                "score": round(self.box.score, 4),
-                "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
-                              for k, (x, y) in zip(self.names, self.keypoints, strict=True)}}
+        out = {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
+                       "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
+               "score": round(self.box.score, 4),
+               "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
+                             for k, (x, y) in zip(self.names, self.keypoints, strict=True)}}
+        out.update(self.extras())
+        return out
+
+    def extras(self) -> dict:
+        """What a face carries beside its box and keypoints, where its model gives it: `z`
+        by keypoint, `pose`, and `irises` (mesh478: each pupil and iris radius)."""
+        out: dict = {}
+        if self.z is not None:
+            out["z"] = {k: round(float(z), 2) for k, z in zip(self.names, self.z, strict=True)}
+        if self.pose is not None:
+            out["pose"] = {k: round(float(v), 1) for k, v in zip(POSE_KEYS, self.pose,
+                                                                 strict=True)}
+        irises = iris_measures(self.names, self.keypoints)
+        if irises:
+            out["irises"] = irises
+        return out
 
 
 @dataclass
@@ -86,8 +110,15 @@ class FacePipeline:
         self.shape = self.model.mean_shape  # re-framing puts each face's points on it
         self.lines = tuple(tuple(line) for line in self.model.scheme_lines())
 
-    def face(self, box: Box, points: np.ndarray) -> Face:
-        return Face(box, points, self.names, self.lines)
+    def face(self, box: Box, points: np.ndarray, mesh: np.ndarray | None = None) -> Face:
+        """A found face; `mesh` its face mesh's (468, 3) points in photo pixels (478 with the
+        irises), where the model is mesh-based: its head pose, and its keypoints' depth where
+        they are the mesh's own points."""
+        if mesh is None:
+            return Face(box, points, self.names, self.lines)
+        z = mesh[:, 2] if self.model.points_are_mesh else None
+        pose = tuple(float(a) for a in head_pose(mesh[None, :POINTS])[0])
+        return Face(box, points, self.names, self.lines, pose, z)
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -97,21 +128,25 @@ class FacePipeline:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
         limit = CHECK_BELOW.get(self.detector_name, float("inf"))
-        points, seen = self._predict_seen(grey, matrices, [b.score < limit for b in boxes])
+        points, seen, meshes = self._predict_seen(grey, matrices,
+                                                  [b.score < limit for b in boxes])
         if self.max_faces is not None and seen.sum() > self.max_faces:
             best = sorted(np.flatnonzero(seen), key=lambda i: -boxes[i].score)
             seen = np.isin(np.arange(len(boxes)), best[:self.max_faces])
         # what the model (or the face mesh, checking a model with no face score) sees no face in
         # is dropped: on the shared photos every true face scores 0.96 or more, BlazeFace's
         # extra finds 0.35 or less
-        boxes, points, matrices = ([x[i] for i in np.flatnonzero(seen)]
-                                   for x in (boxes, points, matrices))
+        boxes, points, matrices, meshes = ([x[i] for i in np.flatnonzero(seen)]
+                                           for x in (boxes, points, matrices, meshes))
         for _ in range(self.passes_after(boxes)):
             matrices = [align_transform(p, self.shape, upright=self.upright) for p in points]
-            refined = self.predict_at(grey, matrices)
-            points = [new if _plausible(new, box, m) else old
-                      for new, old, box, m in zip(refined, points, boxes, matrices, strict=True)]
-        return [self.face(b, p) for b, p in zip(boxes, points, strict=True)]
+            refined, _, remeshed = self._predict_seen(grey, matrices)
+            keep = [_plausible(new, box, m)
+                    for new, box, m in zip(refined, boxes, matrices, strict=True)]
+            points = [new if k else old for new, old, k in zip(refined, points, keep, strict=True)]
+            meshes = [new if k else old for new, old, k in zip(remeshed, meshes, keep,
+                                                               strict=True)]
+        return [self.face(b, p, m) for b, p, m in zip(boxes, points, meshes, strict=True)]
 
     def scored_enough(self, boxes: list[Box]) -> list[Box]:
         """The detector's finds at `min_score` or more (a box given by hand is not filtered)."""
@@ -128,19 +163,26 @@ class FacePipeline:
         return self._predict_seen(grey, matrices)[0]
 
     def _predict_seen(self, grey: np.ndarray, matrices: list[np.ndarray],
-                      check: list[bool] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-        """Keypoints in photo pixels for each crop, and whether the model saw a face in it
-        (the face mesh asked too for the crops `check` names, where the model has no face
-        score)."""
+                      check: list[bool] | None = None
+                      ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+        """Keypoints in photo pixels for each crop, whether the model saw a face in it (the
+        face mesh asked too for the crops `check` names, where the model has no face score),
+        and each face's mesh points (468, 3) in photo pixels where the model is mesh-based."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
-        scaled, seen = self.model.predict_scored(crops, tta=self.tta)
+        scaled, seen, mesh = self.model.predict_mesh(crops, tta=self.tta)
         if check is not None and self.checker is not None and any(check):
             asked = np.flatnonzero(check)
             seen = seen.copy()
             seen[asked] &= self.checker(crops[asked])[1] >= FACE_SCORE
         pred = np.clip(unscale(scaled), *self.model.scheme.bounds)  # (n, columns) crop pixels
-        return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
-                for p, m in zip(pred, matrices, strict=True)], seen
+        back = [geometry.invert(m) for m in matrices]
+        points = [geometry.apply(b, p.reshape(-1, 2)) for p, b in zip(pred, back, strict=True)]
+        if mesh is None:
+            return points, seen, [None] * len(points)
+        # x, y as the keypoints; z scaled as they are (a similarity: one scale)
+        meshes = [np.column_stack([geometry.apply(b, m[:, :2]), m[:, 2] * geometry.scale_of(b)])
+                  for m, b in zip(mesh, back, strict=True)]
+        return points, seen, meshes
 
     def photo(self, path: Path) -> PhotoResult:
         start = time.perf_counter()
