@@ -74,9 +74,9 @@ def head_pose(points: np.ndarray) -> np.ndarray:
 
 
 def axes(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """(3, 3): the head's own x (toward the subject's left... as seen, the photo's right for a
-    frontal face), y (down) and z (into the head, away from the camera) axes in the photo's
-    axes, as rows: what `detect --draw-pose` draws from a face's centre."""
+    """(3, 3): the head's own axes in the photo's, as rows: x toward the subject's left ear (the
+    photo's right for a frontal face), y down the face, z into the head (away from the
+    camera). The drawn pictures show them (photos/outputs.py: draw_pose)."""
     y, p, r = np.radians([-yaw, -pitch, -roll])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
