@@ -95,9 +95,10 @@ class Predictor:
 
     def predict_mesh(self, X: np.ndarray, tta: bool | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """`predict_scored`, and each face's mesh points (N, 468, 3) in its crop's pixels (the
-        face's own, not its mirror image's) where the model is mesh-based, else None: the
-        photo pipeline's depth and head pose come from them at no extra model call."""
+        """`predict_scored`, and each face's mesh points (N, 468, 3) in its crop's pixels (with
+        flip TTA averaged with its mirror image's, mirrored back) where the model is
+        mesh-based, else None: the photo pipeline's depth and head pose come from them at no
+        extra model call."""
         if not self.gives_mesh:
             return (*self.predict_scored(X, tta), None)
         return self._predicted(X, tta)
@@ -114,7 +115,11 @@ class Predictor:
         y, mirrored = both[:len(X)], both[len(X):]
         y = (y + mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
                                   x_mask(self.columns), axis=self.mirror_axis)) / 2
-        return y, _seen(scores, len(X)), None if mesh is None else mesh[:len(X)]
+        if mesh is not None:  # the mesh too: its depth and the head's pose mirror exactly
+            from ..mesh.backbone import mirrored_back
+
+            mesh = (mesh[:len(X)] + mirrored_back(mesh[len(X):])) / 2
+        return y, _seen(scores, len(X)), mesh
 
     def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""

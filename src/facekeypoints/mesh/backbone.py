@@ -8,14 +8,15 @@ scaled as they are: `points3d`."""
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .. import onnx_runtime
-from ..keypoints import IMAGE_SIZE
+from .. import onnx_runtime, schemes
+from ..keypoints import IMAGE_SIZE, MIRROR_X
 from ..progress import Progress
 
 MESH_INPUT = 192
@@ -66,6 +67,22 @@ class FaceMesh:
                 scores[done] = 1 / (1 + np.exp(-np.ravel(score)))
                 bar.update(len(faces))
         return points, scores
+
+
+def mirrored_back(points: np.ndarray) -> np.ndarray:
+    """Mesh points (N, 468 or 478, 3) found on mirrored faces, put back into the faces' own
+    frame: x mirrored about the pixel-centre axis, each point swapped with its partner (the
+    scheme's measured pairs), z as it is."""
+    out = points[:, _partners(points.shape[1])].copy()
+    out[..., 0] = MIRROR_X - out[..., 0]
+    return out
+
+
+@functools.cache
+def _partners(count: int) -> np.ndarray:
+    scheme = schemes.builtin("mesh468" if count == POINTS else "mesh478")
+    index = {p: i for i, p in enumerate(scheme.points)}
+    return np.array([index[scheme.partner(p)] for p in scheme.points])
 
 
 def _framed(face: np.ndarray) -> np.ndarray:
