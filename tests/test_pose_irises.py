@@ -1,6 +1,7 @@
 """Depth, head pose and the irises (issue 34): the mesh's z in photo pixels, yaw, pitch and roll
 that turn with a turned photo and flip with a mirrored one, MediaPipe's iris model converted
-with its digests, and every field through every output (JSON, CSV, `fk.Landmarker`, HTTP, Ray).
+with its digests, and every field through every output (JSON, CSV, `fk.Landmarker`, HTTP; Ray:
+tests/test_batch.py checks the pose in its byte-for-byte comparison with `detect`).
 Real photos from ../shared/data."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import csv
 import hashlib
 import io
 import json
-import subprocess
 
 import cv2
 import numpy as np
@@ -24,7 +24,7 @@ from facekeypoints.photos.outputs import csv_text, face_rows
 from facekeypoints.photos.pipeline import Face
 from facekeypoints.serve.app import Limits, create_app
 
-from .cli_helpers import CLI, run
+from .cli_helpers import run
 from .conftest import SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
@@ -196,20 +196,6 @@ def test_the_http_api_returns_what_detect_writes(tmp_path):
     assert face == expected  # pose, z and irises to the digit
 
 
-def test_the_ray_engine_writes_the_same_pose_and_depth(tmp_path):
-    local, ray = tmp_path / "local", tmp_path / "ray"
-    assert run("detect", FRONTAL, TURNED, "--model", "mesh468", "--out", local, "--no-draw",
-               "--progress", "off").returncode == 0
-    result = subprocess.run([*CLI, "detect", str(FRONTAL), str(TURNED), "--model", "mesh468",
-                             "--out", str(ray), "--no-draw", "--engine", "ray", "--workers", "1",
-                             "--progress", "off"], capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr
-    for name in ("keypoints.json", "keypoints.csv"):
-        assert (ray / name).read_bytes() == (local / name).read_bytes(), name
-    records = json.loads((ray / "keypoints.json").read_text())
-    assert all("pose" in r["faces"][0] and len(r["faces"][0]["z"]) == 468 for r in records)
-
-
 def test_the_drawn_picture_shows_the_heads_axes(builtin, tmp_path):
     from facekeypoints.photos.outputs import draw
 
@@ -225,3 +211,14 @@ def test_the_drawn_picture_shows_the_heads_axes(builtin, tmp_path):
     assert np.hypot(xs - centre[0], ys - centre[1]).min() < 3
     green = (drawn[..., 1] > 150) & (drawn[..., 0] < 80) & (drawn[..., 2] < 80) & differs
     assert green.any() and np.nonzero(green)[0].mean() < centre[1]
+
+
+def test_faces_followed_through_video_keep_their_pose_and_depth():
+    rgb = read_photo(TURNED)
+    landmarker = fk.Landmarker("mesh468")
+    (still,) = landmarker.detect(rgb)
+    for frame in range(4):  # found once, then followed from frame to frame
+        (face,) = landmarker.track(np.roll(rgb, 2 * frame, axis=1), 100.0 * frame)
+        assert face.pose == pytest.approx(still.pose, abs=3)
+        assert face.z.shape == (468,)
+    assert "yaw" in csv_text(face_rows("clip", [face], frame=3, time=0.3))

@@ -162,6 +162,12 @@ class FacePipeline:
     def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
         return self._predict_seen(grey, matrices)[0]
 
+    def predict_meshes(self, grey: np.ndarray, matrices: list[np.ndarray]
+                       ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """`predict_at`, and each face's mesh points in photo pixels (None: not mesh-based)."""
+        points, _, meshes = self._predict_seen(grey, matrices)
+        return points, meshes
+
     def _predict_seen(self, grey: np.ndarray, matrices: list[np.ndarray],
                       check: list[bool] | None = None
                       ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:

@@ -8,7 +8,7 @@ with speed: a still face's keypoints stop shaking, a moving face's keep up with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -55,6 +55,7 @@ class Track:
     box: Box
     points: np.ndarray  # (points, 2) photo pixels, as predicted (before smoothing)
     smoother: OneEuroFilter | None
+    face: Face | None = None  # as last predicted: its pose and depth (not smoothed)
 
 
 def shape_error(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> float:
@@ -91,7 +92,7 @@ class FaceTracker:
 
     def _new_track(self, face: Face) -> Track:
         smoother = OneEuroFilter(*self.filter_settings) if self.smooth else None
-        return Track(face.box, face.keypoints, smoother)
+        return Track(face.box, face.keypoints, smoother, face)
 
     def _follow(self, rgb: np.ndarray, grey: np.ndarray) -> list[Track]:
         """Each track's face in this frame, framed from its last keypoints; the lost dropped."""
@@ -101,11 +102,12 @@ class FaceTracker:
         for _ in range(self.passes):  # a keypoint net follows a face only part of the way
             matrices = [align_transform(p, self.pipeline.shape, upright=self.pipeline.upright)
                         for p in points]
-            points = self.pipeline.predict_at(grey, matrices)
+            points, meshes = self.pipeline.predict_meshes(grey, matrices)
         kept = []
         height, width = grey.shape
         verify = self.verify_every and self.frame_index % self.verify_every == 0
-        for track, new, matrix in zip(self.tracks, points, matrices, strict=True):
+        for track, new, matrix, mesh in zip(self.tracks, points, matrices, meshes,
+                                            strict=True):
             if verify and not self._face_near(rgb, track):
                 continue
             cx, cy = new.mean(axis=0)
@@ -117,6 +119,7 @@ class FaceTracker:
             if inside and steady and face_like:
                 track.points = new
                 track.box = _box_around(new, side, track.box.score)
+                track.face = self.pipeline.face(track.box, new, mesh)
                 kept.append(track)
         return kept
 
@@ -162,7 +165,8 @@ class FaceTracker:
         faces = []
         for track in self.tracks:
             shown = track.smoother(track.points, t) if track.smoother else track.points
-            faces.append(self.pipeline.face(track.box, shown))
+            pose, z = (track.face.pose, track.face.z) if track.face else (None, None)
+            faces.append(replace(self.pipeline.face(track.box, shown), pose=pose, z=z))
         return faces
 
 
