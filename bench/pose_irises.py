@@ -1,7 +1,9 @@
 """Head pose, the irises and what they cost, on the 487 youtube photos (one face each, people
 held out of every fit).
 
-    python bench/pose_irises.py [--repeats 5]
+    /tmp/mpvenv/bin/python bench/mediapipe_anchor.py --all ../shared/data/photos/youtube/*.jpg \
+        > /tmp/mesh.json
+    python bench/pose_irises.py [--repeats 5] [--mediapipe /tmp/mesh.json]
 
 - pose: each photo turned by +25 and -25 degrees (counter-clockwise, OpenCV's sense, edges
   replicated) and mirrored; how much `roll` turns (aim: 25 +- 3), and |yaw + mirrored yaw|
@@ -15,14 +17,22 @@ held out of every fit).
   (the face made from the keypoints alone), alternating photo by photo, --repeats rounds; ms a
   face, medians.
 
+- beside MediaPipe (`--mediapipe mesh.json`, written by bench/mediapipe_anchor.py --all in
+  MediaPipe's own environment): its FaceLandmarker's transformation matrix needs a `.task`
+  bundle that is not here, so its pose is the same fit (mesh/pose.py) of its own 468 points
+  from its full pipeline (whole photo in); the differences in yaw, pitch and roll from ours, and
+  its iris centres against ours and against the truth.
+
 Writes bench/results/pose_irises.csv (pose and eye rows) and pose_irises_time.csv.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -122,6 +132,45 @@ def eye_rows(landmarkers: dict, photos: list) -> list[dict]:
              "median (IQR)": spread(v), "mean": f"{np.mean(v):.2f}"} for k, v in errors.items()]
 
 
+def mediapipe_rows(landmarkers: dict, photos: list, found: dict) -> list[dict]:
+    """Ours beside MediaPipe's full pipeline, photo by photo where both find one face."""
+    from facekeypoints.mesh.pose import head_pose
+    from facekeypoints.photos import read_photo
+
+    truth = pd.read_csv(YOUTUBE / "keypoints15.csv").set_index("file")
+    moves: dict[str, list[float]] = {k: [] for k in ("yaw", "pitch", "roll")}
+    pupils, theirs_error = [], []
+    for path in photos:
+        faces = found.get(str(path), {}).get("faces", [])
+        if len(faces) != 1 or path.name not in truth.index:
+            continue
+        mesh = np.array(faces[0]["mesh"])
+        rgb = read_photo(path)
+        ours, irises = (one_face(landmarkers[k], rgb) for k in ("builtin", "mesh478"))
+        if ours is None or irises is None:
+            continue
+        for k, a, b in zip(moves, ours.pose, head_pose(mesh[None, :468])[0], strict=True):
+            moves[k].append(a - b)
+        row = truth.loc[path.name]
+        eyes = np.array([[row.left_eye_center_x, row.left_eye_center_y],
+                         [row.right_eye_center_x, row.right_eye_center_y]])
+        distance = np.linalg.norm(eyes[0] - eyes[1])
+        theirs = mesh[[473, 468], :2]
+        pupils.append(100 * np.linalg.norm(irises.keypoints[[473, 468]] - theirs,
+                                           axis=1).mean() / distance)
+        theirs_error.append(100 * np.linalg.norm(theirs - eyes, axis=1).mean() / distance)
+    rows = [{"measure": f"ours - MediaPipe's (same fit on its points): {k}", "faces": len(v),
+             "median (IQR)": spread(v), "mean": f"{np.mean(np.abs(v)):.2f} (mean |difference|)"}
+            for k, v in moves.items()]
+    rows.append({"measure": "mesh478's pupils from MediaPipe's (% eye distance)",
+                 "faces": len(pupils), "median (IQR)": spread(pupils),
+                 "mean": f"{np.mean(pupils):.2f}"})
+    rows.append({"measure": "eye centre error: MediaPipe's own iris centres",
+                 "faces": len(theirs_error), "median (IQR)": spread(theirs_error),
+                 "mean": f"{np.mean(theirs_error):.2f}"})
+    return rows
+
+
 def time_rows(landmarker, photos: list, repeats: int) -> list[dict]:
     """ms a face of the whole pipeline with pose and without, alternating photo by photo."""
     from facekeypoints.photos import read_photo
@@ -158,12 +207,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="the first N photos only")
+    parser.add_argument("--mediapipe", type=Path, help="bench/mediapipe_anchor.py --all's JSON")
     args = parser.parse_args()
     import facekeypoints as fk
 
     photos = sorted(YOUTUBE.glob("*.jpg"))[:args.limit]
     landmarkers = {"builtin": fk.Landmarker(), "mesh478": fk.Landmarker("mesh478")}
     rows = pose_rows(landmarkers["builtin"], photos) + eye_rows(landmarkers, photos)
+    if args.mediapipe:
+        found = json.loads(args.mediapipe.read_text())
+        rows += mediapipe_rows(landmarkers, photos, found)
     write_table(rows, RESULTS / "pose_irises.csv")
     write_table(time_rows(landmarkers["builtin"], photos, args.repeats),
                 RESULTS / "pose_irises_time.csv")

@@ -79,8 +79,8 @@ class LandmarkerResult(Sequence[Face]):
 class Landmarker:
     """Faces and their keypoints, with the model and the detector loaded once.
 
-    `model`: None for the built-in model, a built-in name ("builtin68", "mesh468"), a run
-    folder, a .keras or .onnx file, or a loaded model (an exported run loads from its ONNX
+    `model`: None for the built-in model, a built-in name ("builtin68", "mesh468", "mesh478"), a
+    run folder, a .keras or .onnx file, or a loaded model (an exported run loads from its ONNX
     file). `detector`: blazeface, hog or haar; `min_score`: drop faces the detector scores lower
     (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: at most this many faces an image, the best
     scored; `fast`: one pass per face, no mirror image (about 0.7 of the time); `smooth`: `track`
