@@ -14,8 +14,8 @@ held out of every fit).
   (which the youtube set derives from its 68 points: the mean of each eye's six contour
   points, not the pupil), as % of the true eye distance;
 - cost: the built-in model's whole pipeline (`Landmarker.detect`) a face with pose and without
-  (the face made from the keypoints alone), alternating photo by photo, --repeats rounds; ms a
-  face, medians.
+  (the model told it keeps no mesh: the pipeline as before), alternating photo by photo,
+  --repeats rounds; ms a face, medians.
 
 - beside MediaPipe (`--mediapipe mesh.json`, written by bench/mediapipe_anchor.py --all in
   MediaPipe's own environment): its FaceLandmarker's transformation matrix needs a `.task`
@@ -172,30 +172,26 @@ def mediapipe_rows(landmarkers: dict, photos: list, found: dict) -> list[dict]:
 
 
 def time_rows(landmarker, photos: list, repeats: int) -> list[dict]:
-    """ms a face of the whole pipeline with pose and without, alternating photo by photo."""
+    """ms a face of the whole pipeline with pose and without (the model told it gives no mesh:
+    the pipeline as it was, no mesh kept, mirrored back or fitted), alternating photo by
+    photo."""
     from facekeypoints.photos import read_photo
-    from facekeypoints.photos.pipeline import Face
 
-    pipeline = landmarker.pipeline
-    with_pose = pipeline.face
-
-    def without_pose(box, points, mesh=None):
-        return Face(box, points, pipeline.names, pipeline.lines)
-
+    model = landmarker.pipeline.model
     images = [read_photo(p) for p in photos]
     rounds: dict[str, list[float]] = {"with pose": [], "without pose": []}
     for _ in range(repeats):
         spent = {k: 0.0 for k in rounds}
         faces = {k: 0 for k in rounds}
         for rgb in images:
-            for label, make in (("without pose", without_pose), ("with pose", with_pose)):
-                pipeline.face = make
+            for label, mesh in (("without pose", False), ("with pose", True)):
+                model.gives_mesh = mesh
                 t0 = time.perf_counter()
                 faces[label] += len(landmarker.detect(rgb))
                 spent[label] += time.perf_counter() - t0
         for k in rounds:
             rounds[k].append(1000 * spent[k] / max(1, faces[k]))
-    pipeline.face = with_pose
+    model.gives_mesh = True
     base = statistics.median(rounds["without pose"])
     return [{"pipeline": f"built-in model, {k}", "ms a face (median)":
              f"{statistics.median(v):.2f}", "rounds": " ".join(f"{x:.2f}" for x in v),

@@ -144,15 +144,18 @@ def test_mesh478_puts_each_pupil_inside_its_eye(mesh478):
 
 
 def test_a_cnn_model_gives_no_pose_and_says_nothing_of_it(tiny_onnx):
-    (face, *_) = fk.Landmarker(tiny_onnx).detect(FRONTAL)
-    assert face.pose is None and face.z is None
+    result = fk.Landmarker(tiny_onnx).detect(FRONTAL)
+    (face, *_) = result
+    assert face.pose is None and face.z is None and result.poses is None
     record = face.as_dict()
     assert set(record) == {"box", "score", "keypoints"}
     assert "yaw" not in csv_text(face_rows("f", [face]))
 
 
 def test_the_result_and_fk_detect_carry_pose_and_depth(builtin, mesh468_record):
-    record = builtin.detect(TURNED).as_dict()
+    result = builtin.detect(TURNED)
+    assert result.poses.shape == (1, 3) and result.poses[0].tolist() == list(result[0].pose)
+    record = result.as_dict()
     (face,) = record["faces"]
     assert set(face["pose"]) == {"yaw", "pitch", "roll"} and "z" not in face  # 15 points
     (detected,) = fk.detect(TURNED)

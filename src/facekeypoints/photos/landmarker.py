@@ -59,6 +59,14 @@ class LandmarkerResult(Sequence[Face]):
         return np.stack([np.asarray(f.keypoints, np.float64) for f in self.faces])
 
     @property
+    def poses(self) -> np.ndarray | None:
+        """(faces, 3): each face's yaw, pitch and roll in degrees (mesh/pose.py says the
+        signs), or None where the model gives no pose (a CNN run: not mesh-based)."""
+        if any(f.pose is None for f in self.faces):
+            return None
+        return np.array([f.pose for f in self.faces], np.float64).reshape(-1, 3)
+
+    @property
     def boxes(self) -> np.ndarray:
         """(faces, 4): left, top, width, height in pixels."""
         return np.array([[f.box.left, f.box.top, f.box.width, f.box.height]
