@@ -64,7 +64,9 @@ class Irises:
             Irises._session = onnx_runtime.session(model_path())
         self.session = Irises._session
         self.input = self.session.get_inputs()[0].name
-        self.output = [o.name for o in self.session.get_outputs()].index("output_iris")
+        # the second output, in the .tflite's order and the .onnx's (tools/convert_iris.py
+        # checks it): the runtime may be LiteRT, whose names need not be ONNX Runtime's
+        self.output = 1
 
     def __call__(self, faces: np.ndarray, mesh: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces, np.float32).reshape(len(faces), *faces.shape[1:3])
