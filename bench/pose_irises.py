@@ -141,7 +141,7 @@ def mediapipe_rows(landmarkers: dict, photos: list, found: dict) -> list[dict]:
     moves: dict[str, list[float]] = {k: [] for k in ("yaw", "pitch", "roll")}
     pupils, theirs_error = [], []
     for path in photos:
-        faces = found.get(str(path), {}).get("faces", [])
+        faces = found.get(path.name, {}).get("faces", [])
         if len(faces) != 1 or path.name not in truth.index:
             continue
         mesh = np.array(faces[0]["mesh"])
@@ -211,7 +211,7 @@ def main() -> None:
     landmarkers = {"builtin": fk.Landmarker(), "mesh478": fk.Landmarker("mesh478")}
     rows = pose_rows(landmarkers["builtin"], photos) + eye_rows(landmarkers, photos)
     if args.mediapipe:
-        found = json.loads(args.mediapipe.read_text())
+        found = {Path(k).name: v for k, v in json.loads(args.mediapipe.read_text()).items()}
         rows += mediapipe_rows(landmarkers, photos, found)
     write_table(rows, RESULTS / "pose_irises.csv")
     write_table(time_rows(landmarkers["builtin"], photos, args.repeats),
