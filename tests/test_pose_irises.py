@@ -225,3 +225,24 @@ def test_faces_followed_through_video_keep_their_pose_and_depth():
         assert face.pose == pytest.approx(still.pose, abs=3)
         assert face.z.shape == (468,)
     assert "yaw" in csv_text(face_rows("clip", [face], frame=3, time=0.3))
+
+
+def test_the_shipped_mean_face_is_what_its_tool_makes(shared_faces):
+    """tools/make_mean_face.py on a tenth of the faces it used: the same face to within a
+    small part of its size (measured 0.018; a changed mesh, scaling or alignment moves it by
+    far more)."""
+    import importlib.util
+
+    from facekeypoints.mesh.backbone import FaceMesh
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_mean_face",
+                                                  ROOT / "tools" / "make_mean_face.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    X, _ = fk.load(shared_faces / "training.csv.gz")
+    points, _ = FaceMesh().points3d(X[::20])
+    again = tool.mean_face(points)
+    rms = np.sqrt(((again - pose.mean_face()) ** 2).sum(axis=1).mean())
+    assert rms < 0.04, rms  # the face's RMS radius is 1; its depth 0.7 times: 0.09

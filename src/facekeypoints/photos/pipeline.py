@@ -118,7 +118,7 @@ class FacePipeline:
             return Face(box, points, self.names, self.lines)
         z = mesh[:, 2] if self.model.points_are_mesh else None
         pose = tuple(float(a) for a in head_pose(mesh[None, :POINTS])[0])
-        return Face(box, points, self.names, self.lines, pose, z)
+        return Face(box, points, self.names, self.lines, pose=pose, z=z)
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
