@@ -79,6 +79,9 @@ def test_pose_reads_known_rotations_with_the_documented_signs():
     for yaw, pitch, roll in ((20, 0, 0), (0, 15, 0), (0, 0, 30), (-25, 10, -12)):
         rotated = face @ pose.axes(yaw, pitch, roll) * 100  # rows: the head's axes
         assert pose.head_pose(rotated[None])[0] == pytest.approx([yaw, pitch, roll], abs=1e-6)
+        # x and y alone (a tuned mesh's points): the orthographic fit reads the same angles
+        flat = rotated[None, :, :2] + 50
+        assert pose.head_pose(flat)[0] == pytest.approx([yaw, pitch, roll], abs=1e-6)
     nose = face[1] @ pose.axes(20, 0, 0) - face.mean(axis=0) @ pose.axes(20, 0, 0)
     assert nose[0] > 0  # yaw > 0: the nose points toward the photo's right
     nose = face[1] @ pose.axes(0, 15, 0)

@@ -183,14 +183,23 @@ class OnnxPredictor(Predictor):
         photos.photos, photos.mirror_axis = True, self.photo_head.mirror_axis
         return photos
 
+    @property
+    def gives_mesh(self) -> bool:  # an exported tuned mesh on photos: its body's 2D points
+        return self.photos
+
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, None, np.ndarray | None]:
+        """`run`, and on photos the tuned body's mesh points (N, 468, 2): x and y, no depth
+        (the head's pose then comes from an orthographic fit, mesh/pose.py)."""
         if len(X) == 0:
-            return np.zeros((0, len(self.columns)), np.float32), None
+            return np.zeros((0, len(self.columns)), np.float32), None, None
         outputs = self.session.run(None, {self.input_name: np.asarray(X, np.float32)})
         if not self.photos:
-            return outputs[0], None
+            return outputs[0], None, None
         points = outputs[1].reshape(len(X), -1, 2).astype(np.float64)
-        return self.photo_head(points).astype(np.float32), None
+        return self.photo_head(points).astype(np.float32), None, points
 
 
 class GroupPredictor(Predictor):

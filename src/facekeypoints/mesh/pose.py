@@ -55,6 +55,21 @@ def rotations(points: np.ndarray, reference: np.ndarray | None = None) -> np.nda
     return np.einsum("nji,nj,nkj->nik", vt, d, u)  # V diag(d) U^T
 
 
+def rotations_2d(points: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3, 3): the rotation of the reference's best scaled orthographic projection onto each
+    face's (N, P, 2) points, where a model gives the mesh's x and y alone (a tuned mesh): the
+    least-squares affine map of the centred reference onto them, its nearest scaled rotation's
+    two rows (SVD), the third their cross product."""
+    p = np.asarray(points, np.float64)
+    m = mean_face() if reference is None else np.asarray(reference, np.float64)
+    pc = p - p.mean(axis=-2, keepdims=True)
+    mc = m - m.mean(axis=-2, keepdims=True)
+    affine = np.einsum("npi,pj->nij", pc, mc) @ np.linalg.inv(mc.T @ mc)  # (N, 2, 3)
+    u, _, vt = np.linalg.svd(affine, full_matrices=False)
+    rows = u @ vt  # (N, 2, 3), orthonormal rows
+    return np.concatenate([rows, np.cross(rows[:, 0], rows[:, 1])[:, None]], axis=1)
+
+
 def angles(rotation: np.ndarray) -> np.ndarray:
     """(N, 3) yaw, pitch, roll in degrees of rotations (N, 3, 3), as the module says."""
     r = np.asarray(rotation, np.float64)
@@ -66,11 +81,12 @@ def angles(rotation: np.ndarray) -> np.ndarray:
 
 def head_pose(points: np.ndarray) -> np.ndarray:
     """(N, 3) yaw, pitch, roll in degrees of faces' mesh points (N, 468, 3), in a photo's
-    pixels (x right, y down, z the mesh's depth in the same scale)."""
+    pixels (x right, y down, z the mesh's depth in the same scale); of (N, 468, 2) points (no
+    depth) by the orthographic fit."""
     p = np.asarray(points, np.float64)
     if len(p) == 0:
         return np.zeros((0, 3))
-    return angles(rotations(p))
+    return angles(rotations(p) if p.shape[-1] == 3 else rotations_2d(p))
 
 
 def axes(yaw: float, pitch: float, roll: float) -> np.ndarray:

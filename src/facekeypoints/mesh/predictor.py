@@ -84,13 +84,22 @@ class TunedMeshPredictor(Predictor):
                          photo_head.mirror_axis if photos else mirror_axis)
         self.photo_head, self.photos = photo_head, photos
 
+    @property
+    def gives_mesh(self) -> bool:  # on photos: the tuned body's 2D points
+        return self.photos
+
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, None, np.ndarray | None]:
+        """`run`, and on photos the tuned body's mesh points (N, 468, 2): x and y, no depth."""
         if not self.photos:
-            return super().run(X)
+            return (*super().run(X), None)
         from ..stored.nets import predict_scaled
 
         points = predict_scaled(self.net.get_layer("body"), X)
-        return self.photo_head(points.reshape(len(X), -1, 2).astype(np.float64)), None
+        points = points.reshape(len(X), -1, 2).astype(np.float64)
+        return self.photo_head(points), None, points
 
     def for_photos(self) -> TunedMeshPredictor:
         """The same run with its photo head, for the photo pipeline."""

@@ -112,8 +112,8 @@ class FacePipeline:
 
     def face(self, box: Box, points: np.ndarray, mesh: np.ndarray | None = None) -> Face:
         """A found face; `mesh` its face mesh's (468, 3) points in photo pixels (478 with the
-        irises), where the model is mesh-based: its head pose, and its keypoints' depth where
-        they are the mesh's own points."""
+        irises; x and y alone from a tuned mesh), where the model is mesh-based: its head pose,
+        and its keypoints' depth where they are the mesh's own points."""
         if mesh is None:
             return Face(box, points, self.names, self.lines)
         z = mesh[:, 2] if self.model.points_are_mesh else None
@@ -185,8 +185,8 @@ class FacePipeline:
         points = [geometry.apply(b, p.reshape(-1, 2)) for p, b in zip(pred, back, strict=True)]
         if mesh is None:
             return points, seen, [None] * len(points)
-        # x, y as the keypoints; z scaled as they are (a similarity: one scale)
-        meshes = [np.column_stack([geometry.apply(b, m[:, :2]), m[:, 2] * geometry.scale_of(b)])
+        # x, y as the keypoints; z scaled as they are (a similarity: one scale), where given
+        meshes = [np.column_stack([geometry.apply(b, m[:, :2]), m[:, 2:] * geometry.scale_of(b)])
                   for m, b in zip(mesh, back, strict=True)]
         return points, seen, meshes
 
