@@ -169,6 +169,10 @@ def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
     assert [e["file"] for e in manifest["inputs"]] == \
         [r["file"] for r in json.loads((reference / "keypoints.json").read_text())]
+    # every face carries the head's pose (the built-in model is mesh-based), on Ray as here
+    faces = [f for r in json.loads((out / "keypoints.json").read_text())
+             if isinstance(r["faces"], list) for f in r["faces"]]
+    assert faces and all(set(f["pose"]) == {"yaw", "pitch", "roll"} for f in faces)
 
 
 def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, reference,

@@ -21,6 +21,8 @@ from facekeypoints.training import recipe
 from facekeypoints.training.loop import build_trainer
 from facekeypoints.training.losses import masked_mse
 
+from .conftest import SHARED
+
 
 @pytest.fixture(scope="module")
 def faces(shared_faces):
@@ -90,6 +92,14 @@ def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, 
     # its export carries the photo head: detect, serve and Ray's workers read photos alike
     np.testing.assert_allclose(exported.for_photos().predict(X), photos.predict(X), atol=1e-2)
     assert loading.load(run.path, prefer_onnx=True).for_photos().photos
+    # the tuned body's 2D mesh points give each face's head pose (an orthographic fit), from
+    # the run folder and from its export, near the frozen mesh's 3D fit on the same photo
+    photo = SHARED / "photos" / "youtube" / "Alfredo_di_Stefano_01.jpg"
+    (frozen,) = fk.Landmarker("mesh468").detect(photo)
+    for model in (run.path, run.path / "model.onnx"):
+        (face,) = fk.Landmarker(model).detect(photo)
+        assert face.pose is not None and face.z is None, model
+        assert face.pose == pytest.approx(frozen.pose, abs=6), model
     again = fk.train(None, out=run.path, resume=True, epochs=2, progress=False, log=None)
     assert len(again.history) == 2
 

@@ -208,6 +208,7 @@ def test_a_video_is_tracked_with_68_points(tmp_path):
     run_detect([str(video)], pipeline, tmp_path / "out", log=lambda s: None, smooth=False)
     rows = pd.read_csv(tmp_path / "out" / "keypoints.csv")
     assert list(rows["frame"]) == list(range(6))
-    assert list(rows.columns[9:]) == schemes.builtin("ibug68").columns
+    columns = schemes.builtin("ibug68").columns
+    assert list(rows.columns[9:]) == [*columns, "yaw", "pitch", "roll"]  # the mesh's head pose
     x = rows[[f"p{i}_x" for i in range(68)]].to_numpy().mean(axis=1)
     assert 8 < x[-1] - x[0] < 12, x  # 10 px over five frames

@@ -63,7 +63,7 @@ def test_the_pipeline_crops_a_rolled_face_upright_on_its_own_keypoints(photo_onn
     matrix = framing.align_transform(turned_truth, upright=pipeline.upright)
     angle = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
     assert abs(angle - 25) < 6  # turning the photo back by the face's roll
-    (points,), _ = pipeline.predict_at(grey, [matrix])
+    (points,), *_ = pipeline.predict_at(grey, [matrix])
     crop = framing.crop_face(grey, matrix) * 255
     assert points.shape == (15, 2) and crop.std() > 10  # a real face, not a blank border
 

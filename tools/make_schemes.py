@@ -6,9 +6,12 @@ and the face mesh's 468. What is measured rather than typed comes from the share
 - mesh468's mirror pairs: the mesh run on faces and on their mirror images; point i of a mirror
   image, mirrored back, lands on its partner (assignment on the mean distance, one partner each).
   It finds the 28 points on the face's midline that MediaPipe's canonical face has;
-- mesh468's mean shape: the mean mesh on the training faces.
+- mesh468's mean shape: the mean mesh on the training faces;
+- mesh478: mesh468's points, pairs and eyes, and MediaPipe's 5 points per iris (the iris model,
+  mesh/iris.py; the pupil's centre first, m468-m472 the subject's right iris), each iris's
+  points pairing with the other's in order; the irises' mean shape measured as mesh468's.
 
-    python tools/make_schemes.py [--data ../shared/data]
+    python tools/make_schemes.py [--data ../shared/data] [--only mesh478]
 """
 
 from __future__ import annotations
@@ -111,11 +114,39 @@ def mesh468(data: Path) -> str:
         f"mean_shape = {shape_text(points.mean(axis=0))}\n")
 
 
+def mesh478(data: Path) -> str:
+    """mesh468's TOML (as written) with the irises added: points, pairs, mean shape."""
+    from facekeypoints.mesh.iris import Irises
+
+    mesh = (OUT / "mesh468.toml").read_text()
+    faces = load_training(data / "faces" / "training.csv.gz")
+    X = np.asarray(faces.X[::5])
+    points, _ = FaceMesh().points3d(X, progress=True)
+    irises = Irises()(X, points)[..., :2].mean(axis=0)
+    pairs = "".join(f'  ["m{468 + i}", "m{473 + i}"],\n' for i in range(5))
+    head, rest = mesh.split("mirror = [\n", 1)
+    rest, shape = rest.split("mean_shape = [\n", 1)
+    return (
+        "# The face mesh's 468 points and MediaPipe's 5 per iris (its 478-point order):\n"
+        "# m468-m472 the subject's right iris, m473-m477 the left, each its pupil's centre first.\n"
+        "# Made from mesh468.toml and the iris model by tools/make_schemes.py.\n"
+        + head.split("\n", 2)[2]
+        .replace('name = "mesh468"', 'name = "mesh478"')
+        .replace("the 468 points of MediaPipe's face mesh",
+                 "the 468 points of MediaPipe's face mesh and 5 per iris")
+        .replace('"m467"]', '"m467", ' + ", ".join(f'"m{i}"' for i in range(468, 478)) + "]")
+        + "mirror = [\n" + pairs + rest + "mean_shape = [\n" + shape[:-2]
+        + "".join(f"  [{x:.3f}, {y:.3f}],\n" for x, y in irises) + "]\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--only", help="write this scheme alone (mesh478 reads mesh468.toml)")
     args = parser.parse_args()
-    for make in (kaggle15, ibug68, mesh468):
+    for make in (kaggle15, ibug68, mesh468, mesh478):
+        if args.only and make.__name__ != args.only:
+            continue
         path = OUT / f"{make.__name__}.toml"
         path.write_text(make(args.data))
         print(f"wrote {path}")

@@ -712,14 +712,15 @@ def detect(photo: Any, model: ModelLike | Run | FacePipeline | Landmarker | None
            max_faces: int | None = None) -> LandmarkerResult:
     """Faces and their keypoints in a photograph: a file path, a PIL image, or an RGB
     (H, W, 3) / grey (H, W) uint8 array, with the built-in model unless `model` is given
-    ("builtin68": iBUG's 68 points, "mesh468": the mesh's own). The result is a list of faces,
-    each with `box`, `keypoints` (points, 2) in the photo's pixels and their `names` (the
-    model's scheme's), and has `.points`, `.boxes`, `.scores` over all of them and `as_dict()`,
-    detect's JSON record (see `Landmarker`, which this uses: one per model and settings, loaded
-    on the first call). `detector`: blazeface, hog or haar; `fast`: one pass per face, no
-    mirror image (about 0.7 of the time, a little less accurate); `min_score`: drop faces the
-    detector scores lower (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: keep at most this
-    many, the best scored.
+    ("builtin68": iBUG's 68 points, "mesh468": the mesh's own, "mesh478": with the irises). The
+    result is a list of faces, each with `box`, `keypoints` (points, 2) in the photo's pixels,
+    their `names` (the model's scheme's) and, for the mesh-based models, `pose` (yaw, pitch,
+    roll in degrees) and, for mesh468 and mesh478, `z` (each point's depth); it has `.points`,
+    `.boxes`, `.scores` over all of them and `as_dict()`, detect's JSON record (see
+    `Landmarker`, which this uses: one per model and settings, loaded on the first call).
+    `detector`: blazeface, hog or haar; `fast`: one pass per face, no mirror image (about 0.7
+    of the time, a little less accurate); `min_score`: drop faces the detector scores lower
+    (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: keep at most this many, the best scored.
 
     >>> import facekeypoints as fk
     >>> faces = fk.detect("../shared/data/photos/dlib/2007_007763.jpg")

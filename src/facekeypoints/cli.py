@@ -32,8 +32,8 @@ SETTING_OPTIONS = ("epochs", "batch_size", "learning_rate", "patience", "seed", 
                    "whole photos with their points, each face framed by the detector as detect "
                    "frames it: a COCO keypoints .json, a folder of images with iBUG .pts "
                    "files, or a CSV of photo paths (file) and points.")
-@click.option("--scheme", help="The labels' landmark scheme: kaggle15, ibug68, mesh468 or a "
-                               ".toml file (default: what the data's header says).")
+@click.option("--scheme", help="The labels' landmark scheme: kaggle15, ibug68, mesh468, mesh478 "
+                               "or a .toml file (default: what the data's header says).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Total epochs (extends a resumed run).")
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True))
@@ -223,7 +223,8 @@ def demo(out, epochs, fast_epochs) -> None:
 
 
 MODEL_HELP = ("Run folder, .keras or .onnx model, or a built-in one: builtin (Kaggle's 15 "
-              "keypoints), builtin68 (iBUG's 68 points) or mesh468 (the face mesh's 468). "
+              "keypoints), builtin68 (iBUG's 68 points), mesh468 (the face mesh's 468) or "
+              "mesh478 (those and 5 points per iris). "
               "Default: $FACEKEYPOINTS_MODEL, else builtin.")
 
 

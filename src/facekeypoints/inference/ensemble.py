@@ -49,10 +49,10 @@ class AveragePredictor(Predictor):
         preds, seen = self.member_predictions(X, tta)
         return combine(preds, seen, self.weights), seen.any(axis=0)
 
-    def predict_spread(self, X: np.ndarray, tta: bool | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, None]:
-        """No mirror spread: the members each flip their own faces."""
-        return (*self.predict_scored(X, tta), None)
+    def predict_all(self, X: np.ndarray, tta: bool | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, None, None]:
+        """No mirror spread (the members each flip their own faces), no mesh."""
+        return (*self.predict_scored(X, tta), None, None)
 
 
 def combine(preds: np.ndarray, seen: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -20,7 +20,8 @@ from .uncertainty import Calibration
 # for iBUG's 68 (fitted on the shared faces; pretrained/NOTICE says how to refit them), and the
 # mesh's own 468 points
 BUILTIN_MODELS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG's 68 points",
-                  "mesh468": "the face mesh's own 468 points"}
+                  "mesh468": "the face mesh's own 468 points",
+                  "mesh478": "the face mesh's 468 points and 5 per iris (MediaPipe's iris model)"}
 
 
 def builtin_path(name: str = "builtin") -> Path:
@@ -29,19 +30,19 @@ def builtin_path(name: str = "builtin") -> Path:
 
 
 def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False) -> Predictor:
-    """A Predictor for MODEL (None: the built-in model; `builtin68`, `mesh468`: the others in
-    BUILTIN_MODELS); one passes through. With `prefer_onnx`, a run folder or .keras file whose
-    net was exported (model.onnx or the .onnx beside, newer than the .keras) loads that, as do
-    the members of a group or an average: no TensorFlow."""
+    """A Predictor for MODEL (None: the built-in model; `builtin68`, `mesh468`, `mesh478`: the
+    others in BUILTIN_MODELS); one passes through. With `prefer_onnx`, a run folder or .keras
+    file whose net was exported (model.onnx or the .onnx beside, newer than the .keras) loads
+    that, as do the members of a group or an average: no TensorFlow."""
     if isinstance(model, Predictor):
         return model
     if model is None:
         model = "builtin"
     if isinstance(model, str) and model in BUILTIN_MODELS and not Path(model).exists():
-        if model == "mesh468":
+        if model in ("mesh468", "mesh478"):
             from ..mesh.predictor import MeshPointsPredictor
 
-            return MeshPointsPredictor()
+            return MeshPointsPredictor(irises=model == "mesh478")
         predictor = load(builtin_path(model))
         predictor.name = model  # what the user calls it, in logs, the server and the page
         return predictor

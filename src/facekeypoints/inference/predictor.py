@@ -34,6 +34,11 @@ class Predictor:
     # turns the mirror spread into an uncertainty in pixels (inference/uncertainty.py): a
     # built-in model's folder has one, as has a run calibrated by tools/calibrate_uncertainty.py
     calibration = None
+    # whether `run_3d` gives the face mesh's 3D points (depth and head pose follow from them)
+    gives_mesh = False
+    # whether the model's keypoints are the mesh's own points, in its order (their depth, the
+    # mesh's z, goes into the output)
+    points_are_mesh = False
 
     def __init__(self, net, columns: list[str], tta: bool = False, name: str = "",
                  scheme: Scheme | None = None, mirror_axis: float | np.ndarray = MIRROR_X):
@@ -84,26 +89,42 @@ class Predictor:
                        tta: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Scaled keypoints, and whether the model saw a face in each crop (its face score at
         least 0.5; True for models without a score). `tta` overrides the model's flips."""
-        y, seen, _ = self.predict_spread(X, tta)
-        return y, seen
+        return self.predict_all(X, tta)[:2]
 
     def predict_spread(self, X: np.ndarray, tta: bool | None = None
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """`predict_scored`'s two, and with flips the distance in pixels of the 96x96 crop
         between each point as the face gives it and as its mirror image does, (N, points):
         the photo pipeline's uncertainty reads it (None without flips)."""
+        return self.predict_all(X, tta)[:3]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """`run`, and the face mesh's points (N, 468, 3) in each face's pixels where the model
+        computes them (`gives_mesh`), else None."""
+        return (*self.run(X), None)
+
+    def predict_all(self, X: np.ndarray, tta: bool | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """`predict_spread`'s three, and each face's mesh points (N, 468, 3) in its crop's
+        pixels (with flips averaged with its mirror image's, mirrored back) where the model is
+        mesh-based, else None: the photo pipeline's uncertainty, depth and head pose come from
+        one model call."""
         X = _faces(X)
         if not (self.tta if tta is None else tta):
-            y, scores = self.run(X)
-            return y, _seen(scores, len(X)), None
+            y, scores, mesh = self.run_3d(X)
+            return y, _seen(scores, len(X)), None, mesh
         # average with the mirror image, mirrored back; one call for both (a video frame's one
         # face pays a model call's overhead once); the faces' own scores say what was seen
-        both, scores = self.run(np.concatenate([X, X[:, :, ::-1, :]]))
+        both, scores, mesh = self.run_3d(np.concatenate([X, X[:, :, ::-1, :]]))
         y, mirrored = both[:len(X)], both[len(X):]
         back = mirror_keypoints(mirrored, self.scheme.flip_permutation(self.columns),
                                 x_mask(self.columns), axis=self.mirror_axis)
         spread = np.linalg.norm((y - back).reshape(len(X), -1, 2), axis=2) * CENTRE
-        return (y + back) / 2, _seen(scores, len(X)), spread
+        if mesh is not None:  # the mesh too: its depth and the head's pose mirror exactly
+            from ..mesh.backbone import mirrored_back
+
+            mesh = (mesh[:len(X)] + mirrored_back(mesh[len(X):])) / 2
+        return (y + back) / 2, _seen(scores, len(X)), spread, mesh
 
     def predict_scaled(self, X: np.ndarray, tta: bool | None = None) -> np.ndarray:
         """Keypoints scaled to [-1, 1] as the nets are trained; `tta` overrides the model's."""
@@ -167,14 +188,23 @@ class OnnxPredictor(Predictor):
         photos.photos, photos.mirror_axis = True, self.photo_head.mirror_axis
         return photos
 
+    @property
+    def gives_mesh(self) -> bool:  # an exported tuned mesh on photos: its body's 2D points
+        return self.photos
+
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, None, np.ndarray | None]:
+        """`run`, and on photos the tuned body's mesh points (N, 468, 2): x and y, no depth
+        (the head's pose then comes from an orthographic fit, mesh/pose.py)."""
         if len(X) == 0:
-            return np.zeros((0, len(self.columns)), np.float32), None
+            return np.zeros((0, len(self.columns)), np.float32), None, None
         outputs = self.session.run(None, {self.input_name: np.asarray(X, np.float32)})
         if not self.photos:
-            return outputs[0], None
+            return outputs[0], None, None
         points = outputs[1].reshape(len(X), -1, 2).astype(np.float64)
-        return self.photo_head(points).astype(np.float32), None
+        return self.photo_head(points).astype(np.float32), None, points
 
 
 class GroupPredictor(Predictor):
@@ -195,9 +225,9 @@ class GroupPredictor(Predictor):
             out[:, idx] = member.predict_scaled(X, tta)
         return out, np.ones(len(X), bool)
 
-    def predict_spread(self, X: np.ndarray, tta: bool | None = None
-                       ) -> tuple[np.ndarray, np.ndarray, None]:
-        """No mirror spread: the specialists each flip their own columns."""
-        return (*self.predict_scored(X, tta), None)
+    def predict_all(self, X: np.ndarray, tta: bool | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, None, None]:
+        """No mirror spread (the specialists each flip their own columns), no mesh."""
+        return (*self.predict_scored(X, tta), None, None)
 
 

@@ -2,18 +2,21 @@
 tools/convert_face_mesh.py), frozen: 468 points on a face, and its face score.
 
 The mesh sees each 96x96 face with a replicated border (it was trained on looser crops) at
-192x192 in RGB; its points come back in the face's own pixels."""
+192x192 in RGB; its points come back in the face's own pixels. Their depth `z` (MediaPipe's:
+in the same scale as x and y, relative to the face's centre, smaller nearer the camera) is
+scaled as they are: `points3d`."""
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .. import onnx_runtime
-from ..keypoints import IMAGE_SIZE
+from .. import onnx_runtime, schemes
+from ..keypoints import IMAGE_SIZE, MIRROR_X
 from ..progress import Progress
 
 MESH_INPUT = 192
@@ -41,8 +44,15 @@ class FaceMesh:
     def __call__(self, X: np.ndarray, progress: str | bool = False,
                  desc: str = "face mesh") -> tuple[np.ndarray, np.ndarray]:
         """`desc` names the faces on the progress bar (a run makes several passes)."""
+        points, scores = self.points3d(X, progress, desc)
+        return np.ascontiguousarray(points[..., :2]), scores
+
+    def points3d(self, X: np.ndarray, progress: str | bool = False,
+                 desc: str = "face mesh") -> tuple[np.ndarray, np.ndarray]:
+        """Points (N, 468, 3): x, y in the face's pixels and z in the same scale (the mesh's
+        depth, relative to the face's centre; smaller is nearer the camera), and the scores."""
         X = np.asarray(X, np.float32)
-        points = np.empty((len(X), POINTS, 2), np.float32)
+        points = np.empty((len(X), POINTS, 3), np.float32)
         scores = np.empty(len(X), np.float32)
         side = IMAGE_SIZE + 2 * BORDER
         with Progress(len(X), desc, "face", mode=progress, every=10.0) as bar:
@@ -52,11 +62,27 @@ class FaceMesh:
                 raw, score = self.session.run(None, {self.input: rgb})
                 # mesh pixels (pixel centres at integers + 0.5 in its own convention) -> ours
                 done = slice(start, start + len(faces))
-                points[done] = raw.reshape(-1, POINTS, 3)[:, :, :2] * (side / MESH_INPUT) \
-                    - BORDER
+                points[done] = raw.reshape(-1, POINTS, 3) * (side / MESH_INPUT)
+                points[done, :, :2] -= BORDER
                 scores[done] = 1 / (1 + np.exp(-np.ravel(score)))
                 bar.update(len(faces))
         return points, scores
+
+
+def mirrored_back(points: np.ndarray) -> np.ndarray:
+    """Mesh points (N, 468 or 478, 3) found on mirrored faces, put back into the faces' own
+    frame: x mirrored about the pixel-centre axis, each point swapped with its partner (the
+    scheme's measured pairs), z as it is."""
+    out = points[:, _partners(points.shape[1])].copy()
+    out[..., 0] = MIRROR_X - out[..., 0]
+    return out
+
+
+@functools.cache
+def _partners(count: int) -> np.ndarray:
+    scheme = schemes.builtin("mesh468" if count == POINTS else "mesh478")
+    index = {p: i for i, p in enumerate(scheme.points)}
+    return np.array([index[scheme.partner(p)] for p in scheme.points])
 
 
 def _framed(face: np.ndarray) -> np.ndarray:

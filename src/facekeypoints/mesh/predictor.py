@@ -13,6 +13,7 @@ from ..stored.recipe import Recipe
 from ..stored.runs import RunFolder
 from .backbone import FaceMesh
 from .heads import MeshHead, PhotoHead
+from .iris import Irises
 
 
 class MeshPredictor(Predictor):
@@ -22,6 +23,7 @@ class MeshPredictor(Predictor):
 
     track_passes = 1
     scores_faces = True
+    gives_mesh = True
 
     def __init__(self, head: MeshHead, columns: list[str], tta: bool, name: str,
                  photo_head: PhotoHead, photos: bool = False, scheme=None):
@@ -31,8 +33,12 @@ class MeshPredictor(Predictor):
         self.photos = photos
 
     def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        points, scores = self.mesh(X)
-        return (self.photo_head if self.photos else self.head)(points), scores
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        points, scores = self.mesh.points3d(X)
+        head = self.photo_head if self.photos else self.head
+        return head(np.ascontiguousarray(points[..., :2])), scores, points
 
     def for_photos(self) -> MeshPredictor:
         """The same model with the head for crops cut from photographs (see PhotoHead)."""
@@ -42,19 +48,29 @@ class MeshPredictor(Predictor):
 
 class MeshPointsPredictor(Predictor):
     """The face mesh's own 468 points (scheme mesh468), as MediaPipe places them: no head, no
-    flips. Its points are MediaPipe's convention, not fitted to anyone's labels."""
+    flips. Its points are MediaPipe's convention, not fitted to anyone's labels. `irises`:
+    scheme mesh478, the 468 and MediaPipe's iris model's 5 points per iris (mesh/iris.py)."""
 
     track_passes = 1
     scores_faces = True
+    gives_mesh = True
+    points_are_mesh = True
 
-    def __init__(self):
-        scheme = schemes.builtin("mesh468")
-        super().__init__(None, scheme.columns, False, "mesh468", scheme)
+    def __init__(self, irises: bool = False):
+        name = "mesh478" if irises else "mesh468"
+        scheme = schemes.builtin(name)
+        super().__init__(None, scheme.columns, False, name, scheme)
         self.mesh = FaceMesh()
+        self.irises = Irises() if irises else None
 
     def run(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        points, scores = self.mesh(X)
-        return scale(points.reshape(len(X), -1)), scores
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        points, scores = self.mesh.points3d(X)
+        if self.irises is not None:
+            points = np.concatenate([points, self.irises(X, points)], axis=1)
+        return scale(points[..., :2].reshape(len(X), -1)), scores, points
 
 
 class TunedMeshPredictor(Predictor):
@@ -68,13 +84,22 @@ class TunedMeshPredictor(Predictor):
                          photo_head.mirror_axis if photos else mirror_axis)
         self.photo_head, self.photos = photo_head, photos
 
+    @property
+    def gives_mesh(self) -> bool:  # on photos: the tuned body's 2D points
+        return self.photos
+
     def run(self, X: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.run_3d(X)[:2]
+
+    def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, None, np.ndarray | None]:
+        """`run`, and on photos the tuned body's mesh points (N, 468, 2): x and y, no depth."""
         if not self.photos:
-            return super().run(X)
+            return (*super().run(X), None)
         from ..stored.nets import predict_scaled
 
         points = predict_scaled(self.net.get_layer("body"), X)
-        return self.photo_head(points.reshape(len(X), -1, 2).astype(np.float64)), None
+        points = points.reshape(len(X), -1, 2).astype(np.float64)
+        return self.photo_head(points), None, points
 
     def for_photos(self) -> TunedMeshPredictor:
         """The same run with its photo head, for the photo pipeline."""

@@ -71,6 +71,14 @@ class LandmarkerResult(Sequence[Face]):
         return np.stack([np.asarray(f.uncertainty, np.float64) for f in self.faces])
 
     @property
+    def poses(self) -> np.ndarray | None:
+        """(faces, 3): each face's yaw, pitch and roll in degrees (mesh/pose.py says the
+        signs), or None where the model gives no pose (a CNN run: not mesh-based)."""
+        if any(f.pose is None for f in self.faces):
+            return None
+        return np.array([f.pose for f in self.faces], np.float64).reshape(-1, 3)
+
+    @property
     def boxes(self) -> np.ndarray:
         """(faces, 4): left, top, width, height in pixels."""
         return np.array([[f.box.left, f.box.top, f.box.width, f.box.height]
@@ -91,8 +99,8 @@ class LandmarkerResult(Sequence[Face]):
 class Landmarker:
     """Faces and their keypoints, with the model and the detector loaded once.
 
-    `model`: None for the built-in model, a built-in name ("builtin68", "mesh468"), a run
-    folder, a .keras or .onnx file, or a loaded model (an exported run loads from its ONNX
+    `model`: None for the built-in model, a built-in name ("builtin68", "mesh468", "mesh478"), a
+    run folder, a .keras or .onnx file, or a loaded model (an exported run loads from its ONNX
     file). `detector`: blazeface, hog or haar; `min_score`: drop faces the detector scores lower
     (BlazeFace: 0 to 1, finds from 0.5); `max_faces`: at most this many faces an image, the best
     scored; `fast`: one pass per face, no mirror image (about 0.7 of the time); `smooth`: `track`

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import UserError
 from ..files import atomic_write
 from ..keypoints import COLUMNS
+from ..mesh.pose import axes
 from .pipeline import Face
 
 FIELDS = ["file", "frame", "time", "face", "box_left", "box_top", "box_width", "box_height",
@@ -44,7 +45,27 @@ def draw(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
             else:
                 cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 0, 255), -1,
                            cv2.LINE_AA)
+        if face.pose is not None:
+            draw_pose(out, face, thick)
     return out
+
+
+# the head's axes as drawn (BGR): toward the subject's left, up, and out of the face
+POSE_AXES = (((0, 0, 255), 0, 1.0), ((0, 200, 0), 1, -1.0), ((255, 0, 0), 2, -1.0))
+
+
+def draw_pose(out: np.ndarray, face: Face, thick: int) -> None:
+    """The head's axes from the keypoints' centre, half the box long (seen from the camera,
+    orthographically): red toward the subject's left ear, green up through the crown, blue out
+    of the face (the way the nose points). docs/schemes.md has the angles' signs."""
+    origin = face.keypoints.mean(axis=0)
+    length = face.box.width / 2
+    rows = axes(*face.pose)
+    for colour, axis, sign in POSE_AXES:
+        tip = origin + sign * length * rows[axis, :2]
+        cv2.arrowedLine(out, tuple(int(round(v)) for v in origin),
+                        tuple(int(round(v)) for v in tip), colour, max(1, thick), cv2.LINE_AA,
+                        tipLength=0.15)
 
 
 def photo_record(name: str, rgb: np.ndarray, faces: list[Face], seconds: float) -> dict:
@@ -70,16 +91,31 @@ def face_rows(file: str, faces: list[Face], frame: int | str = "",
         if face.uncertainty is not None:  # else empty: the model has no calibrated uncertainty
             row.update({f"{k}_u": f"{u:.2f}" for k, u in zip(face.names, face.uncertainty,
                                                              strict=True)})
+        row.update(extra_columns(face))
         rows.append(row)
     return rows
 
 
+def extra_columns(face: Face) -> dict[str, str]:
+    """A face's record beyond its keypoints, as CSV columns after theirs: `yaw`, `pitch`,
+    `roll`; each keypoint's depth as NAME_z; each iris's radius (its pupil is a keypoint)."""
+    extras = face.extras()
+    row = {k: f"{v:.1f}" for k, v in extras.get("pose", {}).items()}
+    row.update({f"{k}_z": f"{v:.2f}" for k, v in extras.get("z", {}).items()})
+    row.update({f"{eye}_iris_radius": f"{iris['radius']:.2f}"
+                for eye, iris in extras.get("irises", {}).items()})
+    return row
+
+
 def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...] = COLUMNS) -> str:
     """keypoints.csv: a row per face, the model's keypoint columns after the box and score,
-    then each keypoint's uncertainty (NAME_u, pixels; empty where the model has none)."""
+    then each keypoint's uncertainty (NAME_u, pixels; empty where the model has none), and
+    after them whatever else the rows carry (pose, depth: `extra_columns`), in their order."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, [*FIELDS, *columns, *uncertainty_columns(columns)],
-                            lineterminator="\n")
+    known = [*FIELDS, *columns, *uncertainty_columns(columns)]
+    extra = dict.fromkeys(k for row in rows for k in row if k not in set(known))
+    writer = csv.DictWriter(buffer, [*known, *extra], lineterminator="
+")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -19,6 +19,9 @@ import numpy as np
 from .. import geometry
 from ..geometry import Box
 from ..keypoints import IMAGE_SIZE, KEYPOINTS, unscale
+from ..mesh.backbone import POINTS
+from ..mesh.iris import iris_measures
+from ..mesh.pose import POSE_KEYS, head_pose
 from .detectors import find_faces, make_detector
 from .framing import FRAMING, Framing, align_transform, crop_face, first_transform
 from .reading import PhotoError, read_photo
@@ -39,17 +42,38 @@ class Face:
     # (points,) photo pixels: the radius about each keypoint that holds its true place about
     # 68% of the time (docs/uncertainty.md); None where the model has no measure of it
     uncertainty: np.ndarray | None = None
+    # yaw, pitch, roll in degrees (mesh/pose.py), for mesh-based models; None for the others
+    pose: tuple[float, float, float] | None = None
+    # (points,) each keypoint's depth in photo pixels, where the points are the mesh's own
+    # (mesh468, mesh478): the mesh's z, relative to the face's centre, smaller nearer the camera
+    z: np.ndarray | None = None
 
     def as_dict(self) -> dict:
-        return {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
-                        "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
-                "score": round(self.box.score, 4),
-                "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
-                              for k, (x, y) in zip(self.names, self.keypoints, strict=True)},
-                # null: the model has no calibrated uncertainty (docs/uncertainty.md)
-                "uncertainty": None if self.uncertainty is None else {
-                    k: round(float(u), 2) for k, u in zip(self.names, self.uncertainty,
-                                                          strict=True)}}
+        out = {"box": {"left": round(self.box.left, 1), "top": round(self.box.top, 1),
+                       "width": round(self.box.width, 1), "height": round(self.box.height, 1)},
+               "score": round(self.box.score, 4),
+               "keypoints": {k: [round(float(x), 2), round(float(y), 2)]
+                             for k, (x, y) in zip(self.names, self.keypoints, strict=True)},
+               # null: the model has no calibrated uncertainty (docs/uncertainty.md)
+               "uncertainty": None if self.uncertainty is None else {
+                   k: round(float(u), 2) for k, u in zip(self.names, self.uncertainty,
+                                                         strict=True)}}
+        out.update(self.extras())
+        return out
+
+    def extras(self) -> dict:
+        """What a face carries beside its box, keypoints and uncertainty, where its model gives
+        it: `z` by keypoint, `pose`, and `irises` (mesh478: each pupil and iris radius)."""
+        out: dict = {}
+        if self.z is not None:
+            out["z"] = {k: round(float(z), 2) for k, z in zip(self.names, self.z, strict=True)}
+        if self.pose is not None:
+            out["pose"] = {k: round(float(v), 1) for k, v in zip(POSE_KEYS, self.pose,
+                                                                 strict=True)}
+        irises = iris_measures(self.names, self.keypoints)
+        if irises:
+            out["irises"] = irises
+        return out
 
 
 @dataclass
@@ -94,8 +118,16 @@ class FacePipeline:
         self.shape = self.model.mean_shape  # re-framing puts each face's points on it
         self.lines = tuple(tuple(line) for line in self.model.scheme_lines())
 
-    def face(self, box: Box, points: np.ndarray, uncertainty: np.ndarray | None = None) -> Face:
-        return Face(box, points, self.names, self.lines, uncertainty)
+    def face(self, box: Box, points: np.ndarray, uncertainty: np.ndarray | None = None,
+             mesh: np.ndarray | None = None) -> Face:
+        """A found face; `mesh` its face mesh's (468, 3) points in photo pixels (478 with the
+        irises; x and y alone from a tuned mesh), where the model is mesh-based: its head pose,
+        and its keypoints' depth where they are the mesh's own points."""
+        if mesh is None:
+            return Face(box, points, self.names, self.lines, uncertainty)
+        z = mesh[:, 2] if self.model.points_are_mesh else None
+        pose = tuple(float(a) for a in head_pose(mesh[None, :POINTS])[0])
+        return Face(box, points, self.names, self.lines, uncertainty, pose=pose, z=z)
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -105,7 +137,7 @@ class FacePipeline:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
         limit = CHECK_BELOW.get(self.detector_name, float("inf"))
-        points, seen, unsure = self._predict_seen(grey, matrices,
+        points, seen, unsure, meshes = self._predict_seen(grey, matrices,
                                                   [b.score < limit for b in boxes])
         if self.max_faces is not None and seen.sum() > self.max_faces:
             best = sorted(np.flatnonzero(seen), key=lambda i: -boxes[i].score)
@@ -113,17 +145,18 @@ class FacePipeline:
         # what the model (or the face mesh, checking a model with no face score) sees no face in
         # is dropped: on the shared photos every true face scores 0.96 or more, BlazeFace's
         # extra finds 0.35 or less
-        boxes, points, matrices, unsure = ([x[i] for i in np.flatnonzero(seen)]
-                                           for x in (boxes, points, matrices, unsure))
+        boxes, points, matrices, unsure, meshes = (
+            [x[i] for i in np.flatnonzero(seen)] for x in (boxes, points, matrices, unsure, meshes))
         for _ in range(self.passes_after(boxes)):
             matrices = [align_transform(p, self.shape, upright=self.upright) for p in points]
-            refined, new_unsure = self.predict_at(grey, matrices)
-            kept = [_plausible(new, box, m) for new, box, m in zip(refined, boxes, matrices,
-                                                                    strict=True)]
-            points = [new if k else old for new, old, k in zip(refined, points, kept, strict=True)]
-            unsure = [new if k else old for new, old, k in zip(new_unsure, unsure, kept,
-                                                                strict=True)]
-        return [self.face(b, p, u) for b, p, u in zip(boxes, points, unsure, strict=True)]
+            refined, new_unsure, remeshed = self.predict_at(grey, matrices)
+            keep = [_plausible(new, box, m)
+                    for new, box, m in zip(refined, boxes, matrices, strict=True)]
+            points, unsure, meshes = (
+                [new if k else old for new, old, k in zip(news, olds, keep, strict=True)]
+                for news, olds in ((refined, points), (new_unsure, unsure), (remeshed, meshes)))
+        return [self.face(b, p, u, m)
+                for b, p, u, m in zip(boxes, points, unsure, meshes, strict=True)]
 
     def scored_enough(self, boxes: list[Box]) -> list[Box]:
         """The detector's finds at `min_score` or more (a box given by hand is not filtered)."""
@@ -137,20 +170,23 @@ class FacePipeline:
         return 0 if all(b.points is not None for b in boxes) else 2
 
     def predict_at(self, grey: np.ndarray, matrices: list[np.ndarray]
-                   ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-        """Keypoints in photo pixels for each crop, and their uncertainties (see below)."""
-        points, _, unsure = self._predict_seen(grey, matrices)
-        return points, unsure
+                   ) -> tuple[list[np.ndarray], list[np.ndarray | None], list[np.ndarray | None]]:
+        """Keypoints in photo pixels for each crop, their uncertainties and the faces' mesh
+        points (see below)."""
+        points, _, unsure, meshes = self._predict_seen(grey, matrices)
+        return points, unsure, meshes
 
     def _predict_seen(self, grey: np.ndarray, matrices: list[np.ndarray],
                       check: list[bool] | None = None
-                      ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+                      ) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None],
+                                 list[np.ndarray | None]]:
         """Keypoints in photo pixels for each crop, whether the model saw a face in it (the
         face mesh asked too for the crops `check` names, where the model has no face score),
-        and each point's uncertainty in photo pixels (None where the model has no calibration;
-        read from the mirror image where it runs, else from the crop's scale alone)."""
+        each point's uncertainty in photo pixels (None where the model has no calibration;
+        read from the mirror image where it runs, else from the crop's scale alone), and each
+        face's mesh points (468, 3) in photo pixels where the model is mesh-based."""
         crops = np.stack([crop_face(grey, m) for m in matrices])[..., None]
-        scaled, seen, spread = self.model.predict_spread(crops, tta=self.tta)
+        scaled, seen, spread, mesh = self.model.predict_all(crops, tta=self.tta)
         if check is not None and self.checker is not None and any(check):
             asked = np.flatnonzero(check)
             seen = seen.copy()
@@ -159,8 +195,14 @@ class FacePipeline:
         unsure = [None] * len(matrices) if self.calibration is None else [
             u / geometry.scale_of(m)
             for u, m in zip(self.calibration(spread, len(matrices)), matrices, strict=True)]
-        return [geometry.apply(geometry.invert(m), p.reshape(-1, 2))
-                for p, m in zip(pred, matrices, strict=True)], seen, unsure
+        back = [geometry.invert(m) for m in matrices]
+        points = [geometry.apply(b, p.reshape(-1, 2)) for p, b in zip(pred, back, strict=True)]
+        if mesh is None:
+            return points, seen, unsure, [None] * len(points)
+        # x, y as the keypoints; z scaled as they are (a similarity: one scale), where given
+        meshes = [np.column_stack([geometry.apply(b, m[:, :2]), m[:, 2:] * geometry.scale_of(b)])
+                  for m, b in zip(mesh, back, strict=True)]
+        return points, seen, unsure, meshes
 
     def photo(self, path: Path) -> PhotoResult:
         start = time.perf_counter()

@@ -8,7 +8,7 @@ with speed: a still face's keypoints stop shaking, a moving face's keep up with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -55,7 +55,8 @@ class Track:
     box: Box
     points: np.ndarray  # (points, 2) photo pixels, as predicted (before smoothing)
     smoother: OneEuroFilter | None
-    uncertainty: np.ndarray | None = None  # (points,) photo pixels, of the last prediction
+    # as last predicted: its uncertainty, pose and depth (not smoothed)
+    face: Face | None = None
 
 
 def shape_error(points: np.ndarray, shape: np.ndarray = MEAN_SHAPE) -> float:
@@ -92,7 +93,7 @@ class FaceTracker:
 
     def _new_track(self, face: Face) -> Track:
         smoother = OneEuroFilter(*self.filter_settings) if self.smooth else None
-        return Track(face.box, face.keypoints, smoother, face.uncertainty)
+        return Track(face.box, face.keypoints, smoother, face)
 
     def _follow(self, rgb: np.ndarray, grey: np.ndarray) -> list[Track]:
         """Each track's face in this frame, framed from its last keypoints; the lost dropped."""
@@ -102,11 +103,12 @@ class FaceTracker:
         for _ in range(self.passes):  # a keypoint net follows a face only part of the way
             matrices = [align_transform(p, self.pipeline.shape, upright=self.pipeline.upright)
                         for p in points]
-            points, unsure = self.pipeline.predict_at(grey, matrices)
+            points, unsure, meshes = self.pipeline.predict_at(grey, matrices)
         kept = []
         height, width = grey.shape
         verify = self.verify_every and self.frame_index % self.verify_every == 0
-        for track, new, matrix, u in zip(self.tracks, points, matrices, unsure, strict=True):
+        for track, new, matrix, u, mesh in zip(self.tracks, points, matrices, unsure, meshes,
+                                               strict=True):
             if verify and not self._face_near(rgb, track):
                 continue
             cx, cy = new.mean(axis=0)
@@ -116,8 +118,9 @@ class FaceTracker:
             face_like = shape_error(geometry.apply(matrix, new),
                                     self.pipeline.shape) <= self.max_shape_error
             if inside and steady and face_like:
-                track.points, track.uncertainty = new, u
+                track.points = new
                 track.box = _box_around(new, side, track.box.score)
+                track.face = self.pipeline.face(track.box, new, u, mesh)
                 kept.append(track)
         return kept
 
@@ -163,7 +166,8 @@ class FaceTracker:
         faces = []
         for track in self.tracks:
             shown = track.smoother(track.points, t) if track.smoother else track.points
-            faces.append(self.pipeline.face(track.box, shown, track.uncertainty))
+            faces.append(replace(track.face, box=track.box, keypoints=shown)
+                         if track.face else self.pipeline.face(track.box, shown))
         return faces
 
 

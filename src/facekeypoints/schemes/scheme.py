@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import UserError
 from ..keypoints import IMAGE_SIZE, KEYPOINTS
 
-BUILTIN = ("kaggle15", "ibug68", "mesh468")
+BUILTIN = ("kaggle15", "ibug68", "mesh468", "mesh478")
 KEYS = ("name", "description", "points", "mirror", "lines", "eyes", "mean_shape", "inside",
         "kaggle15")
 
