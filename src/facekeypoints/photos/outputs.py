@@ -114,8 +114,7 @@ def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...] = COLUMNS) -
     buffer = io.StringIO()
     known = [*FIELDS, *columns, *uncertainty_columns(columns)]
     extra = dict.fromkeys(k for row in rows for k in row if k not in set(known))
-    writer = csv.DictWriter(buffer, [*known, *extra], lineterminator="
-")
+    writer = csv.DictWriter(buffer, [*known, *extra], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
