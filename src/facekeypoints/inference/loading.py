@@ -14,11 +14,12 @@ from ..stored.runs import MANIFEST, RunFolder
 from . import ensemble
 from .predictor import GroupPredictor, OnnxPredictor, Predictor
 
-# MODEL names that need no file of the user's: the face mesh's heads for Kaggle's 15 points and
-# for iBUG's 68 (fitted on the shared faces; pretrained/NOTICE says how to refit them), and the
+# MODEL names that need no file of the user's: the face mesh fine-tuned on the shared faces for
+# Kaggle's 15 points and for iBUG's 68 (each folder's NOTICE says how to refit them), and the
 # mesh's own 468 points
 BUILTIN_MODELS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG's 68 points",
                   "mesh468": "the face mesh's own 468 points"}
+BUILTIN_FILE = "model.onnx"  # in each built-in folder, with model.tflite (the same net) beside
 
 
 def builtin_path(name: str = "builtin") -> Path:
@@ -40,7 +41,10 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
             from ..mesh.predictor import MeshPointsPredictor
 
             return MeshPointsPredictor()
-        predictor = load(builtin_path(model))
+        # the tuned mesh exported (tools/make_builtin_model.py), on ONNX Runtime; a folder
+        # without one holds the frozen mesh's heads (a `mesh` run)
+        folder = builtin_path(model)
+        predictor = load(folder / BUILTIN_FILE if (folder / BUILTIN_FILE).is_file() else folder)
         predictor.name = model  # what the user calls it, in logs, the server and the page
         return predictor
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
