@@ -40,9 +40,13 @@ SOURCES = SHARED / "faces" / "training_sources.csv"
 TEST, TEST_TRUTH = SHARED / "faces" / "test.csv.gz", SHARED / "faces" / "test_keypoints.csv"
 PRETRAINED = ROOT / "src" / "facekeypoints" / "pretrained"
 RECIPE = "mesh-tuned"
+RECIPE_EPOCHS = 20  # the recipe's own
 SHIPPED = ("model.onnx", "model.tflite")
 POINTS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG 300-W's 68 points"}
-TOLERANCE_PX = 1e-3  # LiteRT against ONNX Runtime, on every output
+# LiteRT against ONNX Runtime, px: the net's mesh points agree to 1e-4; the keypoints, a dense
+# layer over 936 standardised points in float32, differ by about 2e-3 between any two runtimes
+# (builtin68 measured: Keras against ONNX Runtime 2.4e-3, against LiteRT 1.2e-3)
+TOLERANCE_PX = {"keypoints": 5e-3, "points": 1e-3}
 
 
 def training_file(name: str, work: Path, limit: int | None = None) -> Path:
@@ -105,9 +109,9 @@ def _output_shapes(blob: bytes) -> list[tuple[int, ...]]:
     return [tuple(int(n) for n in d["shape"][1:]) for d in interpreter.get_output_details()]
 
 
-def litert_gap_px(folder: Path, X: np.ndarray) -> float:
+def litert_gap_px(folder: Path, X: np.ndarray) -> dict[str, float]:
     """The largest difference, in pixels of the 96x96 face, between model.tflite on LiteRT and
-    model.onnx on ONNX Runtime, over every output (keypoints and mesh points) on faces X."""
+    model.onnx on ONNX Runtime on faces X, for each output (keypoints, mesh points)."""
     from ai_edge_litert.interpreter import Interpreter
 
     from facekeypoints import onnx_runtime
@@ -124,7 +128,8 @@ def litert_gap_px(folder: Path, X: np.ndarray) -> float:
         raise AssertionError(f"LiteRT gives outputs {[g.shape for g in got]}, ONNX Runtime "
                              f"{[w.shape for w in want]}")
     # the keypoints are scaled by 48 (keypoints.scale), the mesh points are already pixels
-    return max(float(np.abs(got[0] - want[0]).max()) * 48, float(np.abs(got[1] - want[1]).max()))
+    return {"keypoints": float(np.abs(got[0] - want[0]).max()) * 48,
+            "points": float(np.abs(got[1] - want[1]).max())}
 
 
 def test_rmse(model) -> float:
@@ -150,12 +155,14 @@ def sha256(path: Path) -> str:
 
 
 def notice(name: str, rmse: float, digests: dict[str, str], epochs: int,
-           limit: int | None) -> str:
+           limit: int | None, gap: dict[str, float]) -> str:
     """The NOTICE of a built-in folder: what it is, its data, how it was made, how to refit."""
     command = "python tools/make_builtin_model.py" + ("" if name == "builtin" else
                                                       f" --name {name}")
+    if epochs != RECIPE_EPOCHS or limit is not None:
+        command += f" --epochs {epochs}"
     if limit is not None:
-        command += f" --epochs {epochs} --limit {limit}"
+        command += f" --limit {limit}"
     labels = ("Kaggle's 15 keypoints derived from each face's 68 points (eye centres the mean "
               "of the six eye points, the rest one point each, as ../shared/data/README.md "
               "says): every row complete, where faces/training.csv.gz masks most labels as "
@@ -182,7 +189,9 @@ def notice(name: str, rmse: float, digests: dict[str, str], epochs: int,
                 the face's pixels; its metadata holds the columns, the scheme, the flip axis
                 and the photo head. ONNX Runtime runs it, without TensorFlow.
   model.tflite  the same net for LiteRT (ai-edge-litert): the same input, the same outputs in
-                the same order, float32; it agrees with model.onnx to {TOLERANCE_PX:g} px.""",
+                the same order, float32. On 64 test faces it gives model.onnx's mesh points
+                to {gap["points"]:.1e} px and its keypoints to {gap["keypoints"]:.1e} px (a dense
+                layer over 936 points in float32: Keras and ONNX Runtime differ as much).""",
         wrap(f"What it was fitted on: the 2,885 training faces of 237 people in "
              f"../shared/data/faces68, {labels}. They are frames of the YouTube Faces dataset "
              f"(Wolf, Hassner, Maoz, CVPR 2011) with the landmarks published in the "
@@ -228,9 +237,9 @@ def make(name: str, target: Path, run: Path | None = None, epochs: int | None = 
         from facekeypoints.data.kaggle import load_test
 
         gap = litert_gap_px(staging, load_test(TEST)[1][:64])
-        if gap > TOLERANCE_PX:
-            raise SystemExit(f"{name}: LiteRT and ONNX Runtime differ by {gap:.2g} px "
-                             f"(at most {TOLERANCE_PX:g})")
+        if any(gap[k] > TOLERANCE_PX[k] for k in gap):
+            raise SystemExit(f"{name}: LiteRT and ONNX Runtime differ by {gap} px (at most "
+                             f"{TOLERANCE_PX})")
         rmse = test_rmse(staging / "model.onnx")
         target.mkdir(parents=True, exist_ok=True)
         for old in target.iterdir():
@@ -240,7 +249,7 @@ def make(name: str, target: Path, run: Path | None = None, epochs: int | None = 
             shutil.copyfile(staging / file, target / file)
         digests = {f: sha256(target / f) for f in SHIPPED}
         done = load_recipe(str(folder / "recipe.toml")).epochs
-        (target / "NOTICE").write_text(notice(name, rmse, digests, done, limit))
+        (target / "NOTICE").write_text(notice(name, rmse, digests, done, limit, gap))
     return {"rmse_px": rmse, "litert_gap_px": gap, "epochs": done,
             "sizes": {f: (target / f).stat().st_size for f in SHIPPED}}
 
