@@ -87,12 +87,12 @@ def _check_folder(folder, tool) -> float:
 
 
 def test_the_shipped_model_is_the_file_its_notice_records_and_scores_what_it_records():
-    """The shipped tuned mesh (tools/make_builtin_model.py, 20 epochs; not refitted here: seven
-    minutes) is byte for byte what its NOTICE records, scores its recorded RMSE on the shared
-    test faces, and its LiteRT twin gives the ONNX file's numbers."""
+    """The shipped tuned meshes (tools/make_builtin_model.py; not refitted here: seven minutes
+    and more) are byte for byte what their NOTICEs record and score their recorded RMSE on the
+    shared test faces; the built-in model's LiteRT twin gives the ONNX file's numbers."""
     tool = _tool()
-    rmse = _check_folder(builtin_path(), tool)
-    assert rmse <= 1.0  # issue 32's aim; the frozen mesh's heads scored 1.15 here
+    for name in ("builtin", "builtin68"):
+        _check_folder(builtin_path(name), tool)
     pytest.importorskip("ai_edge_litert")
     from facekeypoints.data.kaggle import load_test
 
