@@ -19,7 +19,9 @@ from .predictor import GroupPredictor, OnnxPredictor, Predictor
 # mesh's own 468 points
 BUILTIN_MODELS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG's 68 points",
                   "mesh468": "the face mesh's own 468 points"}
-BUILTIN_FILE = "model.onnx"  # in each built-in folder, with model.tflite (the same net) beside
+# in each built-in folder, with model.tflite (the same net) beside: a folder holding one and no
+# recipe.toml loads it
+BUILTIN_FILE = "model.onnx"
 
 
 def builtin_path(name: str = "builtin") -> Path:
@@ -41,10 +43,7 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
             from ..mesh.predictor import MeshPointsPredictor
 
             return MeshPointsPredictor()
-        # the tuned mesh exported (tools/make_builtin_model.py), on ONNX Runtime; a folder
-        # without one holds the frozen mesh's heads (a `mesh` run)
-        folder = builtin_path(model)
-        predictor = load(folder / BUILTIN_FILE if (folder / BUILTIN_FILE).is_file() else folder)
+        predictor = load(builtin_path(model))
         predictor.name = model  # what the user calls it, in logs, the server and the page
         return predictor
     path = Path(getattr(model, "path", model))  # a Run object stands for its folder
@@ -57,6 +56,9 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         members, weights = ensemble.read(path)
         return ensemble.AveragePredictor([load(m, prefer_onnx) for m in members], weights,
                                          path.name)
+    if path.is_dir() and not (path / "recipe.toml").is_file() and (path / BUILTIN_FILE).is_file():
+        # a built-in folder (the tuned mesh exported by tools/make_builtin_model.py) or a copy
+        return OnnxPredictor(path / BUILTIN_FILE)
     if path.is_dir():
         run = RunFolder(path)
         recipe = run.load_recipe()
