@@ -13,7 +13,7 @@ and the youtube photos, are other people.
 The run's net, with its body's mesh points as a second output and its photo head in the
 metadata (`TunedMeshPredictor.export_net`), is written as model.onnx (ONNX Runtime, what the
 package loads) and model.tflite (LiteRT, the same input and outputs in the same order, checked
-against the ONNX file to 1e-3 px here), with a NOTICE that records the data, this command, the
+against the ONNX file here: TOLERANCE_PX), with a NOTICE that records the data, this command, the
 score on the shared test faces and each file's sha256 (tests/test_builtin.py checks both).
 
 `--run DIR` keeps the run folder (and reuses it if it holds a finished run); `--limit N` fits on
