@@ -28,18 +28,10 @@ from common import FACES, RESULTS, SHARED, write_table
 
 def derived_15_file(folder: Path) -> Path:
     """faces68's rows with Kaggle's 15 derived for every row, in Kaggle's format."""
-    import pandas as pd
+    from facekeypoints.data.kaggle import write_kaggle15
 
-    from facekeypoints.data import load_training
-
-    faces = load_training(SHARED / "faces68" / "training.csv.gz")
-    y, columns = faces.scheme.to_kaggle15(faces.y * 48 + 48, faces.columns)
-    frame = pd.DataFrame(y, columns=columns).round(4)
-    frame["Image"] = pd.read_csv(SHARED / "faces68" / "training.csv.gz", usecols=["Image"])
-    out = folder / "training.csv"
-    frame.to_csv(out, index=False)
-    shutil.copy(FACES / "training_sources.csv", folder / "training_sources.csv")
-    return out
+    return write_kaggle15(SHARED / "faces68" / "training.csv.gz", folder / "training.csv",
+                          FACES / "training_sources.csv")
 
 
 def main() -> None:

@@ -328,7 +328,7 @@ def _train(recipe: str | Path | Recipe | None, given: list[Given], data: str | P
 def load_model(model: ModelLike | Run | None = None) -> Predictor:
     """Any trained model as one predictor: a run folder (one net, a group of specialists, a
     mesh run or an average), a .keras or an .onnx file, or with no model the built-in one (the
-    face mesh with heads fitted on the shared faces; no TensorFlow). `predict(X)` gives
+    face mesh fine-tuned on the shared faces, exported; no TensorFlow). `predict(X)` gives
     keypoints in pixels, one column per name in `columns`; `net` is the Keras model where
     there is one.
 

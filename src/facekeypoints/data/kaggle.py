@@ -323,3 +323,20 @@ def _sources_near(data_path: Path, rows: int, images: pd.Series | None = None) -
 
 def _digest(images: pd.Series) -> str:
     return hashlib.sha256("\n".join(images).encode()).hexdigest()
+
+
+def write_kaggle15(path: str | Path, out: str | Path, sources: str | Path | None = None,
+                   limit: int | None = None) -> Path:
+    """A 68-point training file (faces68's) as Kaggle's 15 keypoints derived from every row's
+    points (the scheme's [kaggle15] table, as ../shared/data derives faces/ from faces68/): every
+    row complete, where Kaggle's own pattern masks most. `limit`: the first rows only.
+    `sources` (a training_sources.csv) is copied beside `out`: validation splits by person."""
+    faces = load_training(path)
+    y, columns = faces.scheme.to_kaggle15(faces.y * 48 + 48, faces.columns)
+    frame = pd.DataFrame(y, columns=columns).round(4)
+    frame["Image"] = pd.read_csv(path, usecols=["Image"])["Image"]
+    out = Path(out)
+    frame.head(limit).to_csv(out, index=False)
+    if sources is not None:
+        pd.read_csv(sources).head(limit).to_csv(out.parent / "training_sources.csv", index=False)
+    return out

@@ -16,12 +16,15 @@ from .predictor import GroupPredictor, OnnxPredictor, Predictor
 from .uncertainty import FILE as UNCERTAINTY_FILE
 from .uncertainty import Calibration
 
-# MODEL names that need no file of the user's: the face mesh's heads for Kaggle's 15 points and
-# for iBUG's 68 (fitted on the shared faces; pretrained/NOTICE says how to refit them), and the
+# MODEL names that need no file of the user's: the face mesh fine-tuned on the shared faces for
+# Kaggle's 15 points and for iBUG's 68 (each folder's NOTICE says how to refit them), and the
 # mesh's own 468 points
 BUILTIN_MODELS = {"builtin": "Kaggle's 15 keypoints", "builtin68": "iBUG's 68 points",
                   "mesh468": "the face mesh's own 468 points",
                   "mesh478": "the face mesh's 468 points and 5 per iris (MediaPipe's iris model)"}
+# in each built-in folder, with model.tflite (the same net) beside: a folder holding one and no
+# recipe.toml loads it
+BUILTIN_FILE = "model.onnx"
 
 
 def builtin_path(name: str = "builtin") -> Path:
@@ -67,6 +70,9 @@ def _load_path(path: Path, prefer_onnx: bool) -> Predictor:
         members, weights = ensemble.read(path)
         return ensemble.AveragePredictor([load(m, prefer_onnx) for m in members], weights,
                                          path.name)
+    if path.is_dir() and not (path / "recipe.toml").is_file() and (path / BUILTIN_FILE).is_file():
+        # a built-in folder (the tuned mesh exported by tools/make_builtin_model.py) or a copy
+        return OnnxPredictor(path / BUILTIN_FILE)
     if path.is_dir():
         run = RunFolder(path)
         recipe = run.load_recipe()

@@ -180,6 +180,9 @@ class OnnxPredictor(Predictor):
 
             self.photo_head = PhotoHead.from_bytes(
                 base64.b64decode(meta["facekeypoints.photo_head"]))
+            # a tuned mesh: it follows a face through video in one crop a frame, as the frozen
+            # mesh does (test_tracking)
+            self.track_passes = 1
 
     def for_photos(self) -> OnnxPredictor:
         if self.photo_head is None:

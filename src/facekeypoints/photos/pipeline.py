@@ -131,14 +131,17 @@ class FacePipeline:
 
     def faces_in(self, rgb: np.ndarray, boxes: list[Box] | None = None) -> list[Face]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        # a box given by hand (score 1) is no detector's confidence: with a model that has no
+        # face score (the tuned mesh, a CNN) the face mesh checks each
+        limit = float("inf") if boxes is not None else CHECK_BELOW.get(self.detector_name,
+                                                                         float("inf"))
         if boxes is None:
             boxes = self.scored_enough(find_faces(self.detector, rgb))
         if not boxes:
             return []
         matrices = [first_transform(b, self.framing) for b in boxes]
-        limit = CHECK_BELOW.get(self.detector_name, float("inf"))
         points, seen, unsure, meshes = self._predict_seen(grey, matrices,
-                                                  [b.score < limit for b in boxes])
+                                                          [b.score < limit for b in boxes])
         if self.max_faces is not None and seen.sum() > self.max_faces:
             best = sorted(np.flatnonzero(seen), key=lambda i: -boxes[i].score)
             seen = np.isin(np.arange(len(boxes)), best[:self.max_faces])
