@@ -151,7 +151,9 @@ def test_a_cnn_model_gives_no_pose_and_says_nothing_of_it(tiny_onnx):
     (face, *_) = result
     assert face.pose is None and face.z is None and result.poses is None
     record = face.as_dict()
-    assert set(record) == {"box", "score", "keypoints"}
+    # uncertainty is null for it (no calibration: docs/uncertainty.md); no pose, depth, irises
+    assert set(record) == {"box", "score", "keypoints", "uncertainty"}
+    assert record["uncertainty"] is None
     assert "yaw" not in csv_text(face_rows("f", [face]))
 
 

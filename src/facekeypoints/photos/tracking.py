@@ -99,7 +99,7 @@ class FaceTracker:
         """Each track's face in this frame, framed from its last keypoints; the lost dropped."""
         if not self.tracks:
             return []
-        points, unsure = [t.points for t in self.tracks], [t.uncertainty for t in self.tracks]
+        points = [t.points for t in self.tracks]
         for _ in range(self.passes):  # a keypoint net follows a face only part of the way
             matrices = [align_transform(p, self.pipeline.shape, upright=self.pipeline.upright)
                         for p in points]
