@@ -72,15 +72,18 @@ def test_litert_and_onnx_runtime_give_the_same_outputs_on_real_photos(name):
 
 def test_the_opener_takes_litert_only_for_a_model_with_a_tflite_sibling(tmp_path, monkeypatch):
     monkeypatch.delenv(onnx_runtime.RUNTIME, raising=False)
+    shipped = PRETRAINED / "builtin" / "model.onnx"
+    opened = onnx_runtime.session(shipped)
+    assert onnx_runtime.runtime_of(opened) == "litert"
+    # the package's metadata lives in the .onnx; the LiteRT session reads it there
+    assert opened.get_modelmeta().custom_metadata_map == onnx_runtime.onnx_session(shipped) \
+        .get_modelmeta().custom_metadata_map
     own = tmp_path / "export.onnx"  # a user's own export: no sibling
     shutil.copy(PRETRAINED / "face_mesh.onnx", own)
     assert onnx_runtime.runtime_of(onnx_runtime.session(own)) == "onnx"
-    shutil.copy(PRETRAINED / "face_mesh.tflite", tmp_path / "export.tflite")
-    opened = onnx_runtime.session(own)
-    assert onnx_runtime.runtime_of(opened) == "litert"
-    # the package's metadata lives in the .onnx; the LiteRT session reads it there
-    assert opened.get_modelmeta().graph_name == onnx_runtime.onnx_session(own) \
-        .get_modelmeta().graph_name
+    # nor a .tflite that happens to share its stem: another net's numbers under its name
+    shutil.copy(PRETRAINED / "builtin" / "model.tflite", tmp_path / "export.tflite")
+    assert onnx_runtime.runtime_of(onnx_runtime.session(own)) == "onnx"
     monkeypatch.setenv(onnx_runtime.RUNTIME, "onnx")
     assert onnx_runtime.runtime_of(onnx_runtime.session(own)) == "onnx"
     monkeypatch.setenv(onnx_runtime.RUNTIME, "tpu")

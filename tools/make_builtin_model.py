@@ -116,7 +116,7 @@ def litert_gap_px(folder: Path, X: np.ndarray) -> dict[str, float]:
 
     from facekeypoints import onnx_runtime
 
-    session = onnx_runtime.session(folder / "model.onnx")
+    session = onnx_runtime.onnx_session(folder / "model.onnx")  # not its LiteRT twin
     want = session.run(None, {session.get_inputs()[0].name: X})
     interpreter = Interpreter(model_path=str(folder / "model.tflite"))
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], X.shape)

@@ -1,10 +1,12 @@
 """The one opener of the package's models: `session(path)` for a file `X.onnx`.
 
 Where `X.tflite` lies beside it (the same network, the same inputs and outputs in the same
-order) and `ai_edge_litert` imports, the model runs on LiteRT with XNNPACK: MediaPipe's face mesh
-takes 1.7 ms a face there against 5 on ONNX Runtime on this 2-core CPU (docs/photos.md, "Which
-runtime"). Otherwise, and for every `.onnx` without a sibling (a user's own exports), it runs on
-ONNX Runtime. Both give the same numbers to about 1e-4 of the model's pixels.
+order), both shipped in the package's `pretrained/` folder, and `ai_edge_litert` imports, the
+model runs on LiteRT with XNNPACK: MediaPipe's face mesh takes 1.7 ms a face there against 5 on
+ONNX Runtime on this 2-core CPU (docs/photos.md, "Which runtime"). Otherwise, and for every
+`.onnx` of a user's (an export, a copied built-in file), it runs on ONNX Runtime. Both give
+the same numbers to about 1e-4 of the model's pixels for MediaPipe's models and 2.4e-3 for the
+tuned built-in ones (tests/test_runtime.py, tests/test_builtin.py).
 `FACEKEYPOINTS_RUNTIME=onnx` forces ONNX Runtime (`litert` insists on LiteRT).
 
 Both run on the CPU, quiet, with as many threads as this process may use
@@ -39,12 +41,29 @@ def session(path: str | Path, spinning: bool = True):
 
         raise UserError(f"{RUNTIME}=litert, but ai-edge-litert is not installed here (pip "
                         "install ai-edge-litert, where it has a wheel), or unset it")
-    if wanted != "onnx" and tflite.is_file() and (wanted == "litert" or litert_available()):
-        opened = LiteRTSession(tflite, path)
+    if wanted != "onnx" and shipped_twin(path) and (wanted == "litert" or litert_available()):
+        try:
+            opened = LiteRTSession(tflite, path)
+        except Exception as e:  # noqa: BLE001 - a twin LiteRT cannot read is the file's fault
+            from .errors import UserError
+
+            raise UserError(f"{tflite}: LiteRT cannot load it ({type(e).__name__}); "
+                            f"{RUNTIME}=onnx runs {path.name} on ONNX Runtime") from None
     else:
         opened = onnx_session(path, spinning)
     OPENED[path.name] = runtime_of(opened)
     return opened
+
+
+def shipped_twin(path: Path) -> bool:
+    """Whether `path` is one of the package's own models with its `.tflite` twin beside it: a
+    user's `.onnx` never runs a `.tflite` that happens to share its stem (an old export, a
+    copied built-in file), which would give another net's numbers under its name."""
+    from importlib import resources
+
+    shipped = Path(str(resources.files("facekeypoints") / "pretrained")).resolve()
+    path = path.resolve()
+    return path.with_suffix(".tflite").is_file() and shipped in path.parents
 
 
 def runtime_wanted() -> str | None:
@@ -73,7 +92,15 @@ def runtime_of(opened) -> str:
 
 def threads() -> int:
     """`FACEKEYPOINTS_THREADS`, or 0: the runtime's own choice."""
-    return int(os.environ.get(THREADS, "0") or 0)
+    value = os.environ.get(THREADS, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        from .errors import UserError
+
+        raise UserError(f"{THREADS}={value}: expected a whole number of threads (0: the "
+                        "runtime's own choice), or unset")
+    return int(value)
 
 
 def onnx_session(path: str | Path, spinning: bool = True):

@@ -163,6 +163,8 @@ class OnnxPredictor(Predictor):
             self.session = onnx_runtime.session(path)
             # the export's metadata, read by ONNX Runtime itself: the base install has no onnx
             meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        except UserError:
+            raise  # the opener's own line (a runtime asked for that is missing, a bad setting)
         except Exception as e:  # noqa: BLE001 - any failure to load is the file's fault
             raise UserError(f"MODEL {path}: cannot load this ONNX model ({type(e).__name__})") \
                 from None
