@@ -265,3 +265,26 @@ def test_numpy_numbers_are_numbers(landmarker):
     assert len(first) == 1 and len(tracking.track(frame, np.float32(66.0))) == 1
     with pytest.raises(ValueError, match=r"a video's frames are pixels, not files"):
         tracking.track(str(ONE), 100)
+
+
+def test_settings_given_beside_a_landmarker_are_refused_not_ignored(landmarker):
+    """fk.detect(photo, landmarker, max_faces=2) used to answer with all seven faces."""
+    with pytest.raises(ValueError, match=r"max_faces: a landmarker keeps its own settings"):
+        fk.detect(GROUP, landmarker, max_faces=2)
+    with pytest.raises(ValueError, match=r"detector, fast: a landmarker keeps its own"):
+        fk.detect(GROUP, landmarker, detector="haar", fast=True)
+    assert len(fk.detect(GROUP, fk.Landmarker(max_faces=2))) == 2
+
+
+def test_a_model_of_the_wrong_kind_is_one_line():
+    with pytest.raises(fk.api.UserError, match=r"MODEL 123: expected a path, a built-in"):
+        fk.Landmarker(123)
+
+
+def test_no_face_gives_empty_arrays_only_for_what_the_model_gives(landmarker, tiny_onnx):
+    blank = np.full((120, 160, 3), 127, np.uint8)
+    empty = landmarker.detect(blank)
+    assert len(empty) == 0
+    assert empty.uncertainty.shape == (0, 15) and empty.poses.shape == (0, 3)
+    cnn = fk.Landmarker(tiny_onnx).detect(blank)
+    assert len(cnn) == 0 and cnn.uncertainty is None and cnn.poses is None

@@ -238,3 +238,17 @@ def test_serve_mistakes_are_one_line_errors(tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
     one_line_error(run("serve", "--model", broken), "broken.onnx", "cannot load")
+
+
+def test_the_pages_video_rows_carry_each_frames_time_as_detect_writes_it(tmp_path):
+    """The page's CSV of a video gave every row an empty `time` (detect: seconds from the
+    start)."""
+    from facekeypoints.serve.service import KeypointService
+
+    video = tmp_path / "clip.avi"
+    _video(video, 3, fps=10.0)
+    rows: list[dict] = []
+    KeypointService(None).video_file(video, "clip.avi", rows=rows)
+    assert rows, "no face was followed"
+    assert {(r["frame"], r["time"]) for r in rows} <= {(0, "0.000"), (1, "0.100"), (2, "0.200")}
+    assert all(r["time"] != "" for r in rows)

@@ -27,7 +27,7 @@ from .errors import UserError
 from .inference.evaluation import Evaluation
 from .inference.predictor import Predictor
 from .keypoints import COLUMNS, KEYPOINTS, columns_of, unscale
-from .photos.landmarker import Landmarker, LandmarkerResult
+from .photos.landmarker import Landmarker, LandmarkerInputError, LandmarkerResult
 from .quiet_import import quiet_keras
 from .training import recipe as recipe_mod
 from .training.recipe import Given, Recipe
@@ -687,6 +687,12 @@ def _landmarker(model: ModelLike | Run | FacePipeline | Landmarker | None, detec
     from .photos.pipeline import FacePipeline
 
     if isinstance(model, Landmarker | FacePipeline):
+        given = {"detector": detector != "blazeface", "fast": fast,
+                 "min_score": min_score is not None, "max_faces": max_faces is not None}
+        if any(given.values()):
+            raise LandmarkerInputError(
+                f"{', '.join(k for k, v in given.items() if v)}: a landmarker keeps its own "
+                "settings; make it with them, fk.Landmarker(model, ...)")
         return Landmarker.of(model)
     if isinstance(model, RunFolder):  # a run stands for its folder; a loaded model for itself
         model = model.path

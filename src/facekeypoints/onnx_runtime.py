@@ -136,6 +136,9 @@ class LiteRTSession:
 
     def __init__(self, tflite: Path, onnx: Path) -> None:
         self.path, self.onnx_path = Path(tflite), Path(onnx)
+        # read once: an interpreter made later for a new batch size is the same model even if
+        # the file has gone or changed since
+        self._content = self.path.read_bytes()
         self.threads = threads() or _cores()
         self._lock = threading.Lock()
         self._by_batch: dict[int, Any] = {}
@@ -150,7 +153,7 @@ class LiteRTSession:
         from .quiet_import import stderr_silenced
 
         with stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-            interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            interpreter = Interpreter(model_content=self._content, num_threads=self.threads)
             first = interpreter.get_input_details()[0]
             if batch != first["shape"][0]:
                 interpreter.resize_tensor_input(first["index"], [batch, *first["shape"][1:]])

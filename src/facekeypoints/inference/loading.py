@@ -4,6 +4,7 @@ mesh run or an average of models), a saved .keras file or an exported .onnx file
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def load(model: str | Path | Predictor | None = None, prefer_onnx: bool = False)
         predictor = load(builtin_path(model))
         predictor.name = model  # what the user calls it, in logs, the server and the page
         return predictor
-    path = Path(getattr(model, "path", model))  # a Run object stands for its folder
+    path = getattr(model, "path", model)  # a Run object stands for its folder
+    if not isinstance(path, str | os.PathLike):
+        raise UserError(f"MODEL {model!r}: expected a path, a built-in model's name "
+                        f"({', '.join(BUILTIN_MODELS)}) or a loaded model")
+    path = Path(path)
     if not path.exists():
         raise UserError(f"MODEL {path}: no such run folder or model file, nor a built-in "
                         f"model ({', '.join(BUILTIN_MODELS)})")

@@ -42,6 +42,10 @@ class LandmarkerResult(Sequence[Face]):
     height: int
     names: tuple[str, ...]  # the model's points, in the order of `points`' second axis
     file: str = ""  # the photo's path, where it was given one
+    # whether the model gives each face an uncertainty (a calibration) and a pose (the mesh):
+    # with no face, the arrays are empty where it does and None where it does not
+    uncertain: bool = True
+    posed: bool = True
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -64,7 +68,7 @@ class LandmarkerResult(Sequence[Face]):
         """(faces, points): how far, in pixels, each keypoint may be from its true place (about
         68% of true points lie within it; docs/uncertainty.md). None where the model has no
         calibrated uncertainty (a run of your own, the mesh's 468 points)."""
-        if any(f.uncertainty is None for f in self.faces):
+        if not self.uncertain or any(f.uncertainty is None for f in self.faces):
             return None
         if not self.faces:
             return np.zeros((0, len(self.names)))
@@ -74,7 +78,7 @@ class LandmarkerResult(Sequence[Face]):
     def poses(self) -> np.ndarray | None:
         """(faces, 3): each face's yaw, pitch and roll in degrees (mesh/pose.py says the
         signs), or None where the model gives no pose (a CNN run: not mesh-based)."""
-        if any(f.pose is None for f in self.faces):
+        if not self.posed or any(f.pose is None for f in self.faces):
             return None
         return np.array([f.pose for f in self.faces], np.float64).reshape(-1, 3)
 
@@ -212,7 +216,8 @@ class Landmarker:
 
     def _result(self, faces: list[Face], rgb: np.ndarray, file: str = "") -> LandmarkerResult:
         return LandmarkerResult(tuple(faces), int(rgb.shape[1]), int(rgb.shape[0]),
-                                self.names, file)
+                                self.names, file, self.pipeline.calibration is not None,
+                                bool(self.pipeline.model.gives_mesh))
 
 
 def _check_options(detector: str, min_score: float | None, max_faces: int | None, fast: bool,

@@ -305,7 +305,7 @@ class KeypointService:
                     for frame in follow(capture, faces_of, fps, check=check):
                         size = frame.rgb.shape[1], frame.rgb.shape[0]
                         if rows is not None:
-                            rows += face_rows(name, frame.faces, frame.index)
+                            rows += face_rows(name, frame.faces, frame.index, frame.time)
                         frames.append({"frame": frame.index,
                                        "faces": [f.as_dict() for f in frame.faces]})
                         if video is not None:
