@@ -288,3 +288,17 @@ def test_no_face_gives_empty_arrays_only_for_what_the_model_gives(landmarker, ti
     assert empty.uncertainty.shape == (0, 15) and empty.poses.shape == (0, 3)
     cnn = fk.Landmarker(tiny_onnx).detect(blank)
     assert len(cnn) == 0 and cnn.uncertainty is None and cnn.poses is None
+
+
+def test_a_tracked_face_carries_the_uncertainty_and_pose_its_frame_gives():
+    """Tracking frames each face from its last keypoints: its uncertainty and pose are those of
+    that frame's prediction, near what detecting the same frame gives."""
+    frames = _moving(_rgb(ONE), 6, 4)
+    tracker, once = fk.Landmarker(smooth=False), fk.Landmarker()
+    for i, frame in enumerate(frames):
+        tracked, found = tracker.track(frame, 40.0 * i), once.detect(frame)
+        assert tracked.uncertainty.shape == (1, 15) and tracked.poses.shape == (1, 3)
+        assert np.all(tracked.uncertainty > 0)
+        # the same face, framed from its keypoints rather than from the detector's box
+        np.testing.assert_allclose(tracked.uncertainty, found.uncertainty, rtol=0.5)
+        assert np.abs(tracked.poses - found.poses).max() < 6, (i, tracked.poses, found.poses)
