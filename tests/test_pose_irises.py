@@ -1,7 +1,7 @@
 """Depth, head pose and the irises (issue 34): the mesh's z in photo pixels, yaw, pitch and roll
 that turn with a turned photo and flip with a mirrored one, MediaPipe's iris model converted
 with its digests, and every field through every output (JSON, CSV, `fk.Landmarker`, HTTP; Ray:
-tests/test_batch.py checks the pose in its byte-for-byte comparison with `detect`).
+tests/test_batch.py checks the pose in its byte-for-byte comparison with `detect`, and mesh478's depth and irises below).
 Real photos from ../shared/data."""
 
 from __future__ import annotations
@@ -251,3 +251,29 @@ def test_the_shipped_mean_face_is_what_its_tool_makes(shared_faces):
     again = tool.mean_face(points)
     rms = np.sqrt(((again - pose.mean_face()) ** 2).sum(axis=1).mean())
     assert rms < 0.04, rms  # the face's RMS radius is 1; its depth 0.7 times: 0.09
+
+
+def test_ray_writes_depth_irises_and_pose_as_detect_does(tmp_path):
+    """mesh478 on the Ray engine: the same keypoints.json and keypoints.csv byte for byte, each
+    face with its 478 depths, both irises and its pose."""
+    import shutil
+    import subprocess
+
+    from .cli_helpers import CLI
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(YOUTUBE / "Lincoln_Chafee_52.jpg", inputs)
+    shutil.copy(SHARED / "photos" / "dlib" / "2007_007763.jpg", inputs)
+    for engine, workers in (("local", []), ("ray", ["--workers", "1"])):
+        done = subprocess.run([*CLI, "detect", str(inputs), "--out", str(tmp_path / engine),
+                               "--engine", engine, *workers, "--model", "mesh478",
+                               "--progress", "off"], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("keypoints.json", "keypoints.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    faces = [f for r in json.loads((tmp_path / "ray" / "keypoints.json").read_text())
+             for f in r["faces"]]
+    assert len(faces) == 8
+    assert all(len(f["z"]) == 478 and set(f["irises"]) == {"left", "right"}
+               and set(f["pose"]) == {"yaw", "pitch", "roll"} for f in faces)
