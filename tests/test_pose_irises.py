@@ -1,8 +1,8 @@
 """Depth, head pose and the irises (issue 34): the mesh's z in photo pixels, yaw, pitch and roll
 that turn with a turned photo and flip with a mirrored one, MediaPipe's iris model converted
 with its digests, and every field through every output (JSON, CSV, `fk.Landmarker`, HTTP; Ray:
-tests/test_batch.py checks the pose in its byte-for-byte comparison with `detect`, and mesh478's depth and irises below).
-Real photos from ../shared/data."""
+tests/test_batch.py checks the pose in its byte-for-byte comparison with `detect`, and
+mesh478's depth and irises below). Real photos from ../shared/data."""
 
 from __future__ import annotations
 
