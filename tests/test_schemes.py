@@ -209,6 +209,8 @@ def test_a_video_is_tracked_with_68_points(tmp_path):
     rows = pd.read_csv(tmp_path / "out" / "keypoints.csv")
     assert list(rows["frame"]) == list(range(6))
     columns = schemes.builtin("ibug68").columns
-    assert list(rows.columns[9:]) == [*columns, "yaw", "pitch", "roll"]  # the mesh's head pose
+    # then each point's uncertainty, then the mesh's head pose
+    assert list(rows.columns[9:]) == [*columns, *(f"{c[:-2]}_u" for c in columns[::2]),
+                                      "yaw", "pitch", "roll"]
     x = rows[[f"p{i}_x" for i in range(68)]].to_numpy().mean(axis=1)
     assert 8 < x[-1] - x[0] < 12, x  # 10 px over five frames
