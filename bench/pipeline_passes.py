@@ -25,12 +25,11 @@ from facekeypoints import onnx_runtime
 def pipelines(runtime: str) -> dict:
     """The choices, their models opened on `runtime`."""
     from facekeypoints.inference import loading
-    from facekeypoints.mesh.backbone import FaceMesh
     from facekeypoints.photos import FacePipeline
     from facekeypoints.photos.blazeface import BlazeFace
 
     os.environ[onnx_runtime.RUNTIME] = runtime
-    FaceMesh._session, BlazeFace._models = None, {}  # opened afresh on this runtime
+    BlazeFace._models = {}  # opened afresh on this runtime (the mesh's session is kept per runtime)
     try:
         model = loading.load(None, prefer_onnx=True)
         default = FacePipeline(model, "blazeface")
@@ -39,7 +38,7 @@ def pipelines(runtime: str) -> dict:
         short_first.detector.full_always = False
     finally:
         del os.environ[onnx_runtime.RUNTIME]
-        FaceMesh._session, BlazeFace._models = None, {}
+        BlazeFace._models = {}
     name = "LiteRT" if runtime == "litert" else "ONNX Runtime"
     return {f"default (mirror pass), {name}": default,
             f"no mirror pass (--fast), {name}": fast,

@@ -29,6 +29,18 @@ BATCHES_KEPT = 8  # LiteRT interpreters kept per model, one per batch size seen
 OPENED: dict[str, str] = {}  # model file name -> the runtime `session` last chose for it
 
 
+_SHARED: dict[tuple[str, str | None], Any] = {}
+
+
+def shared_session(path: str | Path):
+    """One session per shipped model (and runtime asked for) in this process: every FaceMesh or
+    Irises made shares it, so a model is read and its interpreters built once."""
+    key = (str(path), runtime_wanted())
+    if key not in _SHARED:
+        _SHARED[key] = session(path)
+    return _SHARED[key]
+
+
 def session(path: str | Path, spinning: bool = True):
     """An ONNX Runtime session for `path`, or a `LiteRTSession` standing in for one where a
     `.tflite` sibling exists and LiteRT imports. `spinning=False`: ONNX Runtime's idle threads

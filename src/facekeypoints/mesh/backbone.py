@@ -33,12 +33,8 @@ class FaceMesh:
     """The frozen backbone: faces (N, 96, 96, 1) in [0, 1] -> points (N, 468, 2) in the face's
     pixels, and the mesh's face score (N,) in [0, 1]."""
 
-    _session = None
-
     def __init__(self) -> None:
-        if FaceMesh._session is None:
-            FaceMesh._session = onnx_runtime.session(model_path())
-        self.session = FaceMesh._session
+        self.session = onnx_runtime.shared_session(model_path())
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, X: np.ndarray, progress: str | bool = False,

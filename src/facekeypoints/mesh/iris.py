@@ -57,12 +57,8 @@ class Irises:
     (N, 10, 3) iris points in the faces' pixels, z in the same scale (the iris model's depth,
     added to its eye corners' mesh depth)."""
 
-    _session = None
-
     def __init__(self) -> None:
-        if Irises._session is None:
-            Irises._session = onnx_runtime.session(model_path())
-        self.session = Irises._session
+        self.session = onnx_runtime.shared_session(model_path())
         self.input = self.session.get_inputs()[0].name
         # the second output, in the .tflite's order and the .onnx's (tools/convert_iris.py
         # checks it): the runtime may be LiteRT, whose names need not be ONNX Runtime's
