@@ -101,6 +101,46 @@ def test_the_shipped_model_is_the_file_its_notice_records_and_scores_what_it_rec
     assert gap["points"] <= 1e-3 and gap["keypoints"] <= 5e-3, gap
 
 
+def test_the_shipped_nets_take_faces_framed_outside_the_graph_as_mediapipes_mesh_does():
+    """The tuned nets are exported after their framing layer (mesh.net.unframed): the package
+    frames each face with OpenCV (mesh.backbone.frame), and the LiteRT graph is the mesh's
+    layers and the head, without the 40 shape ops that made it almost twice as slow as
+    MediaPipe's own file (docs/photos.md). Framed here or in the graph, the points agree."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from facekeypoints.data.kaggle import load_test
+    from facekeypoints.mesh.backbone import FRAMED
+
+    mediapipe = Interpreter(model_path=str(builtin_path().parent / "face_mesh.tflite"))
+    allowed = {op["op_name"] for op in mediapipe._get_ops_details()} - {"DEQUANTIZE"}
+    head = {"RESHAPE", "STRIDED_SLICE", "MUL", "SUB", "FULLY_CONNECTED"}  # points, dense head
+    for name in ("builtin", "builtin68"):
+        model = fk.load_model(name)
+        assert model.framed and model.session.get_inputs()[0].shape == ["batch", 192, 192, 3]
+        meta = model.session.get_modelmeta().custom_metadata_map
+        assert meta["facekeypoints.input"] == FRAMED
+        tflite = Interpreter(model_path=str(builtin_path(name) / "model.tflite"))
+        ops = {op["op_name"] for op in tflite._get_ops_details()}
+        assert ops <= allowed | head, ops - allowed - head
+    # the shipped net on faces framed by OpenCV gives what the trained Keras graph, framing
+    # inside, gives: the frozen mesh's layers framed both ways (test_mesh_net) agree as well
+    faces = load_test(SHARED / "faces" / "test.csv.gz")[1][:8]
+    raw = fk.load_model("builtin").session.run(None, {"image": _frame(faces)})
+    np.testing.assert_allclose(fk.load_model("builtin").run(faces)[0], raw[0], atol=1e-6)
+
+
+def _frame(faces: np.ndarray) -> np.ndarray:
+    """The mesh's framing written out once more, by hand: a 24-pixel replicated border, 192x192
+    bilinear, grey in three channels."""
+    import cv2
+
+    out = []
+    for face in faces[..., 0]:
+        padded = np.pad(face, 24, mode="edge")
+        out.append(np.repeat(cv2.resize(padded, (192, 192))[..., None], 3, axis=2))
+    return np.stack(out).astype(np.float32)
+
+
 def test_the_tool_fits_exports_and_records_a_model(tmp_path):
     """What made the shipped model, on 32 faces for one epoch: a run folder, the two files,
     and a NOTICE whose digests and score are those of the files it wrote."""

@@ -36,7 +36,7 @@ def test_the_rebuilt_mesh_agrees_with_the_onnx_file(faces):
     kinds = Counter(type(layer).__name__ for layer in model.layers)
     assert (kinds["Conv2D"], kinds["DepthwiseConv2D"], kinds["PReLU"]) == (25, 20, 23)
     mesh = backbone.FaceMesh()
-    rgb = np.stack([backbone._framed(face[..., 0]) for face in X])
+    rgb = backbone.frame(X)
     raw, score = model.predict(rgb, verbose=0)
     onnx_raw, onnx_score = mesh.session.run(None, {mesh.input: rgb})
     assert np.abs(raw - onnx_raw.reshape(len(X), -1)).max() < 2e-3  # of 192 px

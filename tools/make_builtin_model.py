@@ -115,7 +115,9 @@ def litert_gap_px(folder: Path, X: np.ndarray) -> dict[str, float]:
     from ai_edge_litert.interpreter import Interpreter
 
     from facekeypoints import onnx_runtime
+    from facekeypoints.mesh.backbone import frame
 
+    X = frame(X)  # the exported net takes faces framed as the mesh sees them
     session = onnx_runtime.onnx_session(folder / "model.onnx")  # not its LiteRT twin
     want = session.run(None, {session.get_inputs()[0].name: X})
     interpreter = Interpreter(model_path=str(folder / "model.tflite"))
@@ -184,10 +186,13 @@ def notice(name: str, rmse: float, digests: dict[str, str], epochs: int,
              f"photographs is fitted on the tuned body's points. The tuned weights are a "
              f"modified version of MediaPipe's, distributed under the same Apache License 2.0."),
         f"""\
-  model.onnx    the net: input `image` (N, 96, 96, 1), grey in [0, 1]; outputs the keypoints
-                (N, {outputs}) scaled to [-1, 1], then the body's 468 mesh points (N, 936) in
-                the face's pixels; its metadata holds the columns, the scheme, the flip axis
-                and the photo head. ONNX Runtime runs it, without TensorFlow.
+  model.onnx    the net: input `image` (N, 192, 192, 3), each 96x96 grey face in [0, 1] framed
+                as the mesh sees it (a 24-pixel replicated border, resized, in three channels:
+                facekeypoints.mesh.backbone.frame, which the package applies); outputs the
+                keypoints (N, {outputs}) scaled to [-1, 1], then the body's 468 mesh points
+                (N, 936) in the 96x96 face's pixels; its metadata holds the columns, the
+                scheme, the flip axis and the photo head. ONNX Runtime runs it, without
+                TensorFlow.
   model.tflite  the same net for LiteRT (ai-edge-litert): the same input, the same outputs in
                 the same order, float32. On 64 test faces it gives model.onnx's mesh points
                 to {gap["points"]:.1e} px and its keypoints to {gap["keypoints"]:.1e} px (a dense

@@ -14,6 +14,7 @@ import numpy as np
 from .. import onnx_runtime, schemes
 from ..errors import UserError
 from ..keypoints import CENTRE, COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
+from ..mesh.backbone import FRAMED, frame
 from ..schemes import Scheme
 
 
@@ -176,6 +177,9 @@ class OnnxPredictor(Predictor):
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
                          meta.get("facekeypoints.name", path.stem), scheme, axis)
         self.input_name, self.path = self.session.get_inputs()[0].name, Path(path)
+        # a tuned mesh's export takes faces framed as the mesh sees them (mesh.backbone.frame);
+        # exports from before, and every other net, take the 96x96 faces themselves
+        self.framed = meta.get("facekeypoints.input") == FRAMED
         self.photo_head, self.photos = None, False
         if "facekeypoints.photo_head" in meta:
             from ..mesh.heads import PhotoHead
@@ -205,7 +209,8 @@ class OnnxPredictor(Predictor):
         (the head's pose then comes from an orthographic fit, mesh/pose.py)."""
         if len(X) == 0:
             return np.zeros((0, len(self.columns)), np.float32), None, None
-        outputs = self.session.run(None, {self.input_name: np.asarray(X, np.float32)})
+        X = frame(X) if self.framed else np.asarray(X, np.float32)
+        outputs = self.session.run(None, {self.input_name: X})
         if not self.photos:
             return outputs[0], None, None
         points = outputs[1].reshape(len(X), -1, 2).astype(np.float64)

@@ -22,6 +22,8 @@ from ..progress import Progress
 MESH_INPUT = 192
 POINTS = 468
 BORDER = 24  # pixels of replicated border around the 96x96 face: the mesh's own framing
+# an exported net's `facekeypoints.input` when it takes faces framed by `frame`, not 96x96 ones
+FRAMED = "mesh-framed"
 BATCH = 8  # faces per call: 9.7 -> 6.7 ms a face on this 2-core CPU (1: the overhead per call)
 
 
@@ -53,9 +55,8 @@ class FaceMesh:
         side = IMAGE_SIZE + 2 * BORDER
         with Progress(len(X), desc, "face", mode=progress, every=10.0) as bar:
             for start in range(0, len(X), BATCH):
-                faces = X[start:start + BATCH, ..., 0]
-                rgb = np.stack([_framed(face) for face in faces])
-                raw, score = self.session.run(None, {self.input: rgb})
+                faces = X[start:start + BATCH]
+                raw, score = self.session.run(None, {self.input: frame(faces)})
                 # mesh pixels (pixel centres at integers + 0.5 in its own convention) -> ours
                 done = slice(start, start + len(faces))
                 points[done] = raw.reshape(-1, POINTS, 3) * (side / MESH_INPUT)
@@ -79,6 +80,16 @@ def _partners(count: int) -> np.ndarray:
     scheme = schemes.builtin("mesh468" if count == POINTS else "mesh478")
     index = {p: i for i, p in enumerate(scheme.points)}
     return np.array([index[scheme.partner(p)] for p in scheme.points])
+
+
+def frame(X: np.ndarray) -> np.ndarray:
+    """Faces (N, 96, 96, 1) in [0, 1] as the mesh sees them, (N, 192, 192, 3). Done here, not
+    in a net's graph: the frozen mesh is fed so, and the tuned one is exported so (framing
+    inside a LiteRT graph costs more than the net, docs/photos.md)."""
+    X = np.asarray(X, np.float32)
+    if not len(X):
+        return np.zeros((0, MESH_INPUT, MESH_INPUT, 3), np.float32)
+    return np.stack([_framed(face) for face in X[..., 0]])
 
 
 def _framed(face: np.ndarray) -> np.ndarray:

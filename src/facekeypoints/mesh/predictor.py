@@ -108,16 +108,23 @@ class TunedMeshPredictor(Predictor):
 
     def export_net(self):
         """The net with a second output, the body's mesh points, and the photo head that
-        reads them: an export detects on photographs as the run folder does."""
+        reads them: an export detects on photographs as the run folder does. It takes faces
+        framed as the mesh sees them (`backbone.frame`, done by the predictor that loads it):
+        the framing inside the graph made LiteRT almost twice as slow (`net.unframed`)."""
         import base64
 
         import keras
 
-        body, head = self.net.get_layer("body"), self.net.get_layer("head")
-        image = keras.Input(self.net.input_shape[1:], name="image")
+        from .backbone import FRAMED
+        from .net import unframed  # Keras: only where a run is exported
+
+        body = unframed(self.net.get_layer("body"))
+        image = keras.Input(body.input_shape[1:], name="image")
         points = body(image)
-        net = keras.Model(image, [head(points), points], name=self.net.name)
-        return net, {"photo_head": base64.b64encode(self.photo_head.to_bytes()).decode()}
+        net = keras.Model(image, [self.net.get_layer("head")(points), points],
+                          name=self.net.name)
+        return net, {"photo_head": base64.b64encode(self.photo_head.to_bytes()).decode(),
+                     "input": FRAMED}
 
 
 def load(run: RunFolder, recipe: Recipe) -> MeshPredictor:
