@@ -1,6 +1,7 @@
 """Which runtime runs each of the package's models fastest: ONNX Runtime, as the package opens it
 and with the settings worth a try, against LiteRT (`ai-edge-litert`, XNNPACK) on the original
-`.tflite` files, per stage (BlazeFace short and full range, the face mesh) at batch 1, 2 and 8.
+`.tflite` files, per stage (BlazeFace short and full range, the face mesh, the built-in tuned
+mesh) at batch 1, 2 and 8.
 
     pip install ai-edge-litert
     python bench/runtimes.py                   # --rounds 15
@@ -31,7 +32,9 @@ STAGES = {  # stage -> (file, input side, whether the package lets its threads s
     "blazeface short": ("blazeface_short.onnx", 128, False),
     "blazeface full": ("blazeface_full.onnx", 192, False),
     "face mesh": ("face_mesh.onnx", 192, True),
+    "tuned mesh (built-in)": ("builtin/model.onnx", 192, True),  # faces framed as the mesh's
 }
+MESHES = ("face mesh", "tuned mesh (built-in)")
 BATCHES = (1, 2, 8)
 
 
@@ -110,7 +113,7 @@ def main() -> None:
     for stage, (file, side, spinning) in STAGES.items():
         path = PRETRAINED / file
         sessions[stage] = {**ort_variants(path, spinning), **litert_variants(path)}
-        data[stage] = inputs(side, stage == "face mesh", 8)
+        data[stage] = inputs(side, stage in MESHES, 8)
     diffs = {}
     for stage, opened in sessions.items():
         reference = opened["onnxruntime (the package's)"]
