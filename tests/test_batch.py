@@ -336,6 +336,23 @@ def _wait_for_nodes(ip: str, port: int, count: int, env: dict) -> None:
         time.sleep(1)
 
 
+def test_a_copied_builtin_folder_reaches_the_workers_with_its_calibration(tmp_path):
+    """A copy of a built-in model's folder travels to the workers as bytes with its
+    uncertainty's calibration: their faces carry the uncertainty the driver's do."""
+    import facekeypoints as fk
+    from facekeypoints.batch.model_spec import ModelSpec
+    from facekeypoints.inference.loading import builtin_path
+
+    shutil.copytree(builtin_path(), tmp_path / "mine")
+    spec, predictor = ModelSpec.of(str(tmp_path / "mine"))
+    assert sorted(spec.files) == ["model.onnx", "uncertainty.json"]
+    worker = spec.load()
+    assert predictor.calibration is not None and worker.calibration is not None
+    photo = SHARED / "photos" / "youtube" / "Lincoln_Chafee_52.jpg"
+    (here,), (there,) = (fk.Landmarker(m).detect(photo) for m in (predictor, worker))
+    np.testing.assert_allclose(there.uncertainty, here.uncertainty)
+
+
 def test_urls_in_and_object_storage_out_through_pyarrow(inputs, tmp_path, tiny_onnx):
     """Inputs named by file:// URL (read through pyarrow, each copied for the pipeline) and
     results in an object store (Arrow's in-memory one: every write one upload, the drawings

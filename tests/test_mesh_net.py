@@ -41,7 +41,12 @@ def test_the_rebuilt_mesh_agrees_with_the_onnx_file(faces):
     onnx_raw, onnx_score = mesh.session.run(None, {mesh.input: rgb})
     assert np.abs(raw - onnx_raw.reshape(len(X), -1)).max() < 2e-3  # of 192 px
     assert np.abs(score.ravel() - onnx_score.ravel()).max() < 2e-3
-    # the tuned net frames each face inside its graph as FaceMesh does with OpenCV
+    # the tuned net frames each face inside its graph (in training) as FaceMesh, and exports
+    # of tuned runs, are fed faces framed with OpenCV
+    from facekeypoints.mesh.net import MeshFraming
+
+    in_graph = keras.ops.convert_to_numpy(MeshFraming()(X))
+    assert np.abs(in_graph - backbone.frame(X)).max() < 1e-5
     body = mesh_net.mesh_net(30).get_layer("body")
     points, _ = mesh(X)
     assert np.abs(body.predict(X, verbose=0) - points.reshape(len(X), -1)).max() < 2e-3
@@ -92,6 +97,12 @@ def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, 
     # its export carries the photo head: detect, serve and Ray's workers read photos alike
     np.testing.assert_allclose(exported.for_photos().predict(X), photos.predict(X), atol=1e-2)
     assert loading.load(run.path, prefer_onnx=True).for_photos().photos
+    # an export from before exports were framed outside the net (96x96 faces in, framing in
+    # its graph, no facekeypoints.input) still loads and predicts as the run does
+    old = _export_framed_inside(run, tmp_path / "old.onnx", run.path / "model.onnx")
+    assert not old.framed and old.session.get_inputs()[0].shape[1:] == [96, 96, 1]
+    np.testing.assert_allclose(old.predict(X), folder, atol=1e-2)
+    np.testing.assert_allclose(old.for_photos().predict(X), photos.predict(X), atol=1e-2)
     # the tuned body's 2D mesh points give each face's head pose (an orthographic fit), from
     # the run folder and from its export, near the frozen mesh's 3D fit on the same photo
     photo = SHARED / "photos" / "youtube" / "Alfredo_di_Stefano_01.jpg"
@@ -102,6 +113,26 @@ def test_a_tuned_run_its_keras_file_and_its_onnx_export_predict_alike(tmp_path, 
         assert face.pose == pytest.approx(frozen.pose, abs=6), model
     again = fk.train(None, out=run.path, resume=True, epochs=2, progress=False, log=None)
     assert len(again.history) == 2
+
+
+def _export_framed_inside(run, out, new_export):
+    """The run exported as exports were before this package framed outside the net: the whole
+    Keras net, framing layer included, with the new export's metadata but its input key."""
+    import onnx
+
+    net = fk.load_model(run.path).net
+    body, head = net.get_layer("body"), net.get_layer("head")
+    image = keras.Input(net.input_shape[1:], name="image")
+    points = body(image)
+    whole = keras.Model(image, [head(points), points])
+    whole.predict_on_batch(np.zeros((1, *net.input_shape[1:]), np.float32))  # export needs one
+    whole.export(str(out), format="onnx", verbose=False)
+    model, meta = onnx.load(str(out)), onnx.load(str(new_export)).metadata_props
+    for entry in meta:
+        if entry.key != "facekeypoints.input":
+            model.metadata_props.add().CopyFrom(entry)
+    onnx.save(model, str(out))
+    return loading.load(out)
 
 
 def test_mesh_net_settings_are_checked():

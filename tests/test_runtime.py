@@ -172,6 +172,25 @@ def test_one_litert_session_serves_several_threads():
         np.testing.assert_array_equal(got, alone[k % len(X)])
 
 
+def test_a_litert_session_keeps_a_few_batch_sizes_and_answers_each_right():
+    """Interpreters are kept for BATCHES_KEPT batch sizes, the oldest dropped with its tensor
+    indices; a batch size seen again after its interpreter was dropped gives the same outputs
+    as ONNX Runtime."""
+    path = PRETRAINED / "face_mesh.onnx"
+    litert = onnx_runtime.LiteRTSession(path.with_suffix(".tflite"), path)
+    reference = onnx_runtime.onnx_session(path)
+    X = np.concatenate([_real_inputs(192, mesh=True)] * 2)  # 16 crops
+    feed = litert.get_inputs()[0].name
+    sizes = [*range(2, 2 + onnx_runtime.BATCHES_KEPT + 3), 2, 3]
+    for n in sizes:
+        got = litert.run(None, {feed: X[:n]})
+        want = reference.run(None, {reference.get_inputs()[0].name: X[:n]})
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == w.shape and np.abs(g - w).max() < 2e-3, n
+        assert len(litert._by_batch) <= onnx_runtime.BATCHES_KEPT
+        live = {id(i) for i in [litert._single, *litert._by_batch.values()]}
+        assert {id(i) for i in litert._indices} <= live  # none kept for a dropped interpreter
+
 def test_insisting_on_litert_where_it_is_not_installed_is_one_line(tmp_path):
     from .cli_helpers import one_line_error
 

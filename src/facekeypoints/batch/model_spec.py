@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..inference import ensemble
 from ..inference.loading import BUILTIN_MODELS, load
 from ..inference.predictor import GroupPredictor, OnnxPredictor, Predictor
+from ..inference.uncertainty import FILE as UNCERTAINTY_FILE
 from ..mesh.predictor import MeshPredictor
 
 GROUP_MANIFEST = "specialists.json"  # a group of specialists' folder (the run folder format)
@@ -67,7 +68,9 @@ def _files(path: Path, predictor: Predictor, model: str) -> dict[str, bytes]:
             files |= {f"{group}/{k}": v for k, v in _files(path / group, member, model).items()}
         return files
     if isinstance(predictor, OnnxPredictor) and path.is_dir():
-        return {p: (path / p).read_bytes() for p in ("model.onnx", "recipe.toml")
+        # a built-in folder's copy carries its uncertainty's calibration
+        return {p: (path / p).read_bytes() for p in ("model.onnx", "recipe.toml",
+                                                     UNCERTAINTY_FILE)
                 if (path / p).is_file()}
     if isinstance(predictor, OnnxPredictor):  # the file, or the export beside a .keras one
         return {Path(predictor.path).name: Path(predictor.path).read_bytes()}

@@ -14,7 +14,7 @@ import numpy as np
 from .. import onnx_runtime, schemes
 from ..errors import UserError
 from ..keypoints import CENTRE, COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
-from ..mesh.backbone import FRAMED, frame
+from ..mesh.backbone import FRAMED, MESH_INPUT, frame
 from ..schemes import Scheme
 
 
@@ -154,6 +154,9 @@ def _faces(X: np.ndarray) -> np.ndarray:
     return X
 
 
+CALL_BATCH = 64  # faces per call of an ONNX or LiteRT model
+
+
 class OnnxPredictor(Predictor):
     """The same predictor on ONNX Runtime: no TensorFlow import, fast cold start. An exported
     `mesh-tuned` run also gives its body's mesh points and carries its photo head, which
@@ -178,8 +181,14 @@ class OnnxPredictor(Predictor):
                          meta.get("facekeypoints.name", path.stem), scheme, axis)
         self.input_name, self.path = self.session.get_inputs()[0].name, Path(path)
         # a tuned mesh's export takes faces framed as the mesh sees them (mesh.backbone.frame);
-        # exports from before, and every other net, take the 96x96 faces themselves
-        self.framed = meta.get("facekeypoints.input") == FRAMED
+        # exports from before, and every other net, take the 96x96 faces themselves. The
+        # input's shape decides where the metadata is gone (a file re-saved without it)
+        shape = list(self.session.get_inputs()[0].shape[1:])
+        if shape not in ([IMAGE_SIZE, IMAGE_SIZE, 1], [MESH_INPUT, MESH_INPUT, 3]):
+            raise UserError(f"MODEL {path}: takes images of shape {shape}; expected a "
+                            f"facekeypoints export ({IMAGE_SIZE}x{IMAGE_SIZE} grey faces, or "
+                            f"{MESH_INPUT}x{MESH_INPUT} framed for the face mesh)")
+        self.framed = meta.get("facekeypoints.input") == FRAMED or shape[-1] == 3
         self.photo_head, self.photos = None, False
         if "facekeypoints.photo_head" in meta:
             from ..mesh.heads import PhotoHead
@@ -207,10 +216,15 @@ class OnnxPredictor(Predictor):
     def run_3d(self, X: np.ndarray) -> tuple[np.ndarray, None, np.ndarray | None]:
         """`run`, and on photos the tuned body's mesh points (N, 468, 2): x and y, no depth
         (the head's pose then comes from an orthographic fit, mesh/pose.py)."""
+        X = _faces(X)
         if len(X) == 0:
             return np.zeros((0, len(self.columns)), np.float32), None, None
-        X = frame(X) if self.framed else np.asarray(X, np.float32)
-        outputs = self.session.run(None, {self.input_name: X})
+        # in slices: a framed face is 12 times the 96x96 one, and a net's activations grow
+        # with the batch (1,500 faces in one call took 7 GB)
+        parts = [self.session.run(None, {self.input_name: frame(part) if self.framed
+                                         else part})
+                 for part in (X[i:i + CALL_BATCH] for i in range(0, len(X), CALL_BATCH))]
+        outputs = [np.concatenate(out) for out in zip(*parts, strict=True)]
         if not self.photos:
             return outputs[0], None, None
         points = outputs[1].reshape(len(X), -1, 2).astype(np.float64)

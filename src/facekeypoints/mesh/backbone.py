@@ -85,10 +85,13 @@ def _partners(count: int) -> np.ndarray:
 def frame(X: np.ndarray) -> np.ndarray:
     """Faces (N, 96, 96, 1) in [0, 1] as the mesh sees them, (N, 192, 192, 3): a replicated
     border, 192x192, grey in three channels. Done here, not in a net's graph: the frozen mesh
-    is fed so, and the tuned one is exported so (framing inside a LiteRT graph cost more than
-    the net, docs/photos.md). Each face is written straight into the batch, its grey value
-    broadcast to the three channels: half the time of converting and stacking."""
+    is fed so, and the tuned one is exported so (with the framing inside its graph, LiteRT
+    took 1.6 times as long for the tuned net as for MediaPipe's own file, docs/photos.md).
+    Each face is written straight into the batch, its grey value broadcast to the three
+    channels: half the time of converting and stacking."""
     X = np.asarray(X, np.float32)
+    if X.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 1):
+        raise ValueError(f"faces of shape {X.shape}: expected (N, {IMAGE_SIZE}, {IMAGE_SIZE}, 1)")
     out = np.empty((len(X), MESH_INPUT, MESH_INPUT, 3), np.float32)
     for i, face in enumerate(X[..., 0]):
         framed = cv2.copyMakeBorder(face, BORDER, BORDER, BORDER, BORDER, cv2.BORDER_REPLICATE)

@@ -180,9 +180,10 @@ def mesh_net(n_out: int) -> keras.Model:
 
 def unframed(body: keras.Model) -> keras.Model:
     """`mesh_net`'s body without its framing: faces framed by `backbone.frame` (N, 192, 192,
-    3) -> points in the 96x96 face's pixels. Exports hold this: on LiteRT the framing's shape
-    ops (40, around the same convolutions as MediaPipe's file) took 5.6 ms a call of two faces
-    against 3.2 without them, and OpenCV frames both faces in a fraction of a millisecond."""
+    3) -> points in the 96x96 face's pixels. Exports hold this: with the framing's shape ops
+    in its graph (40, around the same convolutions as MediaPipe's file) LiteRT took 1.6 times
+    as long for the tuned net as for MediaPipe's file, and OpenCV frames a face in a tenth
+    of a millisecond (docs/photos.md)."""
     mesh = body.get_layer("face_mesh_points")
     points = next(layer for layer in body.layers if isinstance(layer, MeshPoints))
     image = keras.Input((backbone.MESH_INPUT, backbone.MESH_INPUT, 3), name="image")
