@@ -32,7 +32,7 @@ STAGES = {  # stage -> (file, input side, whether the package lets its threads s
     "blazeface short": ("blazeface_short.onnx", 128, False),
     "blazeface full": ("blazeface_full.onnx", 192, False),
     "face mesh": ("face_mesh.onnx", 192, True),
-    "tuned mesh (built-in)": ("builtin/model.onnx", 192, True),  # faces framed as the mesh's
+    "tuned mesh (built-in)": ("builtin/model.onnx", 192, True),  # the same crops as the mesh
 }
 MESHES = ("face mesh", "tuned mesh (built-in)")
 BATCHES = (1, 2, 8)
