@@ -1,14 +1,16 @@
 """Running the command line as a user does, and checking its one-line errors."""
 
+import os
 import subprocess
 import sys
 
 CLI = [sys.executable, "-m", "facekeypoints.cli"]
 
 
-def run(*args, cwd=None) -> subprocess.CompletedProcess:
+def run(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The command line, with `env` set beside this process's environment."""
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env=None if env is None else {**os.environ, **env})
 
 
 def one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -175,6 +175,10 @@ def test_a_local_job_killed_part_way_resumes_to_the_same_bytes(tmp_path):
                    "--resume")
     one_line_error(run("detect", photos, "--out", out, "--resume", "--fast"),
                    "was begun with no --fast, not --fast")
+    # the same model on the other runtime gives other last digits: refused, and said so
+    one_line_error(run("detect", photos, "--out", out, "--resume", "--no-draw",
+                       env={"FACEKEYPOINTS_RUNTIME": "onnx"}),
+                   "this model differs", "or runs on another runtime")
     with open(out / "parts" / ".lock", "a") as held:  # as a running job holds it
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         one_line_error(run("detect", photos, "--out", out, "--resume", "--no-draw"),

@@ -303,7 +303,9 @@ class Manifest:
         if now.fingerprint != self.fingerprint:
             raise UserError(f"--resume: {out} was begun with MODEL {self.model} "
                             f"(fingerprint {self.fingerprint}); this model differs "
-                            f"({now.fingerprint}); use the same model or another --out")
+                            f"({now.fingerprint}), or runs on another runtime (LiteRT or ONNX "
+                            f"Runtime: FACEKEYPOINTS_RUNTIME); use the same model and runtime "
+                            f"or another --out")
         # the same files, however they are spelled (relative or absolute, from another folder)
         was = {_where(e["file"]): e for e in self.inputs}
         for entry in now.inputs:
