@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ def export_onnx(predictor: Predictor, out: str | Path) -> Path:
     out = Path(out)
 
     def write(tmp: Path) -> None:
-        net.export(str(tmp), format="onnx", verbose=False)
+        with warnings.catch_warnings():  # tf2onnx still names np.object
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+            net.export(str(tmp), format="onnx", verbose=False)
         model = onnx.load(str(tmp))
         for key, value in (("columns", json.dumps(predictor.columns)),
                            ("tta", "true" if predictor.tta else "false"),

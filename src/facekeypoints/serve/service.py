@@ -141,7 +141,7 @@ class KeypointService:
     threads)."""
 
     def __init__(self, model, detector: str = "blazeface", limits: Limits | None = None):
-        from ..inference.loading import BUILTIN_MODELS, builtin_path
+        from ..inference.loading import BUILTIN_MODELS
 
         self.landmarker = Landmarker(model, detector=detector)  # None: the built-in model
         self.predictor = self.landmarker.model
@@ -150,7 +150,9 @@ class KeypointService:
         # internal name: the built-in model would otherwise show as "mesh"
         self.model_name = "builtin" if model is None else str(model)
         self.builtin = self.model_name in BUILTIN_MODELS and not Path(self.model_name).exists()
-        self.model_path = str(model if model is not None else builtin_path())
+        # no path of this machine goes out (health is public): a built-in model has none to
+        # show, a user's model its file or folder name
+        self.model_path = None if self.builtin else Path(str(getattr(model, "path", model))).name
         largest = request_bytes(self.limits.max_pixels)
         if largest > self.limits.memory_bytes:
             from ..errors import UserError
