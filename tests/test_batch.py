@@ -75,14 +75,6 @@ class Sessions:
             self.stop(proc)
 
 
-def wait_for_part(out: Path, job: subprocess.Popen, timeout: float = 600, after: int = 0) -> None:
-    """Until the job has kept a part beyond the `after` there were (or ended)."""
-    deadline = time.monotonic() + timeout
-    while len(list((out / "parts").glob("part-*.json"))) <= after and job.poll() is None:
-        assert time.monotonic() < deadline, f"no part written in {timeout:.0f} s"
-        time.sleep(0.01)
-
-
 @pytest.fixture
 def sessions():
     started = Sessions()
@@ -144,13 +136,21 @@ def _parts(out: Path) -> list[dict]:
 
 
 def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
-    """Two workers, parts from both: keypoints.json and keypoints.csv byte for byte as
-    `detect`'s, the clip's CSV too, and the same exit code 3 for the file that is no photo."""
+    """Two workers, the work split into parts that each name the worker that wrote it:
+    keypoints.json and keypoints.csv byte for byte as `detect`'s, the clip's CSV too, and the
+    same exit code 3 for the file that is no photo. (Which worker takes which part is Ray's
+    choice: one quick worker may take them all.)"""
     out = tmp_path / "ray"
-    result = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
-                             "--workers", "2", "--progress", "lines"],
-                            capture_output=True, text=True, timeout=240)
+    driver = subprocess.Popen([*CLI, "detect", str(inputs), "--out", str(out), "--engine",
+                               "ray", "--workers", "2", "--progress", "lines"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = driver.communicate(timeout=240)
+    finally:
+        driver.kill()
+    result = subprocess.CompletedProcess(driver.args, driver.returncode, "", stderr)
     assert result.returncode == 3, result.stderr
+    assert "; 2 Ray worker(s);" in result.stderr
     assert "broken.jpg: not an image file" in result.stderr
     assert "1 of 40 input(s) could not be read" in result.stderr
     assert "detect on ray 40/40 files" in result.stderr
@@ -165,8 +165,12 @@ def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
     parts = _parts(out)
     indices = [i for part in parts for i in part["index"]]
     assert sorted(indices) == list(range(40))
-    assert len({pid for part in parts for pid in part["pid"]}) == 2  # both workers wrote parts
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
+    assert len(parts) == len(manifest["tasks"]) > 2  # the work was split, a part per task
+    # every part names the worker that wrote it: a process of the pool, not the driver
+    pids = {pid for part in parts for pid in part["pid"]}
+    assert 1 <= len(pids) <= 2 and driver.pid not in pids, pids
+    assert all(isinstance(n, str) and len(n) > 20 for part in parts for n in part["node"])
     assert [e["file"] for e in manifest["inputs"]] == \
         [r["file"] for r in json.loads((reference / "keypoints.json").read_text())]
     # every face carries the head's pose (the built-in model is mesh-based), on Ray as here
@@ -177,18 +181,27 @@ def test_the_ray_engine_writes_what_detect_writes(inputs, reference, tmp_path):
 
 def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, reference,
                                                                      tmp_path, sessions):
-    """The driver (and the Ray it started) killed once the first part is written; `--resume`
-    keeps that part, runs the rest, and the merge gives `detect`'s files. Changed settings and
-    a second run without --resume are refused before Ray starts."""
+    """The driver (and the Ray it started) killed while its one worker waits at a gate in
+    front of the clip, the job's last part: the parts before it are kept (one worker takes the
+    parts in the order Ray queued them), the clip's is not. `--resume` keeps those parts, runs
+    the clip, and the merge gives `detect`'s files. Changed settings and a second run without
+    --resume are refused before Ray starts."""
     out = tmp_path / "ray"
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+    lease = sessions.start([sys.executable, "-c", GATE, str(inputs / "clip.avi")], **pipes)
+    _said(lease, "held")
     driver = sessions.start([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
                              "--workers", "1", "--progress", "off"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_part(out, driver)
+    _said(lease, "asked")  # the worker opens the clip and waits there
     sessions.stop(driver)
+    lease.stdin.close()
+    _said(lease, "let go")
     kept = {p["name"]: p["index"] for p in _parts(out)}
     manifest = json.loads((out / "parts" / "manifest.json").read_text())
-    assert 1 <= len(kept) < len(manifest["tasks"])
+    clip = [e["file"] for e in manifest["inputs"]].index(str(inputs / "clip.avi"))
+    assert manifest["tasks"][-1] == [clip]  # a video is a part of its own; it sorts last
+    assert sorted(kept.values()) == manifest["tasks"][:-1]
     assert not (out / "keypoints.json").exists()
 
     one_line_error(run("detect", inputs, "--out", out, "--engine", "ray"), "--resume")

@@ -846,8 +846,9 @@ def detect_many(inputs: str | Path | Sequence[str | Path], model: str | Path | N
     >>> {k: many[k] for k in one} == one, (tmp / "many" / "keypoints.csv").read_text() == (
     ...     tmp / "one" / "keypoints.csv").read_text()
     (True, True)
-    >>> len(many["ray"]["workers"])  # each with its node, files and peak memory
-    2
+    >>> # the parts, and the files of each worker (which also has its node and peak memory)
+    >>> many["ray"]["parts"], sum(w["files"] for w in many["ray"]["workers"])
+    (4, 4)
     """
     try:
         from .batch.ray_job import run_ray
