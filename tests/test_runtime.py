@@ -173,9 +173,9 @@ def test_one_litert_session_serves_several_threads():
 
 
 def test_a_litert_session_keeps_a_few_batch_sizes_and_answers_each_right():
-    """Interpreters are kept for BATCHES_KEPT batch sizes, the oldest dropped with its tensor
-    indices; a batch size seen again after its interpreter was dropped gives the same outputs
-    as ONNX Runtime."""
+    """Interpreters are kept for BATCHES_KEPT batch sizes, the oldest dropped; every one reads
+    the tensor indices read once from the first, and a batch size seen again after its
+    interpreter was dropped gives the same outputs as ONNX Runtime."""
     path = PRETRAINED / "face_mesh.onnx"
     litert = onnx_runtime.LiteRTSession(path.with_suffix(".tflite"), path)
     reference = onnx_runtime.onnx_session(path)
@@ -188,8 +188,6 @@ def test_a_litert_session_keeps_a_few_batch_sizes_and_answers_each_right():
         for g, w in zip(got, want, strict=True):
             assert g.shape == w.shape and np.abs(g - w).max() < 2e-3, n
         assert len(litert._by_batch) <= onnx_runtime.BATCHES_KEPT
-        live = {id(i) for i in [litert._single, *litert._by_batch.values()]}
-        assert {id(i) for i in litert._indices} <= live  # none kept for a dropped interpreter
 
 def test_insisting_on_litert_where_it_is_not_installed_is_one_line(tmp_path):
     from .cli_helpers import one_line_error

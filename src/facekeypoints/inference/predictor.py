@@ -14,7 +14,7 @@ import numpy as np
 from .. import onnx_runtime, schemes
 from ..errors import UserError
 from ..keypoints import CENTRE, COLUMNS, IMAGE_SIZE, MIRROR_X, mirror_keypoints, unscale, x_mask
-from ..mesh.backbone import FRAMED, MESH_INPUT, frame
+from ..mesh.backbone import MESH_INPUT, frame
 from ..schemes import Scheme
 
 
@@ -180,15 +180,16 @@ class OnnxPredictor(Predictor):
         super().__init__(None, columns, meta.get("facekeypoints.tta") == "true",
                          meta.get("facekeypoints.name", path.stem), scheme, axis)
         self.input_name, self.path = self.session.get_inputs()[0].name, Path(path)
-        # a tuned mesh's export takes faces framed as the mesh sees them (mesh.backbone.frame);
-        # exports from before, and every other net, take the 96x96 faces themselves. The
-        # input's shape decides where the metadata is gone (a file re-saved without it)
+        # a tuned mesh's export takes faces framed as the mesh sees them (mesh.backbone.frame;
+        # its metadata says so too, `facekeypoints.input`); exports from before, and every
+        # other net, take the 96x96 faces themselves. The input's shape decides: it holds in
+        # a file re-saved without its metadata
         shape = list(self.session.get_inputs()[0].shape[1:])
         if shape not in ([IMAGE_SIZE, IMAGE_SIZE, 1], [MESH_INPUT, MESH_INPUT, 3]):
             raise UserError(f"MODEL {path}: takes images of shape {shape}; expected a "
                             f"facekeypoints export ({IMAGE_SIZE}x{IMAGE_SIZE} grey faces, or "
                             f"{MESH_INPUT}x{MESH_INPUT} framed for the face mesh)")
-        self.framed = meta.get("facekeypoints.input") == FRAMED or shape[-1] == 3
+        self.framed = shape[-1] == 3
         self.photo_head, self.photos = None, False
         if "facekeypoints.photo_head" in meta:
             from ..mesh.heads import PhotoHead
