@@ -2,7 +2,8 @@
 
 import pytest
 
-from .cli_helpers import one_line_error, run
+from .cli_helpers import one_line_error
+from .cli_helpers import run_here as run
 
 
 def test_recipes_lists_and_prints():
