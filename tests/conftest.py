@@ -53,12 +53,15 @@ def tiny_onnx(tiny_run) -> Path:
 @pytest.fixture(scope="session")
 def photo_onnx(tmp_path_factory, shared_faces) -> Path:
     """A short run of the `photos` recipe on the real faces, exported: keypoints that look like
-    a face on real photos (the tracker needs that to follow one), in about half a minute."""
+    a face on real photos (the tracker needs that to follow one), in about half a minute.
+    Four epochs (validation RMSE 1.9 px; eight gave 1.7): what its users assert holds with a
+    margin, and the face mesh's measured mirror axis does not depend on the epochs. On 800 of
+    the rows instead, smoothing no longer steadied the keypoints of a still face."""
     from facekeypoints.inference import loading
     from facekeypoints.inference.export import export_onnx
     from facekeypoints.training import loop, recipe
 
     out = tmp_path_factory.mktemp("photos") / "run"
-    run = loop.train(recipe.load("photos", {"epochs": 8}), shared_faces / "training.csv.gz",
+    run = loop.train(recipe.load("photos", {"epochs": 4}), shared_faces / "training.csv.gz",
                          out, log=lambda s: None)
     return export_onnx(loading.load(run.path), run.path / "model.onnx")

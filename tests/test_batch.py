@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .cli_helpers import CLI, one_line_error, run
+from .cli_helpers import CLI, one_line_error, run, run_here
 from .conftest import SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
@@ -102,7 +102,7 @@ def inputs(tmp_path_factory) -> Path:
 def reference(inputs, tmp_path_factory) -> Path:
     """What single-process `detect` writes for them (exit code 3: one input is unreadable)."""
     out = tmp_path_factory.mktemp("reference")
-    result = run("detect", inputs, "--out", out, "--progress", "off")
+    result = run_here("detect", inputs, "--out", out, "--progress", "off")
     assert result.returncode == 3, result.stderr
     return out
 
@@ -204,9 +204,9 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_a_photo(inputs, ref
     assert sorted(kept.values()) == manifest["tasks"][:-1]
     assert not (out / "keypoints.json").exists()
 
-    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray"), "--resume")
-    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--resume",
-                       "--detector", "hog"),
+    one_line_error(run_here("detect", inputs, "--out", out, "--engine", "ray"), "--resume")
+    one_line_error(run_here("detect", inputs, "--out", out, "--engine", "ray", "--resume",
+                            "--detector", "hog"),
                    "was begun with --detector blazeface, not --detector hog")
     done = subprocess.run([*CLI, "detect", str(inputs), "--out", str(out), "--engine", "ray",
                            "--workers", "1", "--resume", "--progress", "lines"],
@@ -303,7 +303,8 @@ def test_a_two_node_cluster_runs_a_job_and_survives_a_node_killed(tmp_path, sess
     _said(lease, "held")
 
     out = tmp_path / "cluster"
-    inputs = [*map(str, sorted(YOUTUBE.glob("*.jpg"))), str(gate)]
+    # 40 photos and the gate: seven parts of six, the gate's the last
+    inputs = [*map(str, sorted(YOUTUBE.glob("*.jpg"))[:40]), str(gate)]
     job = sessions.start([*CLI, "detect", *inputs, "--out", str(out), "--engine", "ray",
                           "--address", f"{ip}:{port}", "--workers", "2", "--no-draw",
                           "--progress", "off"],
@@ -323,9 +324,8 @@ def test_a_two_node_cluster_runs_a_job_and_survives_a_node_killed(tmp_path, sess
     parts = _parts(out)
     assert sorted(i for part in parts for i in part["index"]) == list(range(len(inputs)))
     assert head in {n for part in parts for n in part["node"]}  # the killed node's part, redone
-    expected = subprocess.run([*CLI, "detect", *inputs, "--out", str(tmp_path / "one"),
-                               "--no-draw", "--progress", "off"], capture_output=True,
-                              text=True, timeout=300)
+    expected = run_here("detect", *inputs, "--out", tmp_path / "one", "--no-draw",
+                        "--progress", "off")
     assert expected.returncode == 0, expected.stderr
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
@@ -414,10 +414,10 @@ def test_keras_models_and_unreachable_clusters_are_refused_in_one_line(inputs, t
     address where nothing listens is refused at once (ray.init would retry for minutes)."""
     out, keras_file = tmp_path / "ray", tmp_path / "net.keras"  # no export beside it
     shutil.copy(tiny_run.path / "model.keras", keras_file)
-    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--model",
-                       keras_file), f"facekeypoints export {keras_file}")
-    one_line_error(run("detect", inputs, "--out", out, "--engine", "ray", "--address",
-                       "127.0.0.1:1"), "--address 127.0.0.1:1: no Ray cluster answers")
-    one_line_error(run("detect", inputs, "--out", out, "--workers", "2"),
+    one_line_error(run_here("detect", inputs, "--out", out, "--engine", "ray", "--model",
+                            keras_file), f"facekeypoints export {keras_file}")
+    one_line_error(run_here("detect", inputs, "--out", out, "--engine", "ray", "--address",
+                            "127.0.0.1:1"), "--address 127.0.0.1:1: no Ray cluster answers")
+    one_line_error(run_here("detect", inputs, "--out", out, "--workers", "2"),
                    "--workers goes with --engine ray")
     assert not out.exists()

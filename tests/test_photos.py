@@ -15,6 +15,7 @@ from facekeypoints.inference import loading
 from facekeypoints.photos import FacePipeline, detectors, framing, pipeline, reading
 from facekeypoints.photos.local_job import run_detect
 
+from .cli_helpers import run_here
 from .conftest import SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
@@ -101,15 +102,13 @@ def test_a_batch_with_bad_and_odd_files_reports_each_and_processes_the_rest(tmp_
 
 def test_empty_folder_is_a_clear_error_and_a_photo_without_a_face_is_normal(tmp_path, tiny_onnx):
     (tmp_path / "empty").mkdir()
-    cli = [sys.executable, "-m", "facekeypoints.cli", "detect", "--model", str(tiny_onnx)]
-    empty = subprocess.run([*cli, str(tmp_path / "empty"), "--out", str(tmp_path / "o1")],
-                           capture_output=True, text=True, timeout=300)
+    cli = ["detect", "--model", tiny_onnx]
+    empty = run_here(*cli, tmp_path / "empty", "--out", tmp_path / "o1")
     assert empty.returncode == 2 and "holds no photos" in empty.stderr
     assert "Traceback" not in empty.stderr
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(blank)
-    done = subprocess.run([*cli, str(blank), "--out", str(tmp_path / "o2")], capture_output=True,
-                          text=True, timeout=300)
+    done = run_here(*cli, blank, "--out", tmp_path / "o2")
     assert done.returncode == 0 and "no face found" in done.stderr
 
 
@@ -191,9 +190,7 @@ def test_detect_exit_code_says_whether_every_input_was_read(tmp_path, tiny_onnx,
     inputs = {"none": [good], "some": [good, csv_as_photo, tmp_path / "gone.jpg"],
               "all": [csv_as_photo]}[unreadable]
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "detect", "--model",
-                           str(tiny_onnx), "--detector", "haar", *map(str, inputs), "--out",
-                           str(out)], capture_output=True, text=True, timeout=300)
+    done = run_here("detect", "--model", tiny_onnx, "--detector", "haar", *inputs, "--out", out)
     assert "Traceback" not in done.stderr
     records = json.loads((out / "keypoints.json").read_text())
     if unreadable == "none":

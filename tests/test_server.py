@@ -230,14 +230,14 @@ def test_with_a_token_every_route_needs_it(tiny_onnx):
 
 
 def test_serve_mistakes_are_one_line_errors(tmp_path):
-    from .cli_helpers import one_line_error, run
+    from .cli_helpers import one_line_error, run_here
 
-    one_line_error(run("serve", "--model", tmp_path / "gone.onnx"), "gone.onnx",
+    one_line_error(run_here("serve", "--model", tmp_path / "gone.onnx"), "gone.onnx",
                    "no such run folder or model file")
-    one_line_error(run("serve", "--port", "70000", "--model", "x"), "--port", "70000")
+    one_line_error(run_here("serve", "--port", "70000", "--model", "x"), "--port", "70000")
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"not a model")
-    one_line_error(run("serve", "--model", broken), "broken.onnx", "cannot load")
+    one_line_error(run_here("serve", "--model", broken), "broken.onnx", "cannot load")
 
 
 def test_the_pages_video_rows_carry_each_frames_time_as_detect_writes_it(tmp_path):

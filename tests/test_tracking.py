@@ -160,14 +160,15 @@ def test_mean_shape_is_a_face():
 
 
 def test_webcam_and_input_mistakes_are_one_line_errors(tmp_path, tiny_onnx):
-    from .cli_helpers import one_line_error, run
+    from .cli_helpers import one_line_error, run_here
 
     # this machine has no camera: the webcam path must say so, not hang or trace back
-    one_line_error(run("detect", "--webcam", "7", "--model", tiny_onnx, "--out", tmp_path),
+    one_line_error(run_here("detect", "--webcam", "7", "--model", tiny_onnx, "--out",
+                            tmp_path),
                    "--webcam 7", "cannot open this camera")
-    one_line_error(run("detect", "photo.jpg", "--webcam", "0", "--model", tiny_onnx),
+    one_line_error(run_here("detect", "photo.jpg", "--webcam", "0", "--model", tiny_onnx),
                    "one of the two")
-    one_line_error(run("detect", "--model", tiny_onnx), "one of the two")
+    one_line_error(run_here("detect", "--model", tiny_onnx), "one of the two")
 
 
 def test_smoothing_keeps_up_with_a_moving_face(photo_onnx):

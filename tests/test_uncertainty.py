@@ -23,7 +23,7 @@ from facekeypoints.photos.pipeline import FacePipeline
 from facekeypoints.photos.reading import read_photo
 from facekeypoints.photos.uncertainty import collect, person
 
-from .cli_helpers import one_line_error, run
+from .cli_helpers import one_line_error, run_here
 from .conftest import ROOT, SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
@@ -119,7 +119,8 @@ def test_the_shipped_calibration_holds_about_68_percent_of_the_true_errors(tmp_p
 
 def test_detect_writes_it_in_json_and_csv_and_the_api_returns_it(tmp_path):
     photo = YOUTUBE / SOME[1]
-    result = run("detect", photo, "--out", tmp_path / "out", "--no-draw", "--progress", "off")
+    result = run_here("detect", photo, "--out", tmp_path / "out", "--no-draw", "--progress",
+                      "off")
     assert result.returncode == 0, result.stderr
     (record,) = json.loads((tmp_path / "out" / "keypoints.json").read_text())
     (face,) = record["faces"]
@@ -137,8 +138,8 @@ def test_detect_writes_it_in_json_and_csv_and_the_api_returns_it(tmp_path):
 
 
 def test_a_model_without_one_leaves_the_csv_columns_empty(tiny_onnx, tmp_path):
-    result = run("detect", YOUTUBE / SOME[1], "--out", tmp_path / "out", "--no-draw",
-                 "--progress", "off", "--model", tiny_onnx, "--max-faces", "1")
+    result = run_here("detect", YOUTUBE / SOME[1], "--out", tmp_path / "out", "--no-draw",
+                      "--progress", "off", "--model", tiny_onnx, "--max-faces", "1")
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "out" / "keypoints.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
@@ -154,7 +155,8 @@ def test_a_broken_calibration_is_one_line(tmp_path, text, message):
     model = tmp_path / "model"
     shutil.copytree(loading.builtin_path("builtin"), model)
     (model / FILE).write_text(text)
-    one_line_error(run("detect", YOUTUBE / SOME[0], "--model", model, "--out", tmp_path / "o"),
+    one_line_error(run_here("detect", YOUTUBE / SOME[0], "--model", model, "--out",
+                            tmp_path / "o"),
                    str(model / FILE), message)
 
 
