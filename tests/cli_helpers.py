@@ -21,7 +21,9 @@ def run_here(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.C
 
     For tests of what a command does, not of the process around it (signals, kills, a fresh
     interpreter's imports): a subprocess imports TensorFlow again, seconds a call. An uncaught
-    exception is exit code 1 with its traceback on stderr, as Python gives it."""
+    exception is exit code 1 with its traceback on stderr, as Python gives it. `env` holds for
+    the call, but what the package reads once a process (`FACEKEYPOINTS_RUNTIME` once a model is
+    open) needs `run`."""
     from facekeypoints import cli
 
     out, err = io.StringIO(), io.StringIO()
