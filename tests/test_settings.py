@@ -1,5 +1,8 @@
 """Settings reach the run by every route (options, --set, the Python API), are checked the same
-way, and a setting named twice with different values is an error naming both (issue 11)."""
+way, and a setting named twice with different values is an error naming both (issue 11).
+
+The command line runs in this process (`run_here`): what is tested is what a command does with
+its settings, not a fresh interpreter, which would import TensorFlow again for every call."""
 
 import re
 
@@ -9,13 +12,13 @@ import facekeypoints as fk
 from facekeypoints.errors import UserError
 from facekeypoints.training import recipe as recipe_mod
 
-from .cli_helpers import one_line_error, run
+from .cli_helpers import one_line_error, run_here
 
 
 def test_every_setting_with_an_option_of_its_own_also_works_through_set(tmp_path,
                                                                         synthetic_files):
     out = tmp_path / "run"
-    done = run("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
+    done = run_here("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
                "--set", "epochs=2", "--set", "batch_size=7", "--set", "learning_rate=0.05",
                "--set", "patience=4", "--set", "seed=5", "--set", "validation=0.25",
                "--set", "momentum=0.5", "--set", "tensorboard=true", "--progress", "off",
@@ -31,7 +34,7 @@ def test_every_setting_with_an_option_of_its_own_also_works_through_set(tmp_path
 
 def test_options_and_the_same_value_through_set_agree(tmp_path, synthetic_files):
     out = tmp_path / "run"
-    done = run("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
+    done = run_here("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
                "--epochs", "1", "--set", "epochs=1", "--batch-size", "16",
                "--learning-rate", "0.02", "--out", out)
     assert done.returncode == 0, done.stderr
@@ -49,8 +52,9 @@ def test_options_and_the_same_value_through_set_agree(tmp_path, synthetic_files)
 ])
 def test_a_setting_named_twice_with_different_values_is_one_line_naming_both(
         tmp_path, synthetic_files, args, fragments):
-    one_line_error(run("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
-                       *args, "--out", tmp_path / "run"), *fragments)
+    one_line_error(run_here("train", "--recipe", "model1", "--data",
+                            synthetic_files["training.csv"], *args, "--out", tmp_path / "run"),
+                   *fragments)
     assert not (tmp_path / "run").exists()
 
 
@@ -73,17 +77,20 @@ def test_a_setting_named_twice_with_different_values_is_one_line_naming_both(
 ])
 def test_a_bad_value_through_the_command_line_is_one_line_naming_the_option(
         tmp_path, synthetic_files, args, fragments):
-    one_line_error(run("train", "--recipe", "model1", "--data", synthetic_files["training.csv"],
-                       *args, "--out", tmp_path / "run"), *fragments)
+    one_line_error(run_here("train", "--recipe", "model1", "--data",
+                            synthetic_files["training.csv"], *args, "--out", tmp_path / "run"),
+                   *fragments)
 
 
 def test_a_bad_value_in_a_recipe_file_names_the_file_and_setting(tmp_path, synthetic_files):
     mine = tmp_path / "mine.toml"
     mine.write_text('extends = "model1"\nlearning_rate = "fast"\n')
-    one_line_error(run("train", "--recipe", mine, "--data", synthetic_files["training.csv"]),
+    one_line_error(run_here("train", "--recipe", mine, "--data",
+                            synthetic_files["training.csv"]),
                    f"{mine}: learning_rate = 'fast': expected a number")
     mine.write_text('extends = "model1"\nmomentum = 1.0\n')
-    one_line_error(run("train", "--recipe", mine, "--data", synthetic_files["training.csv"]),
+    one_line_error(run_here("train", "--recipe", mine, "--data",
+                            synthetic_files["training.csv"]),
                    f"{mine}: momentum = 1.0: expected a fraction from 0 to below 1")
 
 
@@ -116,7 +123,7 @@ def test_specialists_get_the_learning_rate_given_with_set(tmp_path, synthetic_fi
     """The trap the issue names: --set learning_rate with a group recipe trained at its own."""
     out = tmp_path / "group"
     small = ["--set", "conv=[[4, 3], [4, 2], [4, 2]]", "--set", "dense=[8, 8]"]
-    done = run("train", "--recipe", "model8", "--data", synthetic_files["training.csv"],
+    done = run_here("train", "--recipe", "model8", "--data", synthetic_files["training.csv"],
                "--epochs", "1", "--set", "optimizer=adamw", "--set", "learning_rate=0.001",
                *small, "--progress", "off", "--out", out)
     assert done.returncode == 0, done.stderr
@@ -127,7 +134,7 @@ def test_specialists_get_the_learning_rate_given_with_set(tmp_path, synthetic_fi
 def test_resume_keeps_the_recipe_and_refuses_new_settings(tmp_path, synthetic_files):
     out = tmp_path / "run"
     fk.train("model1", synthetic_files["training.csv"], out, epochs=1, progress=False, log=None)
-    one_line_error(run("train", "--out", out, "--resume", "--set", "learning_rate=0.5"),
+    one_line_error(run_here("train", "--out", out, "--resume", "--set", "learning_rate=0.5"),
                    "--set learning_rate=0.5: a resumed run keeps its recipe")
-    one_line_error(run("train", "--out", tmp_path / "nothing-here", "--resume"),
+    one_line_error(run_here("train", "--out", tmp_path / "nothing-here", "--resume"),
                    "no run to resume there")
