@@ -89,8 +89,9 @@ def export(run: Path, target: Path) -> None:
     export_onnx(predictor, target / "model.onnx")
     net, _ = predictor.export_net()
     want = [tuple(o.shape[1:]) for o in net.outputs]
-    for outputs in (net.outputs, net.outputs[::-1]):
-        # TensorFlow 2.21's converter lists a two-output net's outputs last first; the opener
+    for outputs in (net.outputs[::-1], net.outputs):
+        # TensorFlow 2.21's converter lists a two-output net's outputs last first (so that order
+        # is tried first: each conversion takes about 20 s); the opener
         # (onnx_runtime.session) takes them in the order the .tflite lists them
         image = keras.Input(net.input_shape[1:], name="image")
         blob = tf.lite.TFLiteConverter.from_keras_model(
