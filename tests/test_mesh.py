@@ -224,13 +224,14 @@ def test_reframe_moves_the_keypoints_with_the_face():
 def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_faces):
     """The plain head, fitted on faces aligned by their labels, learns where keypoints sit in
     the crop and hardly follows a face moved in it; the photo head, fitted on loosely re-framed
-    copies, must follow it (this is what makes the mesh work on photographs)."""
+    copies, must follow it (this is what makes the mesh work on photographs). On 250 faces the
+    medians are 4.06 and 0.03 px (on 500: 3.96 and -0.05)."""
     import pandas as pd
 
     from facekeypoints.data import load_test
 
     subset = tmp_path / "training.csv"
-    pd.read_csv(shared_faces / "training.csv.gz", nrows=500).to_csv(subset, index=False)
+    pd.read_csv(shared_faces / "training.csv.gz", nrows=250).to_csv(subset, index=False)
     run = fk.train("mesh", subset, tmp_path / "mesh", flip=False, tta=False, progress=False,
                    log=None)
     _, X = load_test(shared_faces / "test.csv.gz")
