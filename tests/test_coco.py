@@ -22,7 +22,7 @@ from facekeypoints.photos import FacePipeline, read_photo
 from facekeypoints.photos.detectors import find_faces
 from facekeypoints.photos.framing import crop_face, first_transform
 
-from .cli_helpers import one_line_error, run
+from .cli_helpers import one_line_error, run_here
 from .conftest import SHARED
 
 YOUTUBE = SHARED / "photos" / "youtube"
@@ -204,7 +204,7 @@ def test_detect_format_coco_loads_in_pycocotools_scores_against_truth_and_round_
     photos.mkdir()
     for name in rows["file"]:
         shutil.copy(YOUTUBE / name, photos / name)
-    done = run("detect", photos, "--model", "builtin68", "--format", "coco", "--out",
+    done = run_here("detect", photos, "--model", "builtin68", "--format", "coco", "--out",
                tmp_path / "out", "--no-draw", "--progress", "off")
     assert done.returncode == 0, done.stderr[-2000:]
     made = tmp_path / "out" / "keypoints.coco.json"
@@ -260,7 +260,7 @@ def test_evaluate_photos_reads_a_coco_truth_as_it_reads_the_csv(coco68, tmp_path
     rows = youtube_rows(12)
     csv_truth = tmp_path / "truth.csv"
     rows.to_csv(csv_truth, index=False)
-    scores = [run("evaluate-photos", YOUTUBE, "--truth", truth, "--model", "builtin68",
+    scores = [run_here("evaluate-photos", YOUTUBE, "--truth", truth, "--model", "builtin68",
                   "--fast") for truth in (csv_truth, coco68)]
     assert [s.returncode for s in scores] == [0, 0], scores[1].stderr[-2000:]
     tables = [s.stdout.splitlines() for s in scores]
@@ -275,13 +275,14 @@ def test_evaluate_photos_scores_the_folder_it_is_given_or_says_why_not(coco68, t
     of NaN."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    one_line_error(run("evaluate-photos", elsewhere, "--truth", coco68, "--model", "builtin68"),
+    one_line_error(run_here("evaluate-photos", elsewhere, "--truth", coco68, "--model",
+                            "builtin68"),
                    "faces.json", f"not in {elsewhere}", "give the folder that holds them")
-    one_line_error(run("evaluate-photos", tmp_path / "nowhere", "--truth", coco68),
+    one_line_error(run_here("evaluate-photos", tmp_path / "nowhere", "--truth", coco68),
                    "nowhere: no such folder")
     csv_truth = tmp_path / "truth.csv"
     youtube_rows(2).to_csv(csv_truth, index=False)
-    one_line_error(run("evaluate-photos", elsewhere, "--truth", csv_truth, "--model",
+    one_line_error(run_here("evaluate-photos", elsewhere, "--truth", csv_truth, "--model",
                        "builtin68"), "elsewhere: none of the", "could be read there")
 
 
@@ -290,15 +291,15 @@ def test_a_broken_coco_file_is_one_line_naming_it(tmp_path, coco68):
     document["annotations"][3]["keypoints"] = document["annotations"][3]["keypoints"][:-3]
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(document))
-    one_line_error(run("train", "--recipe", "mesh", "--data", broken, "--out", tmp_path / "r"),
+    one_line_error(run_here("train", "--recipe", "mesh", "--data", broken, "--out", tmp_path / "r"),
                    "broken.json", "row 4", "68 x, y, visibility triples")
     missing = tmp_path / "missing.json"
     document = json.loads(coco68.read_text())
     document["images"][0]["file_name"] = "nowhere.jpg"
     missing.write_text(json.dumps(document))
-    one_line_error(run("evaluate-photos", YOUTUBE, "--truth", missing, "--model", "builtin68"),
+    one_line_error(run_here("evaluate-photos", YOUTUBE, "--truth", missing, "--model", "builtin68"),
                    "missing.json", "no image 'nowhere.jpg'")
-    one_line_error(run("detect", YOUTUBE / TRUTH["file"][0], "--format", "xml"), "--format")
+    one_line_error(run_here("detect", YOUTUBE / TRUTH["file"][0], "--format", "xml"), "--format")
 
 
 

@@ -3,6 +3,7 @@ its licence, places its points where the faces' features are, and its head train
 evaluates and averages with our nets like any model."""
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 import facekeypoints as fk
 from facekeypoints.keypoints import COLUMNS
 from facekeypoints.mesh import backbone, heads, mirror
+
+from .cli_helpers import run_here
 
 # mesh point -> Kaggle keypoint, for points the 468-point mesh has (eye centres are iris points)
 MESH_INDEX = {"left_eye_inner_corner": 362, "left_eye_outer_corner": 263,
@@ -43,9 +46,19 @@ def test_the_mesh_finds_the_features_of_real_faces(shared_faces):
         assert np.median(error) < (6.0 if name == "nose_tip" else 3.0), (name, np.median(error))
 
 
-def test_a_mesh_run_trains_predicts_and_resumes_like_any_run(tmp_path, synthetic_files):
-    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
-                   log=None)
+@pytest.fixture(scope="module")
+def mesh_run(tmp_path_factory, synthetic_files) -> Path:
+    """One `mesh` run on the synthetic faces, read by every test here that needs one; a test
+    that writes into it copies it first."""
+    out = tmp_path_factory.mktemp("mesh") / "mesh"
+    fk.train("mesh", synthetic_files["training.csv"], out, progress=False, log=None)
+    return out
+
+
+def test_a_mesh_run_trains_predicts_and_resumes_like_any_run(tmp_path, mesh_run,
+                                                             synthetic_files):
+    shutil.copytree(mesh_run, tmp_path / "mesh")  # resumed below: the others read the original
+    run = fk.Run(tmp_path / "mesh")
     assert (run.path / "head.npz").is_file() and len(run.history) == 1
     assert run.recipe.model == "mesh" and run.model.tta
     X, _ = fk.load(synthetic_files["test.csv"])
@@ -61,11 +74,10 @@ def test_a_mesh_run_trains_predicts_and_resumes_like_any_run(tmp_path, synthetic
     assert fk.evaluate(again).rmse == pytest.approx(result.rmse, rel=1e-6)
 
 
-def test_a_mesh_model_predicts_without_tensorflow(tmp_path, synthetic_files):
-    fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False, log=None)
+def test_a_mesh_model_predicts_without_tensorflow(mesh_run, synthetic_files):
     code = ("import sys, facekeypoints as fk; X, _ = fk.load(sys.argv[2]); "
             "print(fk.load_model(sys.argv[1]).predict(X[:3]).shape, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "mesh"),
+    done = subprocess.run([sys.executable, "-c", code, str(mesh_run),
                            str(synthetic_files["test.csv"])], capture_output=True, text=True,
                           timeout=300)
     assert done.stdout.strip() == "(3, 30) False", done.stderr[-2000:]
@@ -87,10 +99,22 @@ def _kaggle_subset(faces: Path, out: Path, images: int) -> dict[str, Path]:
     return {name: out / name for name in ("test.csv", "IdLookupTable.csv", "solution.csv")}
 
 
+def _training_subset(faces: Path, out: Path, rows: int) -> Path:
+    """The first `rows` training faces with their sources, so runs still hold out people."""
+    import pandas as pd
+
+    out.mkdir()
+    for name in ("training.csv.gz", "training_sources.csv"):
+        frame = pd.read_csv(faces / name, nrows=rows)
+        frame.to_csv(out / name.removesuffix(".gz"), index=False)
+    return out / "training.csv"
+
+
 def test_the_mesh_and_a_net_averaged_on_people_none_of_them_saw(tmp_path, shared_faces):
     """The weights are fitted on the runs' held-out people; the average is scored on the
-    Kaggle test people, whom neither the runs nor the weights saw."""
-    data = shared_faces / "training.csv.gz"
+    Kaggle test people, whom neither the runs nor the weights saw. The runs train on 1200 of
+    the faces: the scores below hold with a margin on those (mesh 1.25 < 1.6)."""
+    data = _training_subset(shared_faces, tmp_path / "faces", rows=1200)
     net = fk.train("fast", data, tmp_path / "fast", epochs=2, progress=False, log=None)
     face_mesh = fk.train("mesh", data, tmp_path / "mesh", flip=False, rotate=0.0, shift=0.0,
                          zoom=0.0, progress=False, log=None)  # no photo-head copies: not needed
@@ -110,12 +134,10 @@ def test_the_mesh_and_a_net_averaged_on_people_none_of_them_saw(tmp_path, shared
                 (("fast", net), ("mesh", face_mesh), ("both", tmp_path / "both"))}
     assert held_out["both"] <= min(held_out["fast"], held_out["mesh"]) + 1e-4, held_out
     # The command line evaluates an average on its members' held-out people, as it does a run
-    done = subprocess.run([sys.executable, "-m", "facekeypoints.cli", "evaluate",
-                           str(tmp_path / "both")], capture_output=True, text=True, timeout=600)
+    done = run_here("evaluate", tmp_path / "both")
     assert done.returncode == 0, done.stderr
     assert "validation set of" in done.stdout and "mean-shape baseline" in done.stdout
-    held_out = fk.evaluate(tmp_path / "both")
-    assert f"{held_out.rmse:8.3f}" in done.stdout
+    assert f"{held_out['both']:8.3f}" in done.stdout  # fk.evaluate's figure, above
 
 
 def test_averaging_runs_that_held_out_other_people_needs_weights(tmp_path, synthetic_files):
@@ -129,11 +151,10 @@ def test_averaging_runs_that_held_out_other_people_needs_weights(tmp_path, synth
     assert model.weights.tolist() == [0.25, 0.75]
 
 
-def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files):
+def test_the_photo_head_moves_keypoints_with_the_face(mesh_run, synthetic_files):
     """Crops cut from photographs frame faces loosely: turned, scaled or shifted mesh points
     must turn, scale and shift the keypoints the same way (the aligned-face head need not)."""
-    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
-                   log=None)
+    run = mesh_run
     photo_model = fk.load_model(run).for_photos()
     X, _ = fk.load(synthetic_files["test.csv"])
     points, _ = backbone.FaceMesh()(X[:8])
@@ -154,15 +175,13 @@ def test_the_photo_head_moves_keypoints_with_the_face(tmp_path, synthetic_files)
     assert pipeline.FacePipeline(fk.load_model(run), "haar").model.photos
 
 
-def test_every_mesh_run_fits_its_photo_head_one_way(tmp_path, synthetic_files):
+def test_every_mesh_run_fits_its_photo_head_one_way(mesh_run, synthetic_files):
     """`mesh` and `mesh-tuned` runs fit their photo heads with one function, fed by the frozen
     mesh's or the tuned body's points: a `mesh` run's head is that function's on its faces."""
     from facekeypoints.data import prepare_data
     from facekeypoints.mesh.photo_head import fit_photo_head
 
-    run = fk.train("mesh", synthetic_files["training.csv"], tmp_path / "mesh", progress=False,
-                   log=None)
-    recipe = fk.Run(run).recipe
+    recipe = fk.Run(mesh_run).recipe
     train_set, _ = prepare_data(recipe, synthetic_files["training.csv"])
     mesh = backbone.FaceMesh()
 
@@ -172,7 +191,7 @@ def test_every_mesh_run_fits_its_photo_head_one_way(tmp_path, synthetic_files):
     head = fit_photo_head(points_of, train_set, recipe.columns, recipe.ridge, recipe.seed,
                           framing={"rotate": recipe.rotate, "shift": recipe.shift,
                                    "zoom": recipe.zoom}, log=lambda line: None)
-    saved = heads.PhotoHead.load(tmp_path / "mesh" / "photo_head.npz")
+    saved = heads.PhotoHead.load(mesh_run / "photo_head.npz")
     for name in ("reference", "mean", "scale", "weights", "bias", "mirror_axis"):
         np.testing.assert_array_equal(getattr(head, name), getattr(saved, name), err_msg=name)
     # no framing: the faces as they are, once (three identical copies would weaken the ridge)
@@ -205,13 +224,14 @@ def test_reframe_moves_the_keypoints_with_the_face():
 def test_the_photo_head_follows_a_face_that_moves_in_its_crop(tmp_path, shared_faces):
     """The plain head, fitted on faces aligned by their labels, learns where keypoints sit in
     the crop and hardly follows a face moved in it; the photo head, fitted on loosely re-framed
-    copies, must follow it (this is what makes the mesh work on photographs)."""
+    copies, must follow it (this is what makes the mesh work on photographs). On 250 faces the
+    medians are 4.06 and 0.03 px (on 500: 3.96 and -0.05)."""
     import pandas as pd
 
     from facekeypoints.data import load_test
 
     subset = tmp_path / "training.csv"
-    pd.read_csv(shared_faces / "training.csv.gz", nrows=500).to_csv(subset, index=False)
+    pd.read_csv(shared_faces / "training.csv.gz", nrows=250).to_csv(subset, index=False)
     run = fk.train("mesh", subset, tmp_path / "mesh", flip=False, tta=False, progress=False,
                    log=None)
     _, X = load_test(shared_faces / "test.csv.gz")

@@ -146,11 +146,12 @@ def test_mesh_net_settings_are_checked():
 def test_a_tuned_mesh_flips_about_the_axis_measured_on_faces_as_framed(shared_faces):
     # The tuned net reads where a face sits in its crop, as the mesh's plain head does; flipped
     # about the axis measured on loosely framed faces (for nets that cannot) it sat 0.28 px
-    # right of the truth on the Kaggle test people.
+    # right of the truth on the Kaggle test people. On 200 faces: aligned 95.82, loose 97.23
+    # (on 400: 95.81, 97.29), either well inside the bounds.
     from facekeypoints.mesh.mirror import measure_mirror_axis
 
     faces = fk.data.load_training(shared_faces / "training.csv.gz")
-    faces = fk.data.Faces(faces.X[:400], faces.y[:400], faces.columns, faces.rows[:400],
+    faces = fk.data.Faces(faces.X[:200], faces.y[:200], faces.columns, faces.rows[:200],
                           scheme=faces.scheme)
     loose = measure_mirror_axis(faces, faces.columns, seed=0)[0::2].mean()
     aligned = measure_mirror_axis(faces, faces.columns, seed=0, aligned=True)[0::2].mean()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -20,16 +18,12 @@ from facekeypoints.data.pts import read_pts, write_pts
 from facekeypoints.errors import UserError
 from facekeypoints.keypoints import MIRROR_X
 
+from .cli_helpers import run_here
 from .conftest import SHARED
 
 FACES68 = SHARED / "faces68" / "training.csv.gz"
 YOUTUBE = SHARED / "photos" / "youtube"
 PHOTO = YOUTUBE / "Lincoln_Chafee_52.jpg"
-
-
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "facekeypoints.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("name", schemes.BUILTIN)
@@ -109,11 +103,11 @@ def test_a_folder_of_images_with_pts_files_is_framed_like_the_training_faces(pts
 
 
 def test_a_pts_folder_trains_and_the_model_detects_68_named_points(pts_folder, tmp_path):
-    done = run_cli("train", "--recipe", "fast", "--data", pts_folder, "--epochs", "2",
+    done = run_here("train", "--recipe", "fast", "--data", pts_folder, "--epochs", "2",
                    "--out", tmp_path / "run", "--progress", "off")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "scheme.json").read_text()) == {"name": "ibug68"}
-    done = run_cli("detect", PHOTO, "--model", tmp_path / "run", "--out", tmp_path / "out")
+    done = run_here("detect", PHOTO, "--model", tmp_path / "run", "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr[-2000:]
     face = json.loads((tmp_path / "out" / "keypoints.json").read_text())[0]["faces"][0]
     assert list(face["keypoints"]) == [f"p{i}" for i in range(68)]
@@ -137,13 +131,13 @@ def test_a_users_own_scheme_trains_flips_and_exports(tmp_path):
     (tmp_path / "six.toml").write_text(
         f'points = {json.dumps(list(points))}\neyes = [["left_eye"], ["right_eye"]]\n'
         'lines = [["left_mouth", "right_mouth"]]\n')
-    done = run_cli("train", "--recipe", "fast", "--data", tmp_path / "six.csv", "--epochs", "1")
+    done = run_here("train", "--recipe", "fast", "--data", tmp_path / "six.csv", "--epochs", "1")
     assert done.returncode == 2 and "--scheme" in done.stderr and "Traceback" not in done.stderr
-    done = run_cli("train", "--recipe", "fast", "--data", tmp_path / "six.csv", "--scheme",
+    done = run_here("train", "--recipe", "fast", "--data", tmp_path / "six.csv", "--scheme",
                    tmp_path / "six.toml", "--epochs", "2", "--set", "flip=true",
                    "--set", "tta=true", "--out", tmp_path / "run", "--progress", "off")
     assert done.returncode == 0, done.stderr[-2000:]
-    done = run_cli("export", tmp_path / "run")
+    done = run_here("export", tmp_path / "run")
     assert done.returncode == 0, done.stderr[-2000:]
     model = fk.load_model(tmp_path / "run" / "model.onnx")
     assert model.scheme.name == "six" and model.keypoints == list(points)
@@ -163,18 +157,18 @@ def test_the_builtin_68_point_model_finds_the_68_points_on_photos(tmp_path):
     evaluate-photos scores them (normalised by the eye centres, each the mean of six points)."""
     truth = pd.read_csv(YOUTUBE / "landmarks68.csv").head(40)
     truth.to_csv(tmp_path / "landmarks68.csv", index=False)
-    done = run_cli("evaluate-photos", YOUTUBE, "--truth", tmp_path / "landmarks68.csv",
+    done = run_here("evaluate-photos", YOUTUBE, "--truth", tmp_path / "landmarks68.csv",
                    "--model", "builtin68")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "faces 40, detected 40" in done.stdout
     overall = float(done.stdout.split("overall")[-1].split()[0])
     assert overall < 8.0, done.stdout  # dlib's 68-point model: 9.7% on all 487
     # the same model on Kaggle's 15 truth: scored on the 15 derived from its 68
-    done = run_cli("evaluate-photos", YOUTUBE, "--truth", YOUTUBE / "keypoints15.csv",
+    done = run_here("evaluate-photos", YOUTUBE, "--truth", YOUTUBE / "keypoints15.csv",
                    "--model", "builtin68")
     assert done.returncode == 0 and "mouth_center_bottom_lip" in done.stdout, done.stderr
     # a 15-point model cannot be scored on 68 points: one line saying so
-    done = run_cli("evaluate-photos", YOUTUBE, "--truth", tmp_path / "landmarks68.csv")
+    done = run_here("evaluate-photos", YOUTUBE, "--truth", tmp_path / "landmarks68.csv")
     assert done.returncode == 2 and "ibug68" in done.stderr and "Traceback" not in done.stderr
 
 
