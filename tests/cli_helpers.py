@@ -31,7 +31,7 @@ def run_here(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.C
     from facekeypoints import cli
 
     saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
-    policy = _keras_policy()
+    policy = _keras_policy()  # Keras' own default where the call is the first to import it
     sys.argv = ["facekeypoints", *map(str, args)]
     code = 0
     with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
@@ -70,7 +70,7 @@ def run_here(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.C
             os.chdir(saved_cwd)
             os.environ.clear()
             os.environ.update(saved_env)
-            if policy is not None:
+            if "keras" in sys.modules:
                 import keras
 
                 keras.mixed_precision.set_global_policy(policy)
@@ -81,11 +81,11 @@ def run_here(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.C
     return subprocess.CompletedProcess(["facekeypoints", *map(str, args)], code, *texts)
 
 
-def _keras_policy() -> str | None:
-    """Keras' global precision policy where Keras is imported (`--set precision=mixed` sets
-    it for the rest of a process)."""
+def _keras_policy() -> str:
+    """Keras' global precision policy (`--set precision=mixed` sets it for the rest of a
+    process)."""
     if "keras" not in sys.modules:
-        return None
+        return "float32"
     import keras
 
     return keras.mixed_precision.global_policy().name

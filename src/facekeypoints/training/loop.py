@@ -60,6 +60,12 @@ class _Interrupted(Exception):
     pass
 
 
+
+def _recipe_optimizer(net: keras.Model) -> keras.optimizers.Optimizer:
+    """The recipe's optimizer, which mixed precision wraps in a LossScaleOptimizer: the one
+    whose learning rate and momentum the schedule sets and the history records."""
+    return getattr(net.optimizer, "inner_optimizer", net.optimizer)
+
 class RunMonitor(keras.callbacks.Callback):
     """Schedules, validation, early stopping, history, checkpoints and progress, once per epoch."""
 
@@ -78,7 +84,7 @@ class RunMonitor(keras.callbacks.Callback):
         self.session_seconds = 0.0  # this process's training time, which --max-minutes caps
 
     def on_epoch_begin(self, epoch, logs=None):
-        r, opt = self.recipe, self.model.optimizer
+        r, opt = self.recipe, _recipe_optimizer(self.model)
         if r.optimizer == "sgd":
             opt.learning_rate.assign(optim.linear(r.learning_rate, r.learning_rate_end, epoch,
                                                   r.epochs))
@@ -95,7 +101,7 @@ class RunMonitor(keras.callbacks.Callback):
         s["epoch"] = epoch + 1
         s["elapsed"] = s.get("elapsed", 0.0) + seconds
         self.session_seconds += seconds
-        opt = self.model.optimizer
+        opt = _recipe_optimizer(self.model)
         row = {
             "epoch": epoch + 1,
             "train_loss": float(logs.get("loss", float("nan"))),
