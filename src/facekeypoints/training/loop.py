@@ -60,11 +60,11 @@ class _Interrupted(Exception):
     pass
 
 
-
 def _recipe_optimizer(net: keras.Model) -> keras.optimizers.Optimizer:
     """The recipe's optimizer, which mixed precision wraps in a LossScaleOptimizer: the one
     whose learning rate and momentum the schedule sets and the history records."""
     return getattr(net.optimizer, "inner_optimizer", net.optimizer)
+
 
 class RunMonitor(keras.callbacks.Callback):
     """Schedules, validation, early stopping, history, checkpoints and progress, once per epoch."""
