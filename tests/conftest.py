@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
+# Session fixtures that take half a minute or more: the test files that use one run in the same
+# pytest-xdist worker, so it is made once (see pytest_collection_modifyitems)
+EXPENSIVE = ("photo_onnx",)
 SHARED = ROOT.parent / "shared" / "data"
 FACES = SHARED / "faces"
 KAGGLE = SHARED / "kaggle"
@@ -65,3 +68,32 @@ def photo_onnx(tmp_path_factory, shared_faces) -> Path:
     run = loop.train(recipe.load("photos", {"epochs": 4}), shared_faces / "training.csv.gz",
                          out, log=lambda s: None)
     return export_onnx(loading.load(run.path), run.path / "model.onnx")
+
+
+
+# The longest groups start first (seconds in one process, docs/ci.md), so that neither worker
+# is left with a long file at the end while the other stands idle; the rest keep their order.
+SLOW_FIRST = ("photo_onnx", "tests/test_notebook.py", "tests/test_mesh_net.py",
+              "tests/test_batch.py", "tests/test_train.py", "tests/test_builtin.py",
+              "tests/test_integration.py", "tests/test_api.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Two pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject's addopts) share the two
+    cores: the suite in one process keeps 1.3 of them busy on average, waiting on subprocesses,
+    Ray's and the servers' start-up and the disk (docs/ci.md). Each test file runs whole in one
+    worker, so its module fixtures are made once, and the files that use an EXPENSIVE session
+    fixture form one group, so that fixture is made once too."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    group_of = {}
+    for name, tests in files.items():
+        used = sorted({f for t in tests for f in getattr(t, "fixturenames", ()) if f in EXPENSIVE})
+        group = "+".join(used) or name
+        for test in tests:
+            test.add_marker(pytest.mark.xdist_group(group))
+            group_of[test.nodeid] = group
+    rank = {group: i for i, group in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda t: rank.get(group_of[t.nodeid], len(rank)))  # stable: the rest as found

@@ -19,14 +19,14 @@ SERVING = re.compile(r"serving .* on (http://\S+?)/ ")
 
 
 @contextmanager
-def serve_process(*args: str, log: Path,
-                  wait_s: float = 600) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve_process(*args: str, log: Path, wait_s: float = 600,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
     """`facekeypoints serve ARGS --port 0` in its own process: (process, URL) once it says it
-    serves; all it prints goes to `log`. `wait_s` bounds a hang, it is no time to wait: a
-    server that exits first ends the wait at once. Stopped afterwards."""
+    serves; all it prints goes to `log`; `env` adds to its environment. `wait_s` bounds a hang,
+    it is no time to wait: a server that exits first ends the wait at once. Stopped afterwards."""
     process = subprocess.Popen([*SERVE, *args, "--port", "0"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
-                               env=os.environ | {"PYTHONUNBUFFERED": "1"})
+                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
     said: list[str] = []
     serving = threading.Event()
 

@@ -63,8 +63,17 @@ def test_a_run_sigkilled_part_way_and_resumed_trains_what_the_whole_run_trains(
     _assert_same_training(run, whole_run)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C as a Python process in a terminal takes it (KeyboardInterrupt): pytest-xdist's
+    workers ignore SIGINT, which then never stops a run."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def test_a_run_stopped_part_way_through_an_epoch_resumes_that_epochs_own_rows(
-        tmp_path, synthetic_files, whole_run, monkeypatch):
+        tmp_path, synthetic_files, whole_run, monkeypatch, ctrl_c_raises):
     """Ctrl-C after 3 of epoch 3's 6 steps: the checkpoint then holds half an epoch, and the
     resume trains the other half of that epoch's rows with the same random draws."""
     recipe = recipe_mod.load("fast", {"epochs": EPOCHS})

@@ -13,7 +13,6 @@ import stat
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -35,22 +34,24 @@ CLI = SERVE
 MEMORY_MB = 700  # the test server's budget: one 36-megapixel photo at a time, not two
 
 
-def _server_folders() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("facekeypoints-serve-*"))
+def _server_folders(tmp: Path) -> set[Path]:
+    return set(tmp.glob("facekeypoints-serve-*"))
 
 
 @pytest.fixture(scope="module")
 def server(tiny_onnx, tiny_run, tmp_path_factory):
     """One server for the module: a token, a small video limit, a memory budget. Its deadlines
     (--timeout, --read-timeout) are long: no test here may pass or fail with how fast this
-    machine answers; the read timeout's own test starts a server of its own."""
+    machine answers; the read timeout's own test starts a server of its own. Its temporary
+    folder is one of its own (TMPDIR), where no other server (another pytest worker's) writes."""
     log = tmp_path_factory.mktemp("attack") / "serve.log"
-    before = _server_folders()
+    tmp = tmp_path_factory.mktemp("server-tmp")
     with serve_process("--model", str(tiny_onnx), "--token", TOKEN, "--runs",
                 str(tiny_run.path.parent), "--video-seconds", "2", "--timeout", "600",
-                "--memory-mb", str(MEMORY_MB), log=log) as (process, url):
-        (folder,) = _server_folders() - before
-        yield {"process": process, "url": url, "folder": folder, "log": log}
+                "--memory-mb", str(MEMORY_MB), log=log, env={"TMPDIR": str(tmp)}) as (process,
+                                                                                     url):
+        (folder,) = _server_folders(tmp)
+        yield {"process": process, "url": url, "folder": folder, "log": log, "tmp": tmp}
 
 
 def _rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -453,10 +454,10 @@ def test_help_names_every_route():
 
 def test_results_live_in_the_servers_own_folder_and_go_with_it(server):
     """Last in this module: it stops the module's server. Uploads, results and Gradio's cache
-    are in one 0700 folder of the server's own (not the /tmp/gradio every Gradio app shares),
-    and it is removed when the server stops."""
+    are in one 0700 folder of the server's own (not the $TMPDIR/gradio every Gradio app
+    shares), and it is removed when the server stops."""
     url, folder = server["url"], server["folder"]
-    shared_cache = Path(tempfile.gettempdir()) / "gradio"
+    shared_cache = server["tmp"] / "gradio"
     before = set(shared_cache.rglob("*")) if shared_cache.exists() else set()
     message, _ = _queue(url, _fn_index(url, "on_photo"),
                         [_file(_upload(url, FACE_PHOTO.read_bytes(), "mine.jpg"))])
