@@ -20,13 +20,16 @@ SERVING = re.compile(r"serving .* on (http://\S+?)/ ")
 
 @contextmanager
 def serve_process(*args: str, log: Path, wait_s: float = 600,
-                  env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+                  env: dict[str, str | None] | None = None
+                  ) -> Iterator[tuple[subprocess.Popen, str]]:
     """`facekeypoints serve ARGS --port 0` in its own process: (process, URL) once it says it
-    serves; all it prints goes to `log`; `env` adds to its environment. `wait_s` bounds a hang,
-    it is no time to wait: a server that exits first ends the wait at once. Stopped afterwards."""
+    serves; all it prints goes to `log`; `env` sets (None: removes) variables of its environment,
+    whose GRADIO_TEMP_DIR is removed: the server sets its own. `wait_s` bounds a hang, it is no
+    time to wait: a server that exits first ends the wait at once. Stopped afterwards."""
+    env = {"GRADIO_TEMP_DIR": None, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen([*SERVE, *args, "--port", "0"], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
-                               env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
+                               env={k: v for k, v in (os.environ | env).items() if v is not None})
     said: list[str] = []
     serving = threading.Event()
 

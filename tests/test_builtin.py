@@ -211,12 +211,13 @@ def test_what_blazeface_takes_for_a_face_and_the_mesh_does_not_is_dropped():
     assert len(faces) == 1 and match(truth, [faces[0].box]) == [0]
 
 
-def test_serve_health_and_the_page_call_the_builtin_models_built_in(tmp_path):
+def test_serve_health_and_the_page_call_the_builtin_models_built_in(tmp_path, monkeypatch):
     """Not the class that loads them ("MeshPredictor"): a user who gave no model sees the
     package's own."""
-    import os
-
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    # build_page points Gradio's folder at this server's; put it back for the tests after
+    # (a server started from this process would otherwise take this test's folder for it)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "restored"))
     from facekeypoints.serve.page import build_page
     from facekeypoints.serve.service import KeypointService
 

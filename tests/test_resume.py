@@ -65,8 +65,10 @@ def test_a_run_sigkilled_part_way_and_resumed_trains_what_the_whole_run_trains(
 
 @pytest.fixture
 def ctrl_c_raises():
-    """Ctrl-C as a Python process in a terminal takes it (KeyboardInterrupt): pytest-xdist's
-    workers ignore SIGINT, which then never stops a run."""
+    """Ctrl-C as a Python process in a terminal takes it (KeyboardInterrupt). pytest inherits
+    SIGINT ignored when a non-interactive shell starts it as a background job (so do its
+    workers), and a run is then never stopped: the test passed only where the notebook's test
+    (nbclient installs Python's handler) had run before it in the same process."""
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, before)
