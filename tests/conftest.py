@@ -10,9 +10,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
-# Session fixtures that take half a minute or more: the test files that use one run in the same
-# pytest-xdist worker, so it is made once (see pytest_collection_modifyitems)
-EXPENSIVE = ("photo_onnx",)
+# Session fixtures that take half a minute or more, and the test files that use each: those run
+# in the same pytest-xdist worker, so it is made once (pytest_xdist_make_scheduler below;
+# pytest_collection_modifyitems fails a run where a file uses one and is not listed here)
+EXPENSIVE = {"photo_onnx": ("tests/test_detect_job.py", "tests/test_mesh.py",
+                            "tests/test_tracking.py")}
 SHARED = ROOT.parent / "shared" / "data"
 FACES = SHARED / "faces"
 KAGGLE = SHARED / "kaggle"
@@ -71,6 +73,7 @@ def photo_onnx(tmp_path_factory, shared_faces) -> Path:
 
 
 
+
 # The longest groups start first (seconds in one process, docs/ci.md), so that neither worker
 # is left with a long file at the end while the other stands idle; the rest keep their order.
 SLOW_FIRST = ("photo_onnx", "tests/test_notebook.py", "tests/test_mesh_net.py",
@@ -78,22 +81,38 @@ SLOW_FIRST = ("photo_onnx", "tests/test_notebook.py", "tests/test_mesh_net.py",
               "tests/test_integration.py", "tests/test_api.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Two pytest-xdist workers (`-n 2 --dist loadgroup`, pyproject's addopts) share the two
+def _group(nodeid: str) -> str:
+    """The tests that run in one worker: a file, or the files that share an EXPENSIVE fixture."""
+    file = nodeid.split("::")[0]
+    return next((name for name, files in EXPENSIVE.items() if file in files), file)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest alone has no such hook
+def pytest_xdist_make_scheduler(config, log):
+    """Two pytest-xdist workers (`-n 2 --dist loadfile`, pyproject's addopts) share the two
     cores: the suite in one process keeps 1.3 of them busy on average, waiting on subprocesses,
-    Ray's and the servers' start-up and the disk (docs/ci.md). Each test file runs whole in one
-    worker, so its module fixtures are made once, and the files that use an EXPENSIVE session
-    fixture form one group, so that fixture is made once too."""
-    files: dict[str, list] = {}
+    Ray's and the servers' start-up and the disk (docs/ci.md). As `loadfile` does, a file runs
+    whole in one worker, so its module fixtures are made once; and the files that share an
+    EXPENSIVE fixture run in one. (xdist_group marks would say the same, but pytest 9.2 no
+    longer lets pytest-xdist 3.8 read them: pytest-dev/pytest-xdist#1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist given on the command line: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return FileGroups(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest groups first (the workers take groups in this order: pyproject's
+    --no-loadscope-reorder), and no file left out of the group of an EXPENSIVE fixture it uses."""
     for item in items:
-        files.setdefault(item.nodeid.split("::")[0], []).append(item)
-    group_of = {}
-    for name, tests in files.items():
-        used = sorted({f for t in tests for f in getattr(t, "fixturenames", ()) if f in EXPENSIVE})
-        group = "+".join(used) or name
-        for test in tests:
-            test.add_marker(pytest.mark.xdist_group(group))
-            group_of[test.nodeid] = group
+        for name in set(EXPENSIVE) & set(getattr(item, "fixturenames", ())):
+            if _group(item.nodeid) != name:
+                raise pytest.UsageError(f"{item.nodeid} uses {name}: add its file to "
+                                        f"EXPENSIVE[{name!r}] in tests/conftest.py")
     rank = {group: i for i, group in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda t: rank.get(group_of[t.nodeid], len(rank)))  # stable: the rest as found
+    items.sort(key=lambda t: rank.get(_group(t.nodeid), len(rank)))  # stable: the rest as found
