@@ -108,11 +108,18 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """The longest groups first (the workers take groups in this order: pyproject's
-    --no-loadscope-reorder), and no file left out of the group of an EXPENSIVE fixture it uses."""
+    --no-loadscope-reorder); a test whose file uses an EXPENSIVE fixture without being listed
+    with it fails (a worker's UsageError would reach the terminal without its words)."""
     for item in items:
         for name in set(EXPENSIVE) & set(getattr(item, "fixturenames", ())):
             if _group(item.nodeid) != name:
-                raise pytest.UsageError(f"{item.nodeid} uses {name}: add its file to "
-                                        f"EXPENSIVE[{name!r}] in tests/conftest.py")
+                item.add_marker(pytest.mark.unlisted(f"{item.nodeid.split('::')[0]} uses {name}:"
+                                                     f" add it to EXPENSIVE[{name!r}] in "
+                                                     f"tests/conftest.py"))
     rank = {group: i for i, group in enumerate(SLOW_FIRST)}
     items.sort(key=lambda t: rank.get(_group(t.nodeid), len(rank)))  # stable: the rest as found
+
+
+def pytest_runtest_setup(item):
+    if (unlisted := item.get_closest_marker("unlisted")) is not None:
+        pytest.fail(unlisted.args[0], pytrace=False)
