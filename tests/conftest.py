@@ -13,8 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Session fixtures that take half a minute or more, and the test files that use each: those run
 # in the same pytest-xdist worker, so it is made once (pytest_xdist_make_scheduler below;
 # pytest_collection_modifyitems fails a run where a file uses one and is not listed here)
-EXPENSIVE = {"photo_onnx": ("tests/test_detect_job.py", "tests/test_mesh.py",
-                            "tests/test_tracking.py")}
+EXPENSIVE = {"photo_onnx": ("test_detect_job.py", "test_mesh.py", "test_tracking.py")}
 SHARED = ROOT.parent / "shared" / "data"
 FACES = SHARED / "faces"
 KAGGLE = SHARED / "kaggle"
@@ -55,8 +54,21 @@ def tiny_onnx(tiny_run) -> Path:
     return export_onnx(loading.load(tiny_run.path), tiny_run.path / "model.onnx")
 
 
+def _made_once(name: str, request, tmp_path_factory) -> None:
+    """Fails where two workers both make an EXPENSIVE fixture: a file left out of its list that
+    the collection check cannot see (`request.getfixturevalue`), or a scheduler that no longer
+    groups (it overrides a private pytest-xdist method)."""
+    if getattr(request.config, "workerinput", {}).get("grouped"):  # a worker, our scheduler
+        made = tmp_path_factory.getbasetemp().parent / f"{name}.made"  # the workers' common one
+        try:
+            os.close(os.open(made, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            pytest.fail(f"{name} is made in two workers: tests/conftest.py's EXPENSIVE or its "
+                        "scheduler no longer keep its users in one", pytrace=False)
+
+
 @pytest.fixture(scope="session")
-def photo_onnx(tmp_path_factory, shared_faces) -> Path:
+def photo_onnx(request, tmp_path_factory, shared_faces) -> Path:
     """A short run of the `photos` recipe on the real faces, exported: keypoints that look like
     a face on real photos (the tracker needs that to follow one), in about half a minute.
     Four epochs (validation RMSE 1.9 px; eight gave 1.7): what its users assert holds with a
@@ -66,6 +78,7 @@ def photo_onnx(tmp_path_factory, shared_faces) -> Path:
     from facekeypoints.inference.export import export_onnx
     from facekeypoints.training import loop, recipe
 
+    _made_once("photo_onnx", request, tmp_path_factory)
     out = tmp_path_factory.mktemp("photos") / "run"
     run = loop.train(recipe.load("photos", {"epochs": 4}), shared_faces / "training.csv.gz",
                          out, log=lambda s: None)
@@ -82,9 +95,10 @@ SLOW_FIRST = ("photo_onnx", "tests/test_notebook.py", "tests/test_mesh_net.py",
 
 
 def _group(nodeid: str) -> str:
-    """The tests that run in one worker: a file, or the files that share an EXPENSIVE fixture."""
+    """The tests that run in one worker: a file, or the files that share an EXPENSIVE fixture
+    (by file name: the path in a node id depends on pytest's root folder)."""
     file = nodeid.split("::")[0]
-    return next((name for name, files in EXPENSIVE.items() if file in files), file)
+    return next((name for name, files in EXPENSIVE.items() if Path(file).name in files), file)
 
 
 @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: pytest alone has no such hook
@@ -106,6 +120,12 @@ def pytest_xdist_make_scheduler(config, log):
     return FileGroups(config, log)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Tells the workers whether the scheduler below groups them (they all see `--dist no`)."""
+    node.workerinput["grouped"] = node.config.getvalue("dist") == "loadfile"
+
+
 def pytest_collection_modifyitems(config, items):
     """The longest groups first (the workers take groups in this order: pyproject's
     --no-loadscope-reorder); a test whose file uses an EXPENSIVE fixture without being listed
@@ -114,7 +134,7 @@ def pytest_collection_modifyitems(config, items):
         for name in set(EXPENSIVE) & set(getattr(item, "fixturenames", ())):
             if _group(item.nodeid) != name:
                 item.add_marker(pytest.mark.unlisted(f"{item.nodeid.split('::')[0]} uses {name}:"
-                                                     f" add it to EXPENSIVE[{name!r}] in "
+                                                     f" add its name to EXPENSIVE[{name!r}] in "
                                                      f"tests/conftest.py"))
     rank = {group: i for i, group in enumerate(SLOW_FIRST)}
     items.sort(key=lambda t: rank.get(_group(t.nodeid), len(rank)))  # stable: the rest as found
