@@ -122,7 +122,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    """Tells the workers whether the scheduler below groups them (they all see `--dist no`)."""
+    """Tells the workers whether the scheduler above groups them (they all see `--dist no`)."""
     node.workerinput["grouped"] = node.config.getvalue("dist") == "loadfile"
 
 
